@@ -1,0 +1,52 @@
+using System.Net;
+using WgEngine.Crypto;
+using WgEngine.Net;
+
+namespace WgEngine.Gateway;
+
+/// <summary>Where decrypted packets that are neither for the gateway nor for another peer go.</summary>
+public enum EgressMode { None, Userspace, Tun }
+
+/// <summary>The interface (device) configuration a backend is started with.</summary>
+public sealed class InterfaceConfig
+{
+    public required WgPrivateKey PrivateKey { get; init; }
+    /// <summary>UDP port; 0 lets the OS pick one (the backend reports the real one).</summary>
+    public int ListenPort { get; init; } = 51820;
+    /// <summary>The gateway's own tunnel addresses (e.g. 10.8.0.1/24); it answers ICMP echo on them.</summary>
+    public IReadOnlyList<IpPrefix> Addresses { get; init; } = [];
+    public EgressMode Egress { get; init; } = EgressMode.None;
+    /// <summary>IP address to bind the UDP socket to; null = all addresses (IPv6 dual-stack where available).</summary>
+    public IPAddress? BindAddress { get; init; }
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}
+
+/// <summary>A peer as configured. AllowedIPs is final here (allocation happened in the facade).</summary>
+public sealed record PeerConfig
+{
+    public required WgKey PublicKey { get; init; }
+    public IReadOnlyList<IpPrefix> AllowedIPs { get; init; } = [];
+    public string? Name { get; init; }
+    /// <summary>Null when none (the protocol then uses 32 zero bytes).</summary>
+    public WgKey? PresharedKey { get; init; }
+    public IPEndPoint? Endpoint { get; init; }
+    /// <summary>Seconds, 0 = off.</summary>
+    public int PersistentKeepalive { get; init; }
+}
+
+/// <summary>A peer as it is now: configuration plus live state.</summary>
+public sealed record PeerStatus
+{
+    public required WgKey PublicKey { get; init; }
+    public string? Name { get; init; }
+    public IReadOnlyList<IpPrefix> AllowedIPs { get; init; } = [];
+    public IPEndPoint? Endpoint { get; init; }
+    public DateTimeOffset? LatestHandshake { get; init; }
+    public long ReceivedBytes { get; init; }
+    public long SentBytes { get; init; }
+    public int PersistentKeepalive { get; init; }
+    public bool HasPresharedKey { get; init; }
+}
+
+/// <summary>Interface-wide counters.</summary>
+public readonly record struct InterfaceStats(long ReceivedBytes, long SentBytes, long DroppedPackets);

@@ -1,0 +1,28 @@
+namespace WgEngine.Gateway;
+
+/// <summary>What kind of failure, so that front ends (cmdlets) can map it to their own categories.</summary>
+public enum WgErrorKind
+{
+    InvalidArgument,
+    AlreadyExists,
+    NotFound,
+    ResourceUnavailable,
+    LimitExceeded,
+    InvalidOperation,
+}
+
+/// <summary>A failure the user can act on. Messages never contain key material.</summary>
+public sealed class WgException : Exception
+{
+    public WgException(WgErrorKind kind, string errorId, string message, Exception? inner = null)
+        : base(message, inner)
+    {
+        Kind = kind;
+        ErrorId = errorId;
+    }
+
+    public WgErrorKind Kind { get; }
+
+    /// <summary>Stable identifier, e.g. "PeerAlreadyExists"; becomes the cmdlet error's FullyQualifiedErrorId.</summary>
+    public string ErrorId { get; }
+}
