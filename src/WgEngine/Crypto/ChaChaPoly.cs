@@ -13,33 +13,53 @@ public static unsafe class ChaChaPoly
     public const int TagSize = 16;
     public const int XNonceSize = 24;
 
+    public const int NonceSize = 12;
+
     /// <summary>Encrypts plaintext into destination (length plaintext.Length + 16).</summary>
     public static void Seal(ReadOnlySpan<byte> key, ulong counter, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> aad, Span<byte> destination)
     {
-        if (key.Length != KeySize) throw new ArgumentException("32-byte key expected.", nameof(key));
-        if (destination.Length < plaintext.Length + TagSize) throw new ArgumentException("Destination too small.", nameof(destination));
-        byte* nonce = stackalloc byte[12];
-        *(uint*)nonce = 0;
-        BinaryPrimitives.WriteUInt64LittleEndian(new Span<byte>(nonce + 4, 8), counter);
-        fixed (byte* k = key) fixed (byte* m = plaintext) fixed (byte* ad = aad) fixed (byte* c = destination)
-        {
-            Sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, c + plaintext.Length, null, m, (ulong)plaintext.Length, ad, (ulong)aad.Length, null, nonce, k);
-        }
+        Span<byte> nonce = stackalloc byte[NonceSize];
+        WriteNonce(counter, nonce);
+        SealRaw(key, nonce, plaintext, aad, destination);
     }
 
     /// <summary>Decrypts ciphertext||tag into destination (length ciphertext.Length - 16). False when the tag does not verify.</summary>
     public static bool Open(ReadOnlySpan<byte> key, ulong counter, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> aad, Span<byte> destination)
     {
+        Span<byte> nonce = stackalloc byte[NonceSize];
+        WriteNonce(counter, nonce);
+        return OpenRaw(key, nonce, ciphertext, aad, destination);
+    }
+
+    /// <summary>WireGuard's nonce: 32 zero bits then the counter as 64-bit little-endian.</summary>
+    private static void WriteNonce(ulong counter, Span<byte> nonce12)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(nonce12, 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(nonce12[4..], counter);
+    }
+
+    /// <summary>RFC 8439 AEAD with an arbitrary 12-byte nonce (tests against the RFC's vectors use this).</summary>
+    internal static void SealRaw(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce12, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> aad, Span<byte> destination)
+    {
         if (key.Length != KeySize) throw new ArgumentException("32-byte key expected.", nameof(key));
+        if (nonce12.Length != NonceSize) throw new ArgumentException("12-byte nonce expected.", nameof(nonce12));
+        if (destination.Length < plaintext.Length + TagSize) throw new ArgumentException("Destination too small.", nameof(destination));
+        fixed (byte* k = key) fixed (byte* n = nonce12) fixed (byte* m = plaintext) fixed (byte* ad = aad) fixed (byte* c = destination)
+        {
+            Sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, c + plaintext.Length, null, m, (ulong)plaintext.Length, ad, (ulong)aad.Length, null, n, k);
+        }
+    }
+
+    internal static bool OpenRaw(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce12, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> aad, Span<byte> destination)
+    {
+        if (key.Length != KeySize) throw new ArgumentException("32-byte key expected.", nameof(key));
+        if (nonce12.Length != NonceSize) throw new ArgumentException("12-byte nonce expected.", nameof(nonce12));
         if (ciphertext.Length < TagSize) return false;
         int len = ciphertext.Length - TagSize;
         if (destination.Length < len) throw new ArgumentException("Destination too small.", nameof(destination));
-        byte* nonce = stackalloc byte[12];
-        *(uint*)nonce = 0;
-        BinaryPrimitives.WriteUInt64LittleEndian(new Span<byte>(nonce + 4, 8), counter);
-        fixed (byte* k = key) fixed (byte* c = ciphertext) fixed (byte* ad = aad) fixed (byte* m = destination)
+        fixed (byte* k = key) fixed (byte* n = nonce12) fixed (byte* c = ciphertext) fixed (byte* ad = aad) fixed (byte* m = destination)
         {
-            return Sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(m, null, c, (ulong)len, c + len, ad, (ulong)aad.Length, nonce, k) == 0;
+            return Sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(m, null, c, (ulong)len, c + len, ad, (ulong)aad.Length, n, k) == 0;
         }
     }
 
