@@ -134,6 +134,18 @@ public class Blake2sTests
     }
 
     [Fact]
+    public void NoiseInitialChainingKeyAndHash()
+    {
+        // WireGuard whitepaper section 5.4 / PROTOCOL.md: C0 = HASH(CONSTRUCTION), H0 = HASH(C0 || IDENTIFIER).
+        var c0 = new byte[32];
+        Blake2s.Hash("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"u8, c0);
+        Assert.Equal("60e26daef327efc02ec335e2a025d2d016eb4206f87277f52d38d1988b78cd36", ToHex(c0));
+        var h0 = new byte[32];
+        Blake2s.Hash(c0, "WireGuard v1 zx2c4 Jason@zx2c4.com"u8, h0);
+        Assert.Equal("2211b361081ac566691243db458ad5322d9c6c662293e8b70ee19c65ba079ef3", ToHex(h0));
+    }
+
+    [Fact]
     public void MisuseIsRejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new Blake2s(0));
