@@ -1,78 +1,64 @@
-using System.Collections.Concurrent;
-using System.Net;
 using System.Net.Sockets;
+using WgEngine.Conn;
 using WgEngine.Crypto;
+using WgEngine.Device;
 
 namespace WgEngine.Gateway;
 
-/// <summary>
-/// PROVISIONAL (walking skeleton, being replaced by the real device): holds peers in memory and binds
-/// the UDP port, so the facade and cmdlets can be built against the backend contract.
-/// </summary>
+/// <summary>The in-process engine: a <see cref="WgDevice"/> on a UDP socket. Needs no privileges.</summary>
 public sealed class UserspaceBackend : IWireGuardBackend
 {
-    private readonly ConcurrentDictionary<WgKey, PeerConfig> _peers = new();
-    private readonly Socket _socket;
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly WgDevice _device;
 
-    public UserspaceBackend(InterfaceConfig config)
+    public UserspaceBackend(InterfaceConfig config) : this(config, CreateBind(config)) { }
+
+    /// <summary>With a given bind (e.g. an in-memory one in tests).</summary>
+    public UserspaceBackend(InterfaceConfig config, IBind bind, IEgress? egress = null)
     {
-        PublicKey = config.PrivateKey.PublicKey;
-        _socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
+        if (config.Egress != EgressMode.None)
+        {
+            bind.Dispose();
+            throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
+                $"Egress mode '{config.Egress}' is not available yet in this version; use -Egress None (hub and the gateway's own addresses).");
+        }
+        _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
+        {
+            TimeProvider = config.TimeProvider,
+            Addresses = config.Addresses,
+            Egress = egress,
+        });
+        _device.Start();
+    }
+
+    private static IBind CreateBind(InterfaceConfig config)
+    {
         try
         {
-            _socket.Bind(new IPEndPoint(IPAddress.IPv6Any, config.ListenPort));
+            return new UdpBind(config.ListenPort, config.BindAddress);
         }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied)
         {
-            _socket.Dispose();
             throw new WgException(WgErrorKind.ResourceUnavailable, "ListenPortInUse",
-                $"UDP port {config.ListenPort} is already in use; pick another -ListenPort or 0 for a free one.", e);
+                e.SocketErrorCode == SocketError.AccessDenied
+                    ? $"Not allowed to bind UDP port {config.ListenPort}; pick another -ListenPort, or 0 for a free one."
+                    : $"UDP port {config.ListenPort} is already in use; pick another -ListenPort, or 0 for a free one.", e);
         }
-        ListenPort = ((IPEndPoint)_socket.LocalEndPoint!).Port;
-        IsRunning = true;
     }
 
     public string Kind => "Userspace";
-    public WgKey PublicKey { get; }
-    public int ListenPort { get; }
-    public bool IsRunning { get; private set; }
-    public Task Completion => _completion.Task;
+    public WgKey PublicKey => _device.PublicKey;
+    public int ListenPort => _device.ListenPort;
+    public bool IsRunning => _device.IsRunning;
+    public Task Completion => _device.Completion;
+    /// <summary>The engine itself, for diagnostics and tests (drop counters).</summary>
+    public WgDevice Device => _device;
 
-    public void AddPeer(PeerConfig peer)
-    {
-        if (!_peers.TryAdd(peer.PublicKey, peer))
-            throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists", $"A peer with public key {peer.PublicKey} already exists.");
-    }
-
-    public void UpdatePeer(PeerConfig peer)
-    {
-        if (!_peers.ContainsKey(peer.PublicKey))
-            throw new WgException(WgErrorKind.NotFound, "PeerNotFound", $"No peer with public key {peer.PublicKey}.");
-        _peers[peer.PublicKey] = peer;
-    }
-
-    public bool RemovePeer(WgKey publicKey) => _peers.TryRemove(publicKey, out _);
-
-    public PeerStatus? GetPeer(WgKey publicKey) => _peers.TryGetValue(publicKey, out var p) ? ToStatus(p) : null;
-
-    public IReadOnlyList<PeerStatus> GetPeers() => _peers.Values.Select(ToStatus).ToList();
-
-    public InterfaceStats GetStats() => default;
-
-    public void Stop()
-    {
-        if (!IsRunning) return;
-        IsRunning = false;
-        _socket.Dispose();
-        _completion.TrySetResult();
-    }
-
-    public void Dispose() => Stop();
-
-    private static PeerStatus ToStatus(PeerConfig p) => new()
-    {
-        PublicKey = p.PublicKey, Name = p.Name, AllowedIPs = p.AllowedIPs, Endpoint = p.Endpoint,
-        PersistentKeepalive = p.PersistentKeepalive, HasPresharedKey = p.PresharedKey is not null,
-    };
+    public void AddPeer(PeerConfig peer) => _device.AddPeer(peer);
+    public void UpdatePeer(PeerConfig peer) => _device.UpdatePeer(peer);
+    public bool RemovePeer(WgKey publicKey) => _device.RemovePeer(publicKey);
+    public PeerStatus? GetPeer(WgKey publicKey) => _device.GetPeer(publicKey);
+    public IReadOnlyList<PeerStatus> GetPeers() => _device.GetPeers();
+    public InterfaceStats GetStats() => new(_device.Counters.Received, _device.Counters.Sent, _device.Counters.TotalDropped);
+    public void Stop() => _device.Stop();
+    public void Dispose() => _device.Stop();
 }

@@ -1,0 +1,54 @@
+using WgEngine.Crypto;
+using WgEngine.Net;
+
+namespace WgEngine.Device;
+
+/// <summary>Where packets go that are neither for the gateway itself nor for another peer.</summary>
+public interface IEgress
+{
+    /// <summary>Called on a worker thread with a decrypted, source-checked packet. Must not keep the span.</summary>
+    void Deliver(WgKey fromPeer, ReadOnlySpan<byte> packet);
+}
+
+public sealed class DeviceOptions
+{
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    /// <summary>The gateway's own tunnel addresses: ICMP echo to these is answered.</summary>
+    public IReadOnlyList<IpPrefix> Addresses { get; init; } = [];
+    /// <summary>Crypto workers; default one per core.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+    public int Mtu { get; init; } = 1420;
+    public IEgress? Egress { get; init; }
+    /// <summary>How often timers are checked.</summary>
+    public TimeSpan TimerTick { get; init; } = TimeSpan.FromMilliseconds(100);
+    /// <summary>Handshake messages queued before the device considers itself under load and asks for cookies.</summary>
+    public int HandshakeQueueSize { get; init; } = 4096;
+}
+
+/// <summary>Device-wide counters; drops are counted by reason and never answered.</summary>
+public sealed class DeviceCounters
+{
+    internal long ReceivedBytes, SentBytes;
+    internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,
+        DroppedAllowedIps, DroppedNoRoute, DroppedHandshakeInvalid, DroppedHandshakeReplay, DroppedQueueFull,
+        DroppedExpiredKey, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies;
+
+    public long Received => Volatile.Read(ref ReceivedBytes);
+    public long Sent => Volatile.Read(ref SentBytes);
+    public long Malformed => Volatile.Read(ref DroppedMalformed);
+    public long BadMac1 => Volatile.Read(ref DroppedBadMac1);
+    public long UnknownIndex => Volatile.Read(ref DroppedUnknownIndex);
+    public long AuthFailed => Volatile.Read(ref DroppedAuthFailed);
+    public long Replayed => Volatile.Read(ref DroppedReplay);
+    public long NotAllowedSource => Volatile.Read(ref DroppedAllowedIps);
+    public long NoRoute => Volatile.Read(ref DroppedNoRoute);
+    public long HandshakeInvalid => Volatile.Read(ref DroppedHandshakeInvalid);
+    public long HandshakeReplayed => Volatile.Read(ref DroppedHandshakeReplay);
+    public long QueueFull => Volatile.Read(ref DroppedQueueFull);
+    public long ExpiredKey => Volatile.Read(ref DroppedExpiredKey);
+    public long Handshakes => Volatile.Read(ref HandshakesCompleted);
+    public long CookieReplies => Volatile.Read(ref CookieRepliesSent);
+    public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
+    public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource
+        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey;
+}

@@ -1,0 +1,59 @@
+using System.Security.Cryptography;
+
+namespace WgEngine.Device;
+
+/// <summary>
+/// One session's transport keys (whitepaper §5.4.6). Send counters are taken atomically so that
+/// several workers can encrypt for the same peer; the receive replay window is guarded by a lock
+/// because decryption of one keypair may also happen on several threads.
+/// </summary>
+internal sealed class Keypair
+{
+    private readonly byte[] _sendKey = new byte[32];
+    private readonly byte[] _receiveKey = new byte[32];
+    private readonly object _replayLock = new();
+    private ReplayWindow _replay;
+    private long _sendCounter = -1;
+
+    public Keypair(Peer peer, bool isInitiator, uint localIndex, uint remoteIndex, long createdAt)
+    {
+        Peer = peer;
+        IsInitiator = isInitiator;
+        LocalIndex = localIndex;
+        RemoteIndex = remoteIndex;
+        CreatedAt = createdAt;
+    }
+
+    public Peer Peer { get; }
+    public bool IsInitiator { get; }
+    public uint LocalIndex { get; }
+    public uint RemoteIndex { get; }
+    /// <summary>TimeProvider timestamp of the handshake that made it.</summary>
+    public long CreatedAt { get; }
+
+    internal Span<byte> SendKeySpan => _sendKey;
+    internal Span<byte> ReceiveKeySpan => _receiveKey;
+    public ReadOnlySpan<byte> SendKey => _sendKey;
+    public ReadOnlySpan<byte> ReceiveKey => _receiveKey;
+
+    /// <summary>Next send counter, or false when the keypair has sent its last allowed message.</summary>
+    public bool TryNextSendCounter(out ulong counter)
+    {
+        counter = (ulong)Interlocked.Increment(ref _sendCounter);
+        return counter < ProtocolConstants.RejectAfterMessages;
+    }
+
+    public ulong SendCounter => (ulong)Volatile.Read(ref _sendCounter) + 1;
+
+    /// <summary>Replay check; call only after the packet authenticated.</summary>
+    public bool AcceptCounter(ulong counter)
+    {
+        lock (_replayLock) return _replay.TryAccept(counter);
+    }
+
+    public void Zero()
+    {
+        CryptographicOperations.ZeroMemory(_sendKey);
+        CryptographicOperations.ZeroMemory(_receiveKey);
+    }
+}

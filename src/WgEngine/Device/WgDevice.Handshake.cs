@@ -1,0 +1,245 @@
+using System.Buffers.Binary;
+using WgEngine.Crypto;
+using WgEngine.Noise;
+
+namespace WgEngine.Device;
+
+public sealed partial class WgDevice
+{
+    // Scratch state of the handshake thread (it is the only thread that consumes initiations).
+    private readonly NoiseHandshake _scratch = new();
+
+    /// <summary>Handshake thread: initiations, responses and cookie replies (mac1 already checked).</summary>
+    internal void ProcessHandshakeMessage(PacketBuffer buf)
+    {
+        switch (buf.Data[0])
+        {
+            case MessageLayout.TypeInitiation: ConsumeInitiation(buf); break;
+            case MessageLayout.TypeResponse: ConsumeResponse(buf); break;
+            case MessageLayout.TypeCookieReply: ConsumeCookieReply(buf); break;
+        }
+        _pool.Return(buf);
+    }
+
+    /// <summary>Under load (queue more than 1/8 full, as wireguard-go), a handshake needs a valid mac2; otherwise we answer with a cookie.</summary>
+    private bool PassesLoadCheck(PacketBuffer buf, uint senderIndex)
+    {
+        if (_handshakes.Count < _handshakes.Capacity / 8) return true;
+        if (_cookieChecker.CheckMac2(buf.Span, buf.Address)) return true;
+        Span<byte> reply = stackalloc byte[MessageLayout.CookieReplySize];
+        _cookieChecker.CreateReply(buf.Span, senderIndex, buf.Address, reply);
+        if (_bind.Send(reply, buf.Address)) Interlocked.Add(ref Counters.SentBytes, reply.Length);
+        Interlocked.Increment(ref Counters.CookieRepliesSent);
+        return false;
+    }
+
+    private void ConsumeInitiation(PacketBuffer buf)
+    {
+        var msg = buf.Data.AsSpan(0, MessageLayout.InitiationSize);
+        uint sender = BinaryPrimitives.ReadUInt32LittleEndian(msg[MessageLayout.InitiationSenderOffset..]);
+        if (!PassesLoadCheck(buf, sender)) return;
+
+        Span<byte> remoteEphemeral = stackalloc byte[32];
+        Span<byte> remoteStatic = stackalloc byte[32];
+        Span<byte> timestamp = stackalloc byte[12];
+        _scratch.InitializeWithHash(NoiseConstants.InitialChainKey, _initialHashForUs);
+        if (!_scratch.ReadInitiation(msg.Slice(MessageLayout.InitiationBodyOffset, MessageLayout.InitiationBodySize),
+                _privateKey.Span, remoteEphemeral, remoteStatic, timestamp))
+        {
+            Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
+            return;
+        }
+        if (!_peers.TryGetValue(new WgKey(remoteStatic), out var peer))
+        {
+            Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
+            return;
+        }
+
+        long now = Now;
+        Span<byte> response = stackalloc byte[MessageLayout.ResponseSize];
+        lock (peer.HandshakeLock)
+        {
+            // Replay protection: the TAI64N must grow; flood protection: at most one every 20 ms.
+            if (Tai64N.Compare(timestamp, peer.LastTimestamp) <= 0 ||
+                (peer.LastInitiationConsumedAt != 0 && !Older(peer.LastInitiationConsumedAt, now, ProtocolConstants.HandshakeInitationRate)))
+            {
+                Interlocked.Increment(ref Counters.DroppedHandshakeReplay);
+                return;
+            }
+            timestamp.CopyTo(peer.LastTimestamp);
+            peer.LastInitiationConsumedAt = now;
+
+            // Any initiation of ours in flight is superseded by theirs.
+            if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
+            peer.Noise.CopyFrom(_scratch);
+            X25519.GeneratePrivateKey(peer.LocalEphemeral);
+            response.Clear();
+            response[0] = MessageLayout.TypeResponse;
+            uint localIndex = _indices.Add(new IndexEntry(peer, null));
+            BinaryPrimitives.WriteUInt32LittleEndian(response[MessageLayout.ResponseSenderOffset..], localIndex);
+            BinaryPrimitives.WriteUInt32LittleEndian(response[MessageLayout.ResponseReceiverOffset..], sender);
+            if (!peer.Noise.WriteResponse(peer.LocalEphemeral, remoteEphemeral, remoteStatic, peer.PresharedKey,
+                    ReadOnlySpan<byte>.Empty, response.Slice(MessageLayout.ResponseBodyOffset, MessageLayout.ResponseBodySize)))
+            {
+                _indices.Remove(localIndex);
+                peer.State = HandshakeState.Zeroed;
+                Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
+                return;
+            }
+            var kp = DeriveKeypair(peer, isInitiator: false, localIndex, sender, now);
+            peer.State = HandshakeState.Zeroed;
+            peer.Noise.Clear();
+            Array.Clear(peer.LocalEphemeral);
+            lock (peer.KeypairLock)
+            {
+                // The responder keeps the new session as "next" until the initiator uses it.
+                DeleteKeypair(peer.Next);
+                DeleteKeypair(peer.Previous);
+                peer.Previous = null;
+                peer.Next = kp;
+            }
+            peer.Cookies.AddMacs(response);
+        }
+        UpdateEndpoint(peer, buf);
+        SendRaw(peer, response);
+    }
+
+    private void ConsumeResponse(PacketBuffer buf)
+    {
+        var msg = buf.Data.AsSpan(0, MessageLayout.ResponseSize);
+        uint sender = BinaryPrimitives.ReadUInt32LittleEndian(msg[MessageLayout.ResponseSenderOffset..]);
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(msg[MessageLayout.ResponseReceiverOffset..]);
+        if (!_indices.TryGet(receiver, out var entry) || entry.Keypair is not null)
+        {
+            Interlocked.Increment(ref Counters.DroppedUnknownIndex);
+            return;
+        }
+        if (!PassesLoadCheck(buf, sender)) return;
+        var peer = entry.Peer;
+        long now = Now;
+        lock (peer.HandshakeLock)
+        {
+            if (peer.State != HandshakeState.InitiationCreated || peer.HandshakeLocalIndex != receiver)
+            {
+                Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
+                return;
+            }
+            if (!peer.Noise.ReadResponse(msg.Slice(MessageLayout.ResponseBodyOffset, MessageLayout.ResponseBodySize),
+                    peer.LocalEphemeral, _privateKey.Span, peer.PresharedKey, Span<byte>.Empty))
+            {
+                Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
+                return;
+            }
+            var kp = DeriveKeypair(peer, isInitiator: true, receiver, sender, now);
+            peer.State = HandshakeState.Zeroed;
+            peer.Noise.Clear();
+            Array.Clear(peer.LocalEphemeral);
+            peer.HandshakeAttempts = 0;
+            lock (peer.KeypairLock)
+            {
+                // The initiator may use the new session at once (whitepaper §5.4.6).
+                if (peer.Next is { } next)
+                {
+                    peer.Next = null;
+                    DeleteKeypair(peer.Previous);
+                    peer.Previous = next;
+                    DeleteKeypair(peer.Current);
+                }
+                else
+                {
+                    DeleteKeypair(peer.Previous);
+                    peer.Previous = peer.Current;
+                }
+                peer.Current = kp;
+            }
+        }
+        UpdateEndpoint(peer, buf);
+        // Confirm the session to the responder: staged data, or else a keepalive.
+        if (!FlushStaged(peer)) SendKeepalive(peer);
+    }
+
+    private void ConsumeCookieReply(PacketBuffer buf)
+    {
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(buf.Data.AsSpan(MessageLayout.CookieReplyReceiverOffset));
+        if (!_indices.TryGet(receiver, out var entry))
+        {
+            Interlocked.Increment(ref Counters.DroppedUnknownIndex);
+            return;
+        }
+        if (!entry.Peer.Cookies.ConsumeReply(buf.Span)) Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
+    }
+
+    /// <summary>Split() into a new keypair registered under the handshake's local index.</summary>
+    private Keypair DeriveKeypair(Peer peer, bool isInitiator, uint localIndex, uint remoteIndex, long now)
+    {
+        var kp = new Keypair(peer, isInitiator, localIndex, remoteIndex, now);
+        peer.Noise.Split(isInitiator, kp.SendKeySpan, kp.ReceiveKeySpan);
+        _indices.Replace(localIndex, new IndexEntry(peer, kp));
+        Volatile.Write(ref peer.LastHandshakeAt, now);
+        Volatile.Write(ref peer.LastHandshakeUnixMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        Interlocked.Increment(ref Counters.HandshakesCompleted);
+        return kp;
+    }
+
+    /// <summary>
+    /// Sends a handshake initiation to the peer's endpoint. Without <paramref name="retry"/> it is rate
+    /// limited to one per Rekey-Timeout and does nothing while one is in flight (the timers retry).
+    /// </summary>
+    internal void InitiateHandshake(Peer peer, bool retry)
+    {
+        Span<byte> msg = stackalloc byte[MessageLayout.InitiationSize];
+        long now = Now;
+        lock (peer.HandshakeLock)
+        {
+            if (peer.Removed || peer.Endpoint is null) return;
+            if (!retry)
+            {
+                if (peer.LastInitiationSentAt != 0 && !Older(peer.LastInitiationSentAt, now, ProtocolConstants.RekeyTimeout)) return;
+                if (peer.State != HandshakeState.InitiationCreated)
+                {
+                    peer.HandshakeAttempts = 0;
+                    peer.HandshakeAttemptStartedAt = now;
+                }
+            }
+            if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
+            Span<byte> peerPublic = stackalloc byte[32];
+            peer.PublicKey.CopyTo(peerPublic);
+            peer.Noise.InitializeWireGuard(peerPublic);
+            X25519.GeneratePrivateKey(peer.LocalEphemeral);
+            msg.Clear();
+            msg[0] = MessageLayout.TypeInitiation;
+            uint localIndex = _indices.Add(new IndexEntry(peer, null));
+            BinaryPrimitives.WriteUInt32LittleEndian(msg[MessageLayout.InitiationSenderOffset..], localIndex);
+            Span<byte> timestamp = stackalloc byte[12];
+            Tai64N.Write(_time.GetUtcNow(), timestamp);
+            Span<byte> ourPublic = stackalloc byte[32];
+            PublicKey.CopyTo(ourPublic);
+            if (!peer.Noise.WriteInitiation(peer.LocalEphemeral, _privateKey.Span, ourPublic, peerPublic, timestamp,
+                    msg.Slice(MessageLayout.InitiationBodyOffset, MessageLayout.InitiationBodySize)))
+            {
+                _indices.Remove(localIndex);
+                peer.State = HandshakeState.Zeroed;
+                return;
+            }
+            peer.HandshakeLocalIndex = localIndex;
+            peer.State = HandshakeState.InitiationCreated;
+            peer.LastInitiationSentAt = now;
+            peer.RetransmitAt = now + Ticks(ProtocolConstants.RekeyTimeout) +
+                Ticks(TimeSpan.FromMilliseconds(Random.Shared.Next(ProtocolConstants.RekeyTimeoutJitterMaxMs)));
+            peer.Cookies.AddMacs(msg);
+        }
+        SendRaw(peer, msg);
+    }
+
+    private void SendRaw(Peer peer, ReadOnlySpan<byte> datagram)
+    {
+        var ep = peer.Endpoint;
+        if (ep is null) return;
+        if (_bind.Send(datagram, ep))
+        {
+            Interlocked.Add(ref Counters.SentBytes, datagram.Length);
+            Interlocked.Add(ref peer.SentBytes, datagram.Length);
+            Volatile.Write(ref peer.LastSentAt, Now);
+        }
+    }
+}

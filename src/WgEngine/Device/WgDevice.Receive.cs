@@ -1,0 +1,153 @@
+using System.Buffers.Binary;
+using WgEngine.Crypto;
+using WgEngine.Noise;
+using WgEngine.PacketPlane;
+
+namespace WgEngine.Device;
+
+public sealed partial class WgDevice
+{
+    internal void ReturnBuffer(PacketBuffer buffer) => _pool.Return(buffer);
+    internal void CountMalformed() => Interlocked.Increment(ref Counters.DroppedMalformed);
+
+    /// <summary>
+    /// The receive thread: classify each datagram by type and size, check mac1 of handshake messages
+    /// here (cheap, before any queueing or DH), and hand transport packets to their peer's worker.
+    /// </summary>
+    private void ReceiveLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            var buf = _pool.Rent();
+            int n = _bind.Receive(buf.Data, buf.Address);
+            if (n < 0)
+            {
+                _pool.Return(buf);
+                break;
+            }
+            buf.Length = n;
+            Interlocked.Add(ref Counters.ReceivedBytes, n);
+            Dispatch(buf);
+        }
+    }
+
+    /// <summary>Routes one received datagram. Also the entry point for in-process tests.</summary>
+    internal void Dispatch(PacketBuffer buf)
+    {
+        var data = buf.Span;
+        switch (MessageLayout.ReadType(data))
+        {
+            case MessageLayout.TypeTransport when data.Length >= MessageLayout.TransportMinSize:
+                uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(data[MessageLayout.TransportReceiverOffset..]);
+                if (!_indices.TryGet(receiver, out var entry) || entry.Keypair is null)
+                {
+                    Drop(buf, ref Counters.DroppedUnknownIndex);
+                    return;
+                }
+                buf.Keypair = entry.Keypair;
+                if (!_workers[entry.Peer.Worker].TryEnqueue(buf)) Drop(buf, ref Counters.DroppedQueueFull);
+                return;
+
+            case MessageLayout.TypeInitiation when data.Length == MessageLayout.InitiationSize:
+            case MessageLayout.TypeResponse when data.Length == MessageLayout.ResponseSize:
+                if (!_cookieChecker.CheckMac1(data))
+                {
+                    Drop(buf, ref Counters.DroppedBadMac1);
+                    return;
+                }
+                if (!_handshakes.TryEnqueue(buf)) Drop(buf, ref Counters.DroppedQueueFull);
+                return;
+
+            case MessageLayout.TypeCookieReply when data.Length == MessageLayout.CookieReplySize:
+                if (!_handshakes.TryEnqueue(buf)) Drop(buf, ref Counters.DroppedQueueFull);
+                return;
+
+            default:
+                Drop(buf, ref Counters.DroppedMalformed);
+                return;
+        }
+    }
+
+    private void Drop(PacketBuffer buf, ref long counter)
+    {
+        Interlocked.Increment(ref counter);
+        _pool.Return(buf);
+    }
+
+    /// <summary>Worker: authenticate, replay-check, confirm a new session, roam, source-check, route.</summary>
+    internal void ProcessTransport(PacketBuffer buf)
+    {
+        var kp = buf.Keypair!;
+        var peer = kp.Peer;
+        long now = Now;
+        if (peer.Removed || Older(kp.CreatedAt, now, ProtocolConstants.RejectAfterTime))
+        {
+            Drop(buf, ref Counters.DroppedExpiredKey);
+            return;
+        }
+        var data = buf.Data.AsSpan(0, buf.Length);
+        ulong counter = BinaryPrimitives.ReadUInt64LittleEndian(data[MessageLayout.TransportCounterOffset..]);
+        var sealedPart = data[MessageLayout.TransportHeaderSize..];
+        var plain = buf.Data.AsSpan(MessageLayout.TransportHeaderSize, sealedPart.Length - ChaChaPoly.TagSize);
+        if (!ChaChaPoly.Open(kp.ReceiveKey, counter, sealedPart, ReadOnlySpan<byte>.Empty, plain))
+        {
+            Drop(buf, ref Counters.DroppedAuthFailed);
+            return;
+        }
+        if (!kp.AcceptCounter(counter))
+        {
+            Drop(buf, ref Counters.DroppedReplay);
+            return;
+        }
+
+        if (ReferenceEquals(kp, peer.Next)) ConfirmNextKeypair(peer, kp);
+        UpdateEndpoint(peer, buf);
+        Interlocked.Add(ref peer.ReceivedBytes, buf.Length);
+        Volatile.Write(ref peer.LastReceivedAt, now);
+
+        if (kp.IsInitiator && ReferenceEquals(kp, peer.Current) && Older(kp.CreatedAt, now, ProtocolConstants.RekeyOnReceiveAge))
+            InitiateHandshake(peer, retry: false);
+
+        if (plain.Length == 0)
+        {
+            _pool.Return(buf); // keepalive
+            return;
+        }
+
+        if (!IpHeader.TryParse(plain, out var ip))
+        {
+            Drop(buf, ref Counters.DroppedMalformed);
+            return;
+        }
+        int ipLength = ip.TotalLength;
+        if (!ReferenceEquals(_allowedIps.Lookup(ip.Source(plain)), peer))
+        {
+            Drop(buf, ref Counters.DroppedAllowedIps);
+            return;
+        }
+        Volatile.Write(ref peer.LastDataReceivedAt, now);
+        buf.Length = ipLength;
+        Route(peer, buf);
+    }
+
+    /// <summary>Roaming (whitepaper §2.1): an authenticated packet from a new address moves the peer there.</summary>
+    private static void UpdateEndpoint(Peer peer, PacketBuffer buf)
+    {
+        var current = peer.Endpoint;
+        if (current is null || !current.Equals(buf.Address)) peer.Endpoint = Clone(buf.Address);
+    }
+
+    /// <summary>The responder's new session becomes current once the initiator has used it.</summary>
+    private void ConfirmNextKeypair(Peer peer, Keypair kp)
+    {
+        lock (peer.KeypairLock)
+        {
+            if (!ReferenceEquals(peer.Next, kp)) return;
+            DeleteKeypair(peer.Previous);
+            peer.Previous = peer.Current;
+            peer.Current = kp;
+            peer.Next = null;
+        }
+        FlushStaged(peer);
+    }
+}

@@ -1,0 +1,52 @@
+using WgEngine.PacketPlane;
+
+namespace WgEngine.Device;
+
+public sealed partial class WgDevice
+{
+    /// <summary>
+    /// The hub packet plane: echo requests to the gateway's own addresses are answered, a destination
+    /// inside another peer's AllowedIPs goes to that peer, anything else goes to egress if there is one
+    /// (on a client device: local delivery) and is dropped and counted otherwise.
+    /// </summary>
+    private void Route(Peer from, PacketBuffer buf)
+    {
+        var packet = buf.Data.AsSpan(MessageLayoutOffsets.Payload, buf.Length);
+        var dst = IpHeader.Destination(packet);
+        if (IsOwnAddress(dst))
+        {
+            int reply = IcmpEchoResponder.TryBuildReply(buf.Data.AsSpan(MessageLayoutOffsets.Payload), buf.Length);
+            if (reply > 0)
+            {
+                Interlocked.Increment(ref Counters.IcmpEchoReplies);
+                buf.Length = reply;
+                SendToPeer(from, buf);
+                return;
+            }
+        }
+        else
+        {
+            var to = _allowedIps.Lookup(dst);
+            if (to is not null && !ReferenceEquals(to, from))
+            {
+                SendToPeer(to, buf);
+                return;
+            }
+        }
+        if (_options.Egress is { } egress)
+        {
+            egress.Deliver(from.PublicKey, packet);
+            _pool.Return(buf);
+            return;
+        }
+        Drop(buf, ref Counters.DroppedNoRoute);
+    }
+
+    private bool IsOwnAddress(ReadOnlySpan<byte> address)
+    {
+        foreach (var own in _ownAddresses)
+            if (address.SequenceEqual(own)) return true;
+        return false;
+    }
+
+}

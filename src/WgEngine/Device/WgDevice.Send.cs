@@ -1,0 +1,100 @@
+using System.Buffers.Binary;
+using WgEngine.Crypto;
+using WgEngine.Noise;
+
+namespace WgEngine.Device;
+
+public sealed partial class WgDevice
+{
+    /// <summary>
+    /// Encrypts the IP packet held in buf (at offset 16, buf.Length bytes; 0 = keepalive) for the peer
+    /// and sends it; takes ownership of buf. Without a usable session the packet is staged and a
+    /// handshake started (whitepaper §6.1).
+    /// </summary>
+    private void SendToPeer(Peer peer, PacketBuffer buf)
+    {
+        long now = Now;
+        var kp = peer.Current;
+        ulong counter = 0;
+        if (kp is null || Older(kp.CreatedAt, now, ProtocolConstants.RejectAfterTime) || !kp.TryNextSendCounter(out counter))
+        {
+            Stage(peer, buf);
+            InitiateHandshake(peer, retry: false);
+            return;
+        }
+        var ep = peer.Endpoint;
+        if (ep is null)
+        {
+            Drop(buf, ref Counters.DroppedNoRoute);
+            return;
+        }
+
+        int length = buf.Length;
+        int padded = PaddedLength(length, _options.Mtu);
+        var data = buf.Data.AsSpan();
+        data.Slice(MessageLayout.TransportHeaderSize + length, padded - length).Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(data, MessageLayout.TypeTransport);
+        BinaryPrimitives.WriteUInt32LittleEndian(data[MessageLayout.TransportReceiverOffset..], kp.RemoteIndex);
+        BinaryPrimitives.WriteUInt64LittleEndian(data[MessageLayout.TransportCounterOffset..], counter);
+        var plain = data.Slice(MessageLayout.TransportHeaderSize, padded);
+        ChaChaPoly.Seal(kp.SendKey, counter, plain, ReadOnlySpan<byte>.Empty, data.Slice(MessageLayout.TransportHeaderSize, padded + ChaChaPoly.TagSize));
+        int total = MessageLayout.TransportHeaderSize + padded + ChaChaPoly.TagSize;
+        if (_bind.Send(data[..total], ep))
+        {
+            Interlocked.Add(ref Counters.SentBytes, total);
+            Interlocked.Add(ref peer.SentBytes, total);
+            Volatile.Write(ref peer.LastSentAt, now);
+            if (length > 0) Volatile.Write(ref peer.LastDataSentAt, now);
+        }
+        _pool.Return(buf);
+
+        // Rekey-After-Time applies to the initiator only (whitepaper §6.2); Rekey-After-Messages to both.
+        if ((kp.IsInitiator && Older(kp.CreatedAt, now, ProtocolConstants.RekeyAfterTime)) || counter >= ProtocolConstants.RekeyAfterMessages)
+            InitiateHandshake(peer, retry: false);
+    }
+
+    /// <summary>Pads to a multiple of 16 but never past the MTU (whitepaper §5.4.6).</summary>
+    internal static int PaddedLength(int length, int mtu)
+    {
+        int padded = (length + MessageLayout.PaddingMultiple - 1) & ~(MessageLayout.PaddingMultiple - 1);
+        if (padded > mtu) padded = Math.Max(length, mtu);
+        return Math.Min(padded, PacketBuffer.Capacity - MessageLayout.TransportHeaderSize - ChaChaPoly.TagSize);
+    }
+
+    private void SendKeepalive(Peer peer)
+    {
+        var buf = _pool.Rent();
+        buf.Length = 0;
+        SendToPeer(peer, buf);
+    }
+
+    private void Stage(Peer peer, PacketBuffer buf)
+    {
+        if (buf.Length == 0 || peer.Removed)
+        {
+            _pool.Return(buf); // keepalives are not worth keeping
+            return;
+        }
+        if (Interlocked.Increment(ref peer.StagedCount) > ProtocolConstants.MaxStagedPackets)
+        {
+            Interlocked.Decrement(ref peer.StagedCount);
+            Drop(buf, ref Counters.DroppedQueueFull);
+            return;
+        }
+        peer.Staged.Enqueue(buf);
+    }
+
+    /// <summary>Sends what waited for a session. True when at least one packet went out.</summary>
+    private bool FlushStaged(Peer peer)
+    {
+        bool any = false;
+        int n = Volatile.Read(ref peer.StagedCount);
+        for (int i = 0; i < n && peer.Current is not null && peer.Staged.TryDequeue(out var buf); i++)
+        {
+            Interlocked.Decrement(ref peer.StagedCount);
+            SendToPeer(peer, buf);
+            any = true;
+        }
+        return any;
+    }
+}

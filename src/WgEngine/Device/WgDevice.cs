@@ -1,0 +1,223 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using WgEngine.Conn;
+using WgEngine.Crypto;
+using WgEngine.Gateway;
+using WgEngine.Net;
+using WgEngine.PacketPlane;
+
+namespace WgEngine.Device;
+
+/// <summary>
+/// One WireGuard interface: identity, peers, cryptokey routing and the threads that move packets.
+/// Threads: one receiver on the bind, one handshake processor, one crypto worker per core (a peer's
+/// packets always go to the same worker, which keeps each peer's order), and one timer sweep.
+/// Split across WgDevice.*.cs by concern: receive, handshake, send, route, timers.
+/// </summary>
+public sealed partial class WgDevice : IDisposable
+{
+    private readonly WgPrivateKey _privateKey;
+    private readonly IBind _bind;
+    private readonly DeviceOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<WgKey, Peer> _peers = new();
+    private readonly AllowedIps<Peer> _allowedIps = new();
+    private readonly IndexTable _indices = new();
+    private readonly PacketBufferPool _pool = new(8192);
+    private readonly Noise.CookieChecker _cookieChecker;
+    private readonly byte[] _initialHashForUs = new byte[32];
+    private readonly byte[][] _ownAddresses;
+    private readonly Worker[] _workers;
+    private readonly HandshakeQueue _handshakes;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly object _configLock = new();
+    private Thread? _receiver;
+    private ITimer? _timer;
+    private int _nextWorker;
+    private int _started, _stopped;
+
+    public WgDevice(WgPrivateKey privateKey, IBind bind, DeviceOptions? options = null)
+    {
+        _privateKey = privateKey;
+        _bind = bind;
+        _options = options ?? new DeviceOptions();
+        _time = _options.TimeProvider;
+        _cookieChecker = new Noise.CookieChecker(privateKey.PublicKey, _time);
+        Span<byte> pub = stackalloc byte[32];
+        privateKey.PublicKey.CopyTo(pub);
+        Blake2s.Hash(Noise.NoiseConstants.InitialHash, pub, _initialHashForUs);
+        _ownAddresses = _options.Addresses.Select(a => a.Address.GetAddressBytes()).ToArray();
+        _workers = new Worker[Math.Max(1, _options.Workers)];
+        for (int i = 0; i < _workers.Length; i++) _workers[i] = new Worker(this, i);
+        _handshakes = new HandshakeQueue(this, _options.HandshakeQueueSize);
+    }
+
+    public WgKey PublicKey => _privateKey.PublicKey;
+    public int ListenPort => _bind.Port;
+    public DeviceCounters Counters { get; } = new();
+    public int PeerCount => _peers.Count;
+    public Task Completion => _completion.Task;
+    public bool IsRunning => _started == 1 && _stopped == 0;
+
+    public void Start()
+    {
+        if (Interlocked.Exchange(ref _started, 1) == 1) return;
+        foreach (var w in _workers) w.Start();
+        _handshakes.Start();
+        _receiver = new Thread(ReceiveLoop) { IsBackground = true, Name = "wg-receive" };
+        _receiver.Start();
+        _timer = _time.CreateTimer(_ => SweepTimers(), null, _options.TimerTick, _options.TimerTick);
+    }
+
+    public void Stop()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
+        _timer?.Dispose();
+        _stop.Cancel();
+        _bind.Dispose();
+        foreach (var w in _workers) w.Stop();
+        _handshakes.Stop();
+        _receiver?.Join(TimeSpan.FromSeconds(5));
+        foreach (var p in _peers.Values) ZeroPeer(p);
+        _completion.TrySetResult();
+    }
+
+    public void Dispose() => Stop();
+
+    // ---- configuration -------------------------------------------------------------------------
+
+    public void AddPeer(PeerConfig config)
+    {
+        lock (_configLock)
+        {
+            var peer = new Peer(config.PublicKey, _time, (int)((uint)Interlocked.Increment(ref _nextWorker) % (uint)_workers.Length));
+            if (config.PublicKey == PublicKey)
+                throw new WgException(WgErrorKind.InvalidArgument, "PeerIsSelf", "A peer cannot have the interface's own public key.");
+            if (!_peers.TryAdd(config.PublicKey, peer))
+                throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists", $"A peer with public key {config.PublicKey} already exists.");
+            Apply(peer, config);
+        }
+    }
+
+    public void UpdatePeer(PeerConfig config)
+    {
+        lock (_configLock)
+        {
+            if (!_peers.TryGetValue(config.PublicKey, out var peer))
+                throw new WgException(WgErrorKind.NotFound, "PeerNotFound", $"No peer with public key {config.PublicKey}.");
+            _allowedIps.RemoveAll(peer);
+            Apply(peer, config);
+        }
+    }
+
+    private void Apply(Peer peer, PeerConfig config)
+    {
+        peer.Name = config.Name;
+        if (config.PresharedKey is { } psk) { psk.CopyTo(peer.PresharedKey); peer.HasPresharedKey = true; }
+        else { Array.Clear(peer.PresharedKey); peer.HasPresharedKey = false; }
+        peer.PersistentKeepaliveSeconds = config.PersistentKeepalive;
+        if (config.Endpoint is not null) peer.Endpoint = _bind.ToSocketAddress(config.Endpoint);
+        foreach (var prefix in config.AllowedIPs) _allowedIps.Insert(prefix, peer);
+    }
+
+    public bool RemovePeer(WgKey publicKey)
+    {
+        lock (_configLock)
+        {
+            if (!_peers.TryRemove(publicKey, out var peer)) return false;
+            peer.Removed = true;
+            _allowedIps.RemoveAll(peer);
+            ZeroPeer(peer);
+            return true;
+        }
+    }
+
+    public PeerStatus? GetPeer(WgKey publicKey) => _peers.TryGetValue(publicKey, out var p) ? Status(p) : null;
+
+    public IReadOnlyList<PeerStatus> GetPeers()
+    {
+        var list = new List<PeerStatus>(_peers.Count);
+        foreach (var p in _peers.Values) list.Add(Status(p));
+        return list;
+    }
+
+    private PeerStatus Status(Peer p)
+    {
+        long ms = Volatile.Read(ref p.LastHandshakeUnixMs);
+        var ep = p.Endpoint;
+        return new PeerStatus
+        {
+            PublicKey = p.PublicKey,
+            Name = p.Name,
+            AllowedIPs = _allowedIps.GetPrefixes(p),
+            Endpoint = ep is null ? null : _bind.ToEndPoint(ep),
+            LatestHandshake = ms == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(ms),
+            ReceivedBytes = Volatile.Read(ref p.ReceivedBytes),
+            SentBytes = Volatile.Read(ref p.SentBytes),
+            PersistentKeepalive = p.PersistentKeepaliveSeconds,
+            HasPresharedKey = p.HasPresharedKey,
+        };
+    }
+
+    /// <summary>Drops every session and handshake of a peer and erases their keys.</summary>
+    private void ZeroPeer(Peer peer)
+    {
+        lock (peer.HandshakeLock)
+        {
+            if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
+            peer.State = HandshakeState.Zeroed;
+            peer.Noise.Clear();
+            Array.Clear(peer.LocalEphemeral);
+            Array.Clear(peer.RemoteEphemeral);
+        }
+        lock (peer.KeypairLock)
+        {
+            DeleteKeypair(peer.Previous); peer.Previous = null;
+            DeleteKeypair(peer.Current); peer.Current = null;
+            DeleteKeypair(peer.Next); peer.Next = null;
+        }
+        while (peer.Staged.TryDequeue(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
+    }
+
+    private void DeleteKeypair(Keypair? kp)
+    {
+        if (kp is null) return;
+        _indices.Remove(kp.LocalIndex);
+        kp.Zero();
+    }
+
+    /// <summary>Sends an IP packet into the tunnel, routed by destination through the allowed-IPs table
+    /// (what a TUN device read would do). False when no peer owns the destination.</summary>
+    public bool SendPacket(ReadOnlySpan<byte> ipPacket)
+    {
+        if (ipPacket.Length == 0 || ipPacket.Length > PacketBuffer.Capacity - 64) return false;
+        var dst = IpHeader.Destination(ipPacket);
+        if (dst.IsEmpty) return false;
+        var peer = _allowedIps.Lookup(dst);
+        if (peer is null) return false;
+        var buf = _pool.Rent();
+        ipPacket.CopyTo(buf.Data.AsSpan(MessageLayoutOffsets.Payload));
+        buf.Length = ipPacket.Length;
+        SendToPeer(peer, buf);
+        return true;
+    }
+
+    private static SocketAddress Clone(SocketAddress a)
+    {
+        var c = new SocketAddress(a.Family, a.Size);
+        a.Buffer.Span[..a.Size].CopyTo(c.Buffer.Span);
+        return c;
+    }
+
+    private long Now => _time.GetTimestamp();
+    private long Ticks(TimeSpan t) => (long)(t.TotalSeconds * _time.TimestampFrequency);
+    private bool Older(long stamp, long now, TimeSpan age) => now - stamp >= Ticks(age);
+}
+
+internal static class MessageLayoutOffsets
+{
+    /// <summary>Where an IP packet sits in a PacketBuffer: after the 16-byte transport header.</summary>
+    public const int Payload = Noise.MessageLayout.TransportHeaderSize;
+}

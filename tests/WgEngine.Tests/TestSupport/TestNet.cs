@@ -1,0 +1,86 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.Extensions.Time.Testing;
+using WgEngine.Conn;
+using WgEngine.Crypto;
+using WgEngine.Device;
+using WgEngine.Gateway;
+using WgEngine.Net;
+
+namespace WgEngine.Tests.TestSupport;
+
+/// <summary>Captures what a device hands to egress.</summary>
+internal sealed class CaptureEgress : IEgress
+{
+    public readonly BlockingCollection<(WgKey From, byte[] Packet)> Packets = new();
+    public void Deliver(WgKey fromPeer, ReadOnlySpan<byte> packet) => Packets.Add((fromPeer, packet.ToArray()));
+
+    public byte[] Next(TimeSpan? timeout = null)
+    {
+        Assert.True(Packets.TryTake(out var p, timeout ?? TimeSpan.FromSeconds(5)), "no packet reached egress in time");
+        return p.Packet;
+    }
+}
+
+/// <summary>Devices on an in-memory network, with every datagram recorded.</summary>
+internal sealed class TestNet : IDisposable
+{
+    private readonly List<WgDevice> _devices = new();
+    private int _nextPort = 40000;
+
+    public TestNet(TimeProvider? time = null)
+    {
+        Time = time ?? TimeProvider.System;
+        Network.Drop = (from, to, data) =>
+        {
+            Datagrams.Enqueue((from, to, data));
+            return DropFilter?.Invoke(from, to, data) ?? false;
+        };
+    }
+
+    public ChannelNetwork Network { get; } = new();
+    public TimeProvider Time { get; }
+    public ConcurrentQueue<(IPEndPoint From, IPEndPoint To, byte[] Data)> Datagrams { get; } = new();
+    public Func<IPEndPoint, IPEndPoint, byte[], bool>? DropFilter { get; set; }
+
+    public (WgDevice Device, WgPrivateKey Key, ChannelBind Bind) Create(string[]? addresses = null, IEgress? egress = null)
+    {
+        var key = WgPrivateKey.Generate();
+        var bind = Network.CreateBind(_nextPort++);
+        var device = new WgDevice(key, bind, new DeviceOptions
+        {
+            TimeProvider = Time,
+            Addresses = (addresses ?? []).Select(IpPrefix.Parse).ToArray(),
+            Egress = egress,
+            Workers = 2,
+        });
+        device.Start();
+        _devices.Add(device);
+        return (device, key, bind);
+    }
+
+    public static PeerConfig Peer(WgKey key, string[] allowed, IPEndPoint? endpoint = null, int keepalive = 0) => new()
+    {
+        PublicKey = key,
+        AllowedIPs = allowed.Select(IpPrefix.Parse).ToArray(),
+        Endpoint = endpoint,
+        PersistentKeepalive = keepalive,
+    };
+
+    public int CountSent(IPEndPoint from, byte type) => Datagrams.Count(d => d.From.Equals(from) && d.Data.Length > 0 && d.Data[0] == type);
+
+    public static void WaitFor(Func<bool> condition, string what, int timeoutMs = 5000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!condition())
+        {
+            if (Environment.TickCount64 > deadline) Assert.Fail("timed out waiting for " + what);
+            Thread.Sleep(5);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in _devices) d.Dispose();
+    }
+}
