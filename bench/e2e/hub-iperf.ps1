@@ -1,0 +1,163 @@
+<#
+.SYNOPSIS
+  End-to-end throughput: iperf3 (TCP, one stream) between two wireguard-go clients,
+  (a) tunnelled directly to each other, (b1) through a wireguard-go hub with kernel forwarding
+  (the reference), (b2) through our gateway (Start-WgServer -Egress None) when the module is built.
+.DESCRIPTION
+  All topologies are built once in the same run (namespaces from tests/Interop/WgInterop.psm1; UDP
+  only on 127.0.0.1), then measured in rounds whose order rotates (A/B alternation), and the median of
+  the rounds is reported with ratios to the direct tunnel and to the wireguard-go hub. Each iperf3 run
+  is bounded (killed after Duration + 20 s). Everything is removed afterwards, also on failure.
+.EXAMPLE
+  dotnet pwsh -NoProfile -File bench/e2e/hub-iperf.ps1 -Duration 10 -Rounds 3
+#>
+[CmdletBinding()]
+param(
+    [ValidateRange(1, 120)][int]$Duration = 10,
+    [ValidateRange(1, 9)][int]$Rounds = 3,
+    [string]$Module,                  # manifest of our module; default ./module/WireGuardGateway.psd1 if built
+    [switch]$SkipGateway,
+    [string]$OutJson,
+    [switch]$PassThru                 # also output the summary objects (for run-bench.ps1)
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$repoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+Import-Module (Join-Path $repoRoot 'tests/Interop/WgInterop.psm1') -Force
+
+$prereq = Test-WgInteropPrerequisite
+$missing = @($prereq.Missing) + @(if (-not (Get-Command iperf3 -ErrorAction Ignore)) { 'iperf3' })
+if ($missing.Count) { throw "hub-iperf needs: $($missing -join ', ') (see .ci/run)" }
+
+function Get-Median([double[]]$xs) {
+    $s = [double[]]($xs | Sort-Object); $n = $s.Count
+    if ($n % 2) { $s[($n - 1) / 2] } else { ($s[$n / 2 - 1] + $s[$n / 2]) / 2 }
+}
+
+function Invoke-Iperf($Server, $Client, [string]$Target) {
+    # One-off server (-1) in the receiving namespace, bound to its tunnel address only.
+    $srv = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $Server.Namespace, 'iperf3', '-s', '-1', '-B', $Target, '-p', '5201' `
+        -PassThru -RedirectStandardOutput (Join-Path $net.TempDir "iperf3-server-$([guid]::NewGuid().ToString("n")).log")
+    try {
+        $port = $null
+        $ready = Wait-WgCondition {
+            (Invoke-InNamespace $Server.Namespace ss '-Hltn', "src $Target" -AllowFailure) -match ':5201'
+        } -TimeoutSeconds 5
+        if (-not $ready) { throw "iperf3 server did not start in $($Server.Namespace)" }
+        $psi = [System.Diagnostics.ProcessStartInfo]::new('ip')
+        foreach ($a in 'netns', 'exec', $Client.Namespace, 'iperf3', '-c', $Target, '-p', '5201', '-t', "$Duration", '-J', '--connect-timeout', '3000') {
+            $psi.ArgumentList.Add($a)
+        }
+        $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
+        $p = [System.Diagnostics.Process]::Start($psi)
+        $outTask = $p.StandardOutput.ReadToEndAsync()
+        if (-not $p.WaitForExit(($Duration + 20) * 1000)) { $p.Kill($true); throw "iperf3 client exceeded $($Duration + 20) s" }
+        $j = $outTask.GetAwaiter().GetResult() | ConvertFrom-Json
+        if ($j.PSObject.Properties['error']) { throw "iperf3: $($j.error)" }
+        [pscustomobject]@{
+            Mbps        = [math]::Round($j.end.sum_received.bits_per_second / 1e6, 1)
+            Bytes       = [long]$j.end.sum_received.bytes
+            Retransmits = [long]$j.end.sum_sent.retransmits
+        }
+    } finally {
+        if (-not $srv.HasExited) { $srv.Kill() }
+    }
+}
+
+$net = New-WgTestNetwork
+$server = $null
+$results = [System.Collections.Generic.List[object]]::new()
+try {
+    $topos = [ordered]@{}
+    $A = { param($n) Get-WgTestAddress $net $n }
+
+    # (a) direct: d1 <-> d2, d2 dials d1.
+    $k1 = New-WgGoKeyPair; $k2 = New-WgGoKeyPair
+    $a1 = & $A 11; $a2 = & $A 12
+    $d1 = New-WgGoDevice -Network $net -Role d1 -PrivateKey $k1.PrivateKey -Address $a1.V4Cidr
+    $d2 = New-WgGoClient -Network $net -Role d2 -PrivateKey $k2.PrivateKey -Address $a2.V4Cidr -PeerPublicKey $k1.PublicKey `
+        -Endpoint "127.0.0.1:$($d1.ListenPort)" -AllowedIPs $a1.V4Host -PersistentKeepalive 25
+    Add-WgGoPeer -Device $d1 -PublicKey $k2.PublicKey -AllowedIPs $a2.V4Host
+    $topos['direct (wireguard-go <-> wireguard-go)'] = @{ C = $d1; S = $d2; Target = $a2.V4; Hub = $null }
+
+    # (b1) wireguard-go hub with kernel forwarding in its namespace.
+    $kh = New-WgGoKeyPair; $kc1 = New-WgGoKeyPair; $kc2 = New-WgGoKeyPair
+    $ah = & $A 21; $ac1 = & $A 22; $ac2 = & $A 23
+    $hub = New-WgGoDevice -Network $net -Role h -PrivateKey $kh.PrivateKey -Address $ah.V4Cidr -Forwarding
+    Add-WgGoPeer $hub $kc1.PublicKey $ac1.V4Host
+    Add-WgGoPeer $hub $kc2.PublicKey $ac2.V4Host
+    $hc = foreach ($x in @(@('h1', $kc1, $ac1), @('h2', $kc2, $ac2))) {
+        New-WgGoClient -Network $net -Role $x[0] -PrivateKey $x[1].PrivateKey -Address $x[2].V4Cidr -PeerPublicKey $kh.PublicKey `
+            -Endpoint "127.0.0.1:$($hub.ListenPort)" -AllowedIPs $ah.V4Net -PersistentKeepalive 25
+    }
+    $topos['hub: wireguard-go + kernel forwarding'] = @{ C = $hc[0]; S = $hc[1]; Target = $ac2.V4; Hub = $hub.Process }
+
+    # (b2) our gateway, in this process.
+    if (-not $Module) { $Module = Join-Path $repoRoot 'module/WireGuardGateway.psd1' }
+    $built = (Test-Path $Module) -and ($Module -ne (Join-Path $repoRoot 'module/WireGuardGateway.psd1') -or (Test-Path (Join-Path $repoRoot 'module/bin')))
+    if ($SkipGateway) {
+        Write-Host 'SKIPPED: our gateway (-SkipGateway)' -ForegroundColor Yellow
+    } elseif (-not $built) {
+        Write-Host "SKIPPED: our gateway - module not built ($Module); run ./build.ps1 Build first" -ForegroundColor Yellow
+    } else {
+        Import-Module $Module -Force
+        $ag = & $A 31; $ag1 = & $A 32; $ag2 = & $A 33
+        $server = Start-WgServer -Name "gwb$($net.RunId)" -ListenPort 0 -Address "$($ag.V4)/24" -Egress None
+        $kg1 = New-WgGoKeyPair; $kg2 = New-WgGoKeyPair
+        Add-WgPeer -Server $server.Name -PublicKey $kg1.PublicKey -AllowedIPs $ag1.V4Host | Out-Null
+        Add-WgPeer -Server $server.Name -PublicKey $kg2.PublicKey -AllowedIPs $ag2.V4Host | Out-Null
+        $gc = foreach ($x in @(@('g1', $kg1, $ag1), @('g2', $kg2, $ag2))) {
+            New-WgGoClient -Network $net -Role $x[0] -PrivateKey $x[1].PrivateKey -Address $x[2].V4Cidr -PeerPublicKey $server.PublicKey `
+                -Endpoint "127.0.0.1:$($server.ListenPort)" -AllowedIPs $ag.V4Net -PersistentKeepalive 25
+        }
+        $topos['hub: WireGuardGateway (this pwsh)'] = @{ C = $gc[0]; S = $gc[1]; Target = $ag2.V4; Hub = [System.Diagnostics.Process]::GetCurrentProcess() }
+    }
+
+    # Every path must carry a ping before it is measured: a broken topology fails loudly, not as 0 Mbit/s.
+    foreach ($name in $topos.Keys) {
+        $t = $topos[$name]
+        [void](Test-Ping $t.S.Namespace ($t.C.Address[0] -replace '/.*') -Count 1 -Deadline 5)   # receiver handshakes too
+        $p = Test-Ping $t.C.Namespace $t.Target -Count 3 -Deadline 5 -MinReceived 1
+        if (-not $p.Success) { throw "no ping through '$name' ($($t.Target))" }
+    }
+
+    $names = @($topos.Keys)
+    for ($r = 0; $r -lt $Rounds; $r++) {
+        # Rotate the order each round so no topology always runs first (warm caches, thermal drift).
+        $order = for ($i = 0; $i -lt $names.Count; $i++) { $names[($i + $r) % $names.Count] }
+        foreach ($name in $order) {
+            $t = $topos[$name]
+            $cpu0 = if ($t.Hub) { $t.Hub.Refresh(); $t.Hub.TotalProcessorTime.TotalSeconds } else { 0 }
+            $m = Invoke-Iperf -Server $t.S -Client $t.C -Target $t.Target
+            $cpu = if ($t.Hub) { $t.Hub.Refresh(); $t.Hub.TotalProcessorTime.TotalSeconds - $cpu0 } else { $null }
+            $results.Add([pscustomobject]@{ Round = $r + 1; Topology = $name; Mbps = $m.Mbps; Retransmits = $m.Retransmits
+                    HubCpuSecPerGB = if ($null -ne $cpu -and $m.Bytes) { [math]::Round($cpu / ($m.Bytes / 1e9), 1) } else { $null } })
+            Write-Host ("round {0}: {1,-42} {2,8:N1} Mbit/s" -f ($r + 1), $name, $m.Mbps)
+        }
+    }
+} finally {
+    if ($server) { Stop-WgServer -Name $server.Name -Confirm:$false -ErrorAction Continue }
+    Remove-WgTestNetwork $net
+}
+
+$direct = Get-Median @($results | Where-Object Topology -Like 'direct*' | ForEach-Object Mbps)
+$refHub = Get-Median @($results | Where-Object Topology -Like 'hub: wireguard-go*' | ForEach-Object Mbps)
+$summary = foreach ($name in $names) {
+    $rows = @($results | Where-Object Topology -EQ $name)
+    $med = Get-Median @($rows | ForEach-Object Mbps)
+    $cpuRows = @($rows | Where-Object { $null -ne $_.HubCpuSecPerGB })
+    [pscustomobject]@{
+        Topology         = $name
+        MedianMbps       = $med
+        Runs             = ($rows.Mbps | ForEach-Object { '{0:N0}' -f $_ }) -join ' / '
+        VsDirect         = [math]::Round($med / $direct, 2)
+        VsWireGuardGoHub = [math]::Round($med / $refHub, 2)
+        HubCpuSecPerGB   = if ($cpuRows.Count) { Get-Median @($cpuRows.HubCpuSecPerGB) } else { $null }
+    }
+}
+$summary | Format-Table -AutoSize | Out-String -Width 200 | Write-Host
+if ($OutJson) {
+    [pscustomobject]@{ Duration = $Duration; Rounds = $Rounds; Summary = $summary; Runs = $results } |
+        ConvertTo-Json -Depth 4 | Set-Content -LiteralPath $OutJson
+}
+if ($PassThru) { $summary }
