@@ -1,0 +1,63 @@
+using System.Net;
+using WgEngine.Crypto;
+using WgEngine.Net;
+
+namespace WgEngine.Gateway;
+
+/// <summary>How to start a <see cref="VPNServer"/>.</summary>
+public sealed class ServerOptions
+{
+    public string Name { get; init; } = "wg0";
+
+    /// <summary>UDP port; 0 lets the OS pick one (VPNServer.ListenPort reports the real one).</summary>
+    public int ListenPort { get; init; } = 51820;
+
+    /// <summary>Generated when null. A key passed in stays owned by the caller (not disposed on Stop).</summary>
+    public WgPrivateKey? PrivateKey { get; init; }
+
+    /// <summary>The gateway's own tunnel addresses; each prefix is also the pool clients are allocated from.</summary>
+    public IReadOnlyList<IpPrefix> Addresses { get; init; } = [IpPrefix.Parse("10.8.0.1/24")];
+
+    /// <summary>Only None is available today; Userspace and Tun come later (Start refuses them clearly).</summary>
+    public EgressMode Egress { get; init; } = EgressMode.None;
+
+    /// <summary>"Userspace" (in-process engine). Ignored when <see cref="BackendFactory"/> is set.</summary>
+    public string Backend { get; init; } = "Userspace";
+
+    /// <summary>IP address to bind the UDP socket to; null = all addresses.</summary>
+    public IPAddress? BindAddress { get; init; }
+
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
+    public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
+}
+
+/// <summary>A peer to add. Null/empty AllowedIPs means "allocate from the pool".</summary>
+public sealed record PeerSpec
+{
+    public required WgKey PublicKey { get; init; }
+    public IReadOnlyList<IpPrefix>? AllowedIPs { get; init; }
+    public string? Name { get; init; }
+    public WgKey? PresharedKey { get; init; }
+    public IPEndPoint? Endpoint { get; init; }
+    /// <summary>Seconds, 0 = off.</summary>
+    public int PersistentKeepalive { get; init; }
+}
+
+/// <summary>
+/// Changes to a peer for <see cref="VPNServer.UpdatePeer"/>: null leaves a field unchanged.
+/// An empty AllowedIPs list clears them (as `wg set ... allowed-ips ""` does).
+/// </summary>
+public sealed record PeerUpdate
+{
+    public IReadOnlyList<IpPrefix>? AllowedIPs { get; init; }
+    public string? Name { get; init; }
+    public WgKey? PresharedKey { get; init; }
+    /// <summary>True to remove the preshared key (PresharedKey is then ignored).</summary>
+    public bool ClearPresharedKey { get; init; }
+    public IPEndPoint? Endpoint { get; init; }
+    public int? PersistentKeepalive { get; init; }
+}
+
+public enum ServerState { Running, Stopped }

@@ -1,0 +1,74 @@
+using System.Management.Automation;
+using WgEngine.Gateway;
+using WgPowerShell.Models;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>
+/// Add-WgPeer: adds one peer per pipeline item. Without -AllowedIPs a free pool address is allocated.
+/// A duplicate key, an overlap or an exhausted pool fails that item only (non-terminating).
+/// </summary>
+[Cmdlet(VerbsCommon.Add, "WgPeer", SupportsShouldProcess = true)]
+[OutputType(typeof(WgPeer))]
+public sealed class AddWgPeerCommand : WgCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateWgKey]
+    public string PublicKey { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyCollection, AllowEmptyString, AllowNull]
+    [ValidateCidr]
+    public string[]? AllowedIPs { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString, AllowNull]
+    public string? Name { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString, AllowNull]
+    [ValidateWgKey(AllowEmpty = true)]
+    public string? PresharedKey { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString, AllowNull]
+    [ValidateEndpoint]
+    public string? Endpoint { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(0, 65535)]
+    public int PersistentKeepalive { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerNameTransformation]
+    public string? Server { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var server = ResolveServer(Server);
+        if (server is null) return;
+        var key = Parse.Key(PublicKey);
+        var allowed = Parse.Prefixes(AllowedIPs);
+        var what = allowed.Count == 0 ? "an allocated address" : string.Join(", ", allowed);
+        if (!ShouldProcess($"peer {Describe(Name, PublicKey)} with {what} on server '{server.Name}'", "Add")) return;
+        try
+        {
+            var status = server.AddPeer(new PeerSpec
+            {
+                PublicKey = key,
+                AllowedIPs = allowed,
+                Name = string.IsNullOrEmpty(Name) ? null : Name,
+                PresharedKey = string.IsNullOrEmpty(PresharedKey) ? null : Parse.Key(PresharedKey),
+                Endpoint = Parse.Endpoint(Endpoint),
+                PersistentKeepalive = PersistentKeepalive,
+            });
+            WriteVerbose($"Added peer {Describe(status.Name, PublicKey)} with {string.Join(", ", status.AllowedIPs)} to '{server.Name}'.");
+            WriteObject(WgPeer.From(server.Name, status));
+        }
+        catch (WgException e)
+        {
+            WriteWgError(e, PublicKey);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using System.Management.Automation;
+using WgPowerShell.Models;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>Get-WgPeer: the peers of a server, optionally by key or by name (wildcards).</summary>
+[Cmdlet(VerbsCommon.Get, "WgPeer")]
+[OutputType(typeof(WgPeer))]
+public sealed class GetWgPeerCommand : WgCmdletBase
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateWgKey]
+    public string[]? PublicKey { get; set; }
+
+    [Parameter]
+    [SupportsWildcards]
+    public string[]? Name { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerNameTransformation]
+    public string? Server { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var server = ResolveServer(Server);
+        if (server is null) return;
+        if (PublicKey is { Length: > 0 })
+        {
+            foreach (var text in PublicKey)
+            {
+                var p = server.GetPeerInfo(Parse.Key(text));
+                if (p is null)
+                    WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {text} on server '{server.Name}'."),
+                        "PeerNotFound", ErrorCategory.ObjectNotFound, text));
+                else if (NameMatches(p.Name))
+                    WriteObject(WgPeer.From(server.Name, p));
+            }
+            return;
+        }
+        var patterns = Name?.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
+        var matched = new bool[Name?.Length ?? 0];
+        foreach (var p in server.GetPeers())
+        {
+            if (patterns is null) { WriteObject(WgPeer.From(server.Name, p)); continue; }
+            bool any = false;
+            for (int i = 0; i < patterns.Length; i++)
+                if (patterns[i].IsMatch(p.Name ?? "")) { matched[i] = true; any = true; }
+            if (any) WriteObject(WgPeer.From(server.Name, p));
+        }
+        for (int i = 0; i < matched.Length; i++)
+            if (!matched[i] && !WildcardPattern.ContainsWildcardCharacters(Name![i]))
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer named '{Name[i]}' on server '{server.Name}'."),
+                    "PeerNotFound", ErrorCategory.ObjectNotFound, Name[i]));
+    }
+
+    private bool NameMatches(string? name) =>
+        Name is not { Length: > 0 } || Name.Any(n => new WildcardPattern(n, WildcardOptions.IgnoreCase).IsMatch(name ?? ""));
+}

@@ -1,0 +1,24 @@
+using System.Management.Automation;
+using WgEngine.Crypto;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>Get-WgPublicKey: the public key of each private key piped in (or of a WgKeyPair's PrivateKey).</summary>
+[Cmdlet(VerbsCommon.Get, "WgPublicKey")]
+[OutputType(typeof(string))]
+public sealed class GetWgPublicKeyCommand : PSCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateWgKey]
+    public string[] PrivateKey { get; set; } = [];
+
+    protected override void ProcessRecord()
+    {
+        foreach (var text in PrivateKey)
+        {
+            using var key = WgPrivateKey.Parse(text);
+            WriteObject(key.PublicKey.ToBase64());
+        }
+    }
+}

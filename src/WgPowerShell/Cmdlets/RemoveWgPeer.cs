@@ -1,0 +1,40 @@
+using System.Management.Automation;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>Remove-WgPeer: removes peers (sessions dropped at once, addresses back to the pool).</summary>
+[Cmdlet(VerbsCommon.Remove, "WgPeer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+public sealed class RemoveWgPeerCommand : WgCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateWgKey]
+    public string[] PublicKey { get; set; } = [];
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerNameTransformation]
+    public string? Server { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var server = ResolveServer(Server);
+        if (server is null) return;
+        foreach (var text in PublicKey)
+        {
+            var key = Parse.Key(text);
+            var peer = server.GetPeerInfo(key);
+            if (peer is null)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {text} on server '{server.Name}'."),
+                    "PeerNotFound", ErrorCategory.ObjectNotFound, text));
+                continue;
+            }
+            if (!ShouldProcess($"peer {Describe(peer.Name, text)} ({string.Join(", ", peer.AllowedIPs)}) on server '{server.Name}'", "Remove")) continue;
+            if (server.RemovePeer(key))
+                WriteVerbose($"Removed peer {Describe(peer.Name, text)} from '{server.Name}'.");
+            else
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {text} on server '{server.Name}'."),
+                    "PeerNotFound", ErrorCategory.ObjectNotFound, text));
+        }
+    }
+}

@@ -1,0 +1,81 @@
+using System.Management.Automation;
+using WgEngine.Gateway;
+using WgPowerShell.Models;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>Set-WgPeer: changes a peer in place without dropping its session. Omitted parameters stay as they are.</summary>
+[Cmdlet(VerbsCommon.Set, "WgPeer", SupportsShouldProcess = true)]
+[OutputType(typeof(WgPeer))]
+public sealed class SetWgPeerCommand : WgCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateWgKey]
+    public string PublicKey { get; set; } = "";
+
+    /// <summary>Replaces the AllowedIPs; an empty array clears them.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    [ValidateCidr]
+    public string[]? AllowedIPs { get; set; }
+
+    [Parameter]
+    public string? Name { get; set; }
+
+    /// <summary>A new preshared key; '' removes it.</summary>
+    [Parameter]
+    [AllowEmptyString]
+    [ValidateWgKey(AllowEmpty = true)]
+    public string? PresharedKey { get; set; }
+
+    [Parameter]
+    [ValidateEndpoint]
+    public string? Endpoint { get; set; }
+
+    [Parameter]
+    [ValidateRange(0, 65535)]
+    public int? PersistentKeepalive { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerNameTransformation]
+    public string? Server { get; set; }
+
+    /// <summary>Outputs the changed peer.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var server = ResolveServer(Server);
+        if (server is null) return;
+        var key = Parse.Key(PublicKey);
+        var current = server.GetPeerInfo(key);
+        if (current is null)
+        {
+            WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {PublicKey} on server '{server.Name}'."),
+                "PeerNotFound", ErrorCategory.ObjectNotFound, PublicKey));
+            return;
+        }
+        var update = new PeerUpdate
+        {
+            AllowedIPs = AllowedIPs is null ? null : Parse.Prefixes(AllowedIPs),
+            Name = Name,
+            PresharedKey = string.IsNullOrEmpty(PresharedKey) ? null : Parse.Key(PresharedKey),
+            ClearPresharedKey = PresharedKey is "",
+            Endpoint = Parse.Endpoint(Endpoint),
+            PersistentKeepalive = PersistentKeepalive,
+        };
+        if (!ShouldProcess($"peer {Describe(current.Name, PublicKey)} on server '{server.Name}'", "Set")) return;
+        try
+        {
+            var status = server.UpdatePeer(key, update);
+            WriteVerbose($"Updated peer {Describe(status.Name, PublicKey)} on '{server.Name}'.");
+            if (PassThru) WriteObject(WgPeer.From(server.Name, status));
+        }
+        catch (WgException e)
+        {
+            WriteWgError(e, PublicKey);
+        }
+    }
+}

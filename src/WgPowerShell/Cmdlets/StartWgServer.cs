@@ -1,0 +1,102 @@
+using System.Management.Automation;
+using WgEngine.Crypto;
+using WgEngine.Gateway;
+using WgEngine.Net;
+using WgPowerShell.Models;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>Start-WgServer: starts a gateway in this session and outputs its WgServer.</summary>
+[Cmdlet(VerbsLifecycle.Start, "WgServer", SupportsShouldProcess = true)]
+[OutputType(typeof(WgServer))]
+public sealed class StartWgServerCommand : WgCmdletBase
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [ValidatePattern("^[A-Za-z0-9_=+.-]{1,15}$")]
+    public string Name { get; set; } = "wg0";
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(0, 65535)]
+    public int ListenPort { get; set; } = 51820;
+
+    [Parameter]
+    [ValidateWgKey]
+    public string? PrivateKey { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [ValidateCidr]
+    public string[] Address { get; set; } = ["10.8.0.1/24"];
+
+    [Parameter]
+    [ValidateSet("Userspace", "Uapi")]
+    public string Backend { get; set; } = "Userspace";
+
+    [Parameter]
+    public EgressMode Egress { get; set; } = EgressMode.None;
+
+    /// <summary>Reserved (wg-quick file persistence): refused until implemented.</summary>
+    [Parameter]
+    public string? ConfigPath { get; set; }
+
+    /// <summary>Reserved (UAPI socket): refused until implemented.</summary>
+    [Parameter]
+    public string? UapiPath { get; set; }
+
+    /// <summary>Reserved (userspace egress allow-list): refused until implemented.</summary>
+    [Parameter]
+    public string[]? EgressAllow { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var (param, given) in new[] { ("ConfigPath", ConfigPath is not null), ("UapiPath", UapiPath is not null), ("EgressAllow", EgressAllow is not null) })
+            if (given)
+                ThrowTerminatingError(new ErrorRecord(
+                    new PSNotSupportedException($"-{param} is not yet supported by this version of WireGuardGateway; leave it out."),
+                    "ParameterNotYetSupported", ErrorCategory.NotImplemented, param));
+
+        var addresses = Parse.Prefixes(Address);
+        if (addresses.Count == 0)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Address needs at least one CIDR, e.g. 10.8.0.1/24."),
+                "NoAddress", ErrorCategory.InvalidArgument, null));
+
+        if (Session.IsNameInUse(Name))
+        {
+            WriteError(new ErrorRecord(
+                new InvalidOperationException($"A server named '{Name}' is already running in this session; pick another -Name or Stop-WgServer it first."),
+                "ServerAlreadyExists", ErrorCategory.ResourceExists, Name));
+            return;
+        }
+        if (!ShouldProcess($"WireGuard server '{Name}' on UDP port {ListenPort} ({string.Join(", ", addresses)})", "Start"))
+            return;
+
+        WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
+        VPNServer server;
+        try
+        {
+            server = VPNServer.Start(new ServerOptions
+            {
+                Name = Name, ListenPort = ListenPort, PrivateKey = key, Addresses = addresses,
+                Backend = Backend, Egress = Egress,
+            });
+        }
+        catch (WgException e)
+        {
+            key?.Dispose();
+            WriteWgError(e, Name);
+            return;
+        }
+        // The session owns the server from here on (stopped with the runspace or Remove-Module).
+        if (!Session.TryAdd(server))
+        {
+            server.Dispose();
+            WriteError(new ErrorRecord(new InvalidOperationException($"A server named '{Name}' was started concurrently."),
+                "ServerAlreadyExists", ErrorCategory.ResourceExists, Name));
+            return;
+        }
+        WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", addresses)}.");
+        WriteObject(new WgServer(server));
+    }
+}

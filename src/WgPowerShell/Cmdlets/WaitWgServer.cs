@@ -1,0 +1,69 @@
+using System.Management.Automation;
+using WgEngine.Gateway;
+using WgPowerShell.Models;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>
+/// Wait-WgServer: blocks until the servers stop, the timeout passes, or Ctrl+C, so that
+/// `Start-WgServer | Wait-WgServer` can be a container's entry point.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Wait, "WgServer")]
+[OutputType(typeof(WgServer))]
+public sealed class WaitWgServerCommand : WgCmdletBase
+{
+    private readonly List<VPNServer> _servers = new();
+    private readonly CancellationTokenSource _stop = new();
+
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Server")]
+    [ServerNameTransformation]
+    public string[]? Name { get; set; }
+
+    /// <summary>Seconds; -1 (default) waits forever.</summary>
+    [Parameter]
+    [ValidateRange(-1, int.MaxValue)]
+    public int Timeout { get; set; } = -1;
+
+    /// <summary>Outputs the servers once they have stopped.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string?[] names = Name is { Length: > 0 } ? Name : new string?[] { null };
+        foreach (var n in names)
+            if (ResolveServer(n) is { } s && !_servers.Contains(s)) _servers.Add(s);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_servers.Count == 0) return;
+        var all = Task.WhenAll(_servers.Select(s => s.Completion));
+        WriteVerbose($"Waiting for {string.Join(", ", _servers.Select(s => s.Name))} to stop" + (Timeout >= 0 ? $" (at most {Timeout} s)." : " (Ctrl+C to stop waiting)."));
+        int ms = Timeout < 0 || Timeout > int.MaxValue / 1000 ? System.Threading.Timeout.Infinite : Timeout * 1000;
+        bool done;
+        try
+        {
+            done = all.Wait(ms, _stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;   // Ctrl+C / pipeline stopped: stop waiting, leave the servers running
+        }
+        catch (AggregateException)
+        {
+            done = true;  // a backend failed: it has stopped, which is what we waited for
+        }
+        if (!done)
+        {
+            WriteError(new ErrorRecord(new TimeoutException($"The servers were still running after {Timeout} s."),
+                "WaitTimeout", ErrorCategory.OperationTimeout, Timeout));
+            return;
+        }
+        if (PassThru) foreach (var s in _servers) WriteObject(new WgServer(s));
+    }
+
+    protected override void StopProcessing() => _stop.Cancel();
+}

@@ -1,0 +1,57 @@
+using System.Management.Automation;
+using WgEngine.Gateway;
+using WgPowerShell.Session;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>Shared plumbing: the runspace's session, -Server resolution, engine errors as PowerShell errors.</summary>
+public abstract class WgCmdletBase : PSCmdlet
+{
+    internal WgSession Session => SessionStore.Current;
+
+    /// <summary>
+    /// The server named, or the only one when no name is given. No server / several servers without a
+    /// name is unusable input (terminating); an unknown name is a per-item ObjectNotFound (returns null).
+    /// </summary>
+    internal VPNServer? ResolveServer(string? name)
+    {
+        if (!string.IsNullOrEmpty(name))
+        {
+            if (Session.TryGet(name, out var s)) return s;
+            WriteError(new ErrorRecord(
+                new ItemNotFoundException($"No WireGuard server named '{name}' in this session. Get-WgServer lists them."),
+                "WgServerNotFound", ErrorCategory.ObjectNotFound, name));
+            return null;
+        }
+        var all = Session.All();
+        if (all.Count == 1) return all[0];
+        if (all.Count == 0)
+            ThrowTerminatingError(new ErrorRecord(
+                new InvalidOperationException("No WireGuard server is running in this session; start one with Start-WgServer."),
+                "NoWgServer", ErrorCategory.ObjectNotFound, null));
+        ThrowTerminatingError(new ErrorRecord(
+            new ArgumentException($"This session has {all.Count} servers ({string.Join(", ", all.Select(x => x.Name))}); say which with -Server."),
+            "WgServerAmbiguous", ErrorCategory.InvalidArgument, null));
+        return null;
+    }
+
+    /// <summary>An engine failure for one item: non-terminating, FullyQualifiedErrorId = the engine's ErrorId.</summary>
+    internal void WriteWgError(WgException e, object? target) =>
+        WriteError(new ErrorRecord(e, e.ErrorId, Category(e.Kind), target));
+
+    internal static ErrorCategory Category(WgErrorKind kind) => kind switch
+    {
+        WgErrorKind.InvalidArgument => ErrorCategory.InvalidArgument,
+        WgErrorKind.AlreadyExists => ErrorCategory.ResourceExists,
+        WgErrorKind.NotFound => ErrorCategory.ObjectNotFound,
+        WgErrorKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
+        WgErrorKind.LimitExceeded => ErrorCategory.LimitsExceeded,
+        WgErrorKind.InvalidOperation => ErrorCategory.InvalidOperation,
+        _ => ErrorCategory.NotSpecified,
+    };
+
+    internal static string ShortKey(string base64) => base64.Length > 8 ? base64[..8] + "..." : base64;
+
+    internal static string Describe(string? name, string key) =>
+        string.IsNullOrEmpty(name) ? ShortKey(key) : $"'{name}' ({ShortKey(key)})";
+}

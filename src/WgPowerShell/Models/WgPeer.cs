@@ -1,0 +1,43 @@
+using System.Net;
+using WgEngine.Gateway;
+
+namespace WgPowerShell.Models;
+
+/// <summary>A snapshot of one peer, as Get-WgPeer / Add-WgPeer output it.</summary>
+public sealed class WgPeer
+{
+    public required string Server { get; init; }
+    public string? Name { get; init; }
+    public required string PublicKey { get; init; }
+    public string[] AllowedIPs { get; init; } = [];
+    /// <summary>"ip:port" ("[v6]:port"), or null before the peer has been heard from / configured.</summary>
+    public string? Endpoint { get; init; }
+    public DateTimeOffset? LatestHandshake { get; init; }
+    public long ReceivedBytes { get; init; }
+    public long SentBytes { get; init; }
+    public int PersistentKeepalive { get; init; }
+    public bool HasPresharedKey { get; init; }
+
+    internal static WgPeer From(string server, PeerStatus p) => new()
+    {
+        Server = server,
+        Name = p.Name,
+        PublicKey = p.PublicKey.ToBase64(),
+        AllowedIPs = p.AllowedIPs.Select(a => a.ToString()).ToArray(),
+        Endpoint = FormatEndpoint(p.Endpoint),
+        LatestHandshake = p.LatestHandshake,
+        ReceivedBytes = p.ReceivedBytes,
+        SentBytes = p.SentBytes,
+        PersistentKeepalive = p.PersistentKeepalive,
+        HasPresharedKey = p.HasPresharedKey,
+    };
+
+    private static string? FormatEndpoint(IPEndPoint? e)
+    {
+        if (e is null) return null;
+        var a = e.Address.IsIPv4MappedToIPv6 ? e.Address.MapToIPv4() : e.Address;
+        return new IPEndPoint(a, e.Port).ToString();   // IPv6 comes out as [addr]:port
+    }
+
+    public override string ToString() => PublicKey;
+}

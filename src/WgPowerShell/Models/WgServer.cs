@@ -1,0 +1,32 @@
+using WgEngine.Gateway;
+
+namespace WgPowerShell.Models;
+
+/// <summary>
+/// A gateway of this session, read live from the engine. Deliberately has no private key: nothing
+/// that formats or serialises this object can reveal it.
+/// </summary>
+public sealed class WgServer
+{
+    internal WgServer(VPNServer server) => Server = server;
+
+    internal VPNServer Server { get; }
+
+    public string Name => Server.Name;
+    public string PublicKey => Server.PublicKey.ToBase64();
+    public int ListenPort => Server.ListenPort;
+    public string[] Address => Server.Addresses.Select(a => a.ToString()).ToArray();
+    public string Backend => Server.BackendKind;
+    public string Egress => Server.Egress.ToString();
+    public int PeerCount => Server.PeerCount;
+    public string State => Server.State.ToString();
+    public DateTimeOffset StartedAt => Server.StartedAt;
+    public long ReceivedBytes => Server.ReceivedBytes;
+    public long SentBytes => Server.SentBytes;
+    /// <summary>wg-quick file kept in sync; not supported yet, always null.</summary>
+    public string? ConfigPath => null;
+    /// <summary>UAPI socket served for `wg show`; not supported yet, always null.</summary>
+    public string? UapiPath => null;
+
+    public override string ToString() => Name;
+}
