@@ -24,8 +24,10 @@ $Manifest = Join-Path $Root 'module/WireGuardGateway.psd1'
 $Artifacts = Join-Path $Root 'artifacts'
 $PesterVersion = '5.7.1'
 $PesterPsd1 = Join-Path $HOME ".nuget/packages/pester/$PesterVersion/tools/Pester.psd1"
-# The pwsh running this script (the pinned 7.6.9 when started via `dotnet pwsh`).
-$Pwsh = (Get-Process -Id $PID).Path
+# The pwsh running this script (the pinned 7.6.9 when started via `dotnet pwsh`, whose process is
+# `dotnet`): run child pwsh processes from $PSHOME, through the apphost when present.
+$PwshExe = Join-Path $PSHOME ($IsWindows ? 'pwsh.exe' : 'pwsh')
+[string[]] $Pwsh = if (Test-Path $PwshExe) { @($PwshExe) } else { @('dotnet', (Join-Path $PSHOME 'pwsh.dll')) }
 
 function Invoke-Native([string] $What, [scriptblock] $Command) {
     & $Command
@@ -88,7 +90,7 @@ $failed = $r.FailedCount + $r.FailedBlocksCount + $r.FailedContainersCount
     $saved = @{}
     foreach ($k in $Environment.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $Environment[$k]) }
     try {
-        & $Pwsh -NoProfile -NonInteractive -File $scriptFile $PesterPsd1 $Folder $summary (Join-Path $Artifacts "pester-$Label.junit.xml") | Out-Host
+        & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File $scriptFile $PesterPsd1 $Folder $summary (Join-Path $Artifacts "pester-$Label.junit.xml") | Out-Host
     }
     finally {
         foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
