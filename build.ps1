@@ -1,0 +1,183 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+  The one entry point: Build (publish the module into module/bin), Test (xunit + Pester + interop),
+  Demo (a gateway with one client), Bench, Clean. Works from any current directory.
+.EXAMPLE
+  ./build.ps1 Test
+#>
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [string] $Task = 'Build'
+)
+
+$ErrorActionPreference = 'Stop'
+$env:NO_COLOR = '1'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$PSStyle.OutputRendering = 'PlainText'
+
+$Root = $PSScriptRoot
+$ModuleBin = Join-Path $Root 'module/bin'
+$Manifest = Join-Path $Root 'module/WireGuardGateway.psd1'
+$Artifacts = Join-Path $Root 'artifacts'
+$PesterVersion = '5.7.1'
+$PesterPsd1 = Join-Path $HOME ".nuget/packages/pester/$PesterVersion/tools/Pester.psd1"
+# The pwsh running this script (the pinned 7.6.9 when started via `dotnet pwsh`, whose process is
+# `dotnet`): run child pwsh processes from $PSHOME, through the apphost when present.
+$PwshExe = Join-Path $PSHOME ($IsWindows ? 'pwsh.exe' : 'pwsh')
+[string[]] $Pwsh = if (Test-Path $PwshExe) { @($PwshExe) } else { @('dotnet', (Join-Path $PSHOME 'pwsh.dll')) }
+
+function Invoke-Native([string] $What, [scriptblock] $Command) {
+    & $Command
+    if ($LASTEXITCODE -ne 0) { throw "$What failed (exit code $LASTEXITCODE)." }
+}
+
+function Invoke-Build {
+    Write-Host "== Build: publishing the module into module/bin"
+    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $Root 'src/WgPowerShell') -c Release -o $ModuleBin -v q --nologo | Out-Host }
+}
+
+# Runs the xunit tests; returns @{ Passed; Failed } from the TRX file (a build failure counts as one failure).
+function Invoke-XunitTests {
+    Write-Host "== Test: xunit (tests/WgEngine.Tests)"
+    $results = Join-Path $Artifacts 'xunit'
+    if (Test-Path $results) { Remove-Item $results -Recurse -Force }
+    dotnet test (Join-Path $Root 'tests/WgEngine.Tests') -c Release -v q --nologo `
+        --logger 'trx;LogFileName=xunit.trx' --logger 'console;verbosity=minimal' --results-directory $results | Out-Host
+    $trx = Get-ChildItem $results -Filter *.trx -Recurse -ErrorAction SilentlyContinue | Select-Object -First 1
+    if (-not $trx) {
+        Write-Host "xunit: no results file (the test project did not build or run): counted as 1 failure"
+        return @{ Passed = 0; Failed = 1 }
+    }
+    $counters = ([xml](Get-Content -Raw $trx.FullName)).TestRun.ResultSummary.Counters
+    $failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+    # A crashed test host leaves a TRX with fewer results than tests and a non-zero exit code.
+    if ($LASTEXITCODE -ne 0 -and $failed -eq 0) { $failed = 1 }
+    Write-Host "xunit: $($counters.passed) passed, $failed failed"
+    return @{ Passed = [int]$counters.passed; Failed = $failed }
+}
+
+function Restore-Pester {
+    if (Test-Path $PesterPsd1) { return }
+    Write-Host "== Restoring Pester $PesterVersion from NuGet (tools/TestDeps)"
+    Invoke-Native 'dotnet restore tools/TestDeps' { dotnet restore (Join-Path $Root 'tools/TestDeps') -v q | Out-Host }
+}
+
+# Runs one Pester suite in a fresh pwsh (the module loads cleanly; the build process stays untouched).
+function Invoke-PesterSuite([string] $Folder, [string] $Label, [hashtable] $Environment = @{}) {
+    Write-Host "== Test: Pester ($Label)"
+    $summary = Join-Path $Artifacts "pester-$Label.json"
+    if (Test-Path $summary) { Remove-Item $summary -Force }
+    $script = @'
+param($PesterPsd1, $Folder, $Summary, $Junit)
+$ErrorActionPreference = 'Stop'
+Import-Module $PesterPsd1
+$c = New-PesterConfiguration
+$c.Run.Path = $Folder
+$c.Run.PassThru = $true
+$c.Output.Verbosity = 'Detailed'
+$c.TestResult.Enabled = $true
+$c.TestResult.OutputFormat = 'JUnitXml'
+$c.TestResult.OutputPath = $Junit
+$r = Invoke-Pester -Configuration $c
+$failed = $r.FailedCount + $r.FailedBlocksCount + $r.FailedContainersCount
+@{ Passed = $r.PassedCount; Failed = $failed } | ConvertTo-Json | Set-Content -Path $Summary
+'@
+    $scriptFile = Join-Path $Artifacts "run-pester-$Label.ps1"
+    Set-Content -Path $scriptFile -Value $script
+    $saved = @{}
+    foreach ($k in $Environment.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $Environment[$k]) }
+    try {
+        & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File $scriptFile $PesterPsd1 $Folder $summary (Join-Path $Artifacts "pester-$Label.junit.xml") | Out-Host
+    }
+    finally {
+        foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
+    }
+    if (-not (Test-Path $summary)) {
+        Write-Host "Pester ($Label): the run did not complete: counted as 1 failure"
+        return @{ Passed = 0; Failed = 1 }
+    }
+    $s = Get-Content -Raw $summary | ConvertFrom-Json
+    return @{ Passed = [int]$s.Passed; Failed = [int]$s.Failed }
+}
+
+function Invoke-Test {
+    Invoke-Build
+    New-Item -ItemType Directory -Force $Artifacts | Out-Null
+    $runs = @()
+    $runs += Invoke-XunitTests
+    Restore-Pester
+    $runs += Invoke-PesterSuite (Join-Path $Root 'tests/Pester') 'module'
+    $interop = Join-Path $Root 'tests/Interop'
+    if ((Test-Path $interop) -and (Get-ChildItem $interop -Filter *.Tests.ps1 -Recurse)) {
+        # Interop tests need root (namespaces, TUN) and must not skip silently: CI=true makes a skip a failure.
+        $runs += Invoke-PesterSuite $interop 'interop' @{ CI = 'true' }
+    }
+    $passed = ($runs | ForEach-Object { $_.Passed } | Measure-Object -Sum).Sum
+    $failed = ($runs | ForEach-Object { $_.Failed } | Measure-Object -Sum).Sum
+    Write-Host "$passed passed, $failed failed"
+    if ($failed -gt 0) { exit 1 }
+    exit 0
+}
+
+# A best guess at an address clients can reach this host on: the first up, non-loopback IPv4 address.
+function Get-GuessedHostAddress {
+    $nics = [System.Net.NetworkInformation.NetworkInterface]::GetAllNetworkInterfaces() |
+        Where-Object { $_.OperationalStatus -eq 'Up' -and $_.NetworkInterfaceType -ne 'Loopback' }
+    foreach ($nic in $nics) {
+        foreach ($u in $nic.GetIPProperties().UnicastAddresses) {
+            if ($u.Address.AddressFamily -eq 'InterNetwork' -and -not [System.Net.IPAddress]::IsLoopback($u.Address)) {
+                return $u.Address.ToString()
+            }
+        }
+    }
+    return '127.0.0.1'
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    Import-Module $Manifest -Force
+    $server = Start-WgServer
+    $client = New-WgKey
+    $peer = Add-WgPeer -PublicKey $client.PublicKey -Name 'demo-client' -Server $server
+    $hostAddress = Get-GuessedHostAddress
+    Write-Warning "The Endpoint $($hostAddress):$($server.ListenPort) is a guess (the first non-loopback IPv4 address of this host); use the address your clients can reach."
+    $config = @"
+[Interface]
+PrivateKey = $($client.PrivateKey)
+Address = $($peer.AllowedIPs -join ', ')
+
+[Peer]
+PublicKey = $($server.PublicKey)
+Endpoint = $($hostAddress):$($server.ListenPort)
+AllowedIPs = 10.8.0.0/24
+PersistentKeepalive = 25
+"@
+    $server | Format-Table | Out-Host
+    Write-Host "wg-quick config for demo-client (keep it secret: it holds the client's private key):"
+    Write-Host $config
+    Write-Host "Serving; press Ctrl+C to stop."
+    try { $server | Wait-WgServer }
+    finally { Stop-WgServer -Name $server.Name -ErrorAction SilentlyContinue }
+}
+
+function Invoke-Bench {
+    $bench = Join-Path $Root 'bench/run-bench.ps1'
+    if (-not (Test-Path $bench)) { Write-Host "bench/run-bench.ps1 does not exist yet: nothing to run."; return }
+    & $bench
+}
+
+function Invoke-Clean {
+    Invoke-Native 'dotnet clean' { dotnet clean (Join-Path $Root 'WgPowerShell.sln') -v q --nologo }
+    foreach ($p in @($ModuleBin, $Artifacts)) { if (Test-Path $p) { Remove-Item $p -Recurse -Force } }
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Test' { Invoke-Test }
+    'Demo' { Invoke-Demo }
+    'Bench' { Invoke-Bench }
+    'Clean' { Invoke-Clean }
+}

@@ -1,0 +1,216 @@
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1') -Force
+}
+
+Describe 'Peers' {
+    AfterEach {
+        Get-WgServer | Stop-WgServer
+    }
+
+    Describe 'Add-WgPeer' {
+        BeforeEach { $script:srv = Start-WgServer -ListenPort 0 -Address 10.20.0.1/22 }
+
+        It 'outputs a WgPeer with the contract properties' {
+            $k = (New-WgKey).PublicKey
+            $psk = New-WgPresharedKey
+            $p = Add-WgPeer -PublicKey $k -Name alice -PresharedKey $psk -Endpoint '127.0.0.1:51999' -PersistentKeepalive 25
+            $p.GetType().Name | Should -Be 'WgPeer'
+            $p.Server | Should -Be 'wg0'
+            $p.Name | Should -Be 'alice'
+            $p.PublicKey | Should -Be $k
+            , $p.AllowedIPs | Should -BeOfType ([string[]])
+            $p.AllowedIPs | Should -Be @('10.20.0.2/32')
+            $p.Endpoint | Should -Be '127.0.0.1:51999'
+            $p.LatestHandshake | Should -BeNullOrEmpty
+            $p.ReceivedBytes | Should -Be 0
+            $p.SentBytes | Should -Be 0
+            $p.PersistentKeepalive | Should -Be 25
+            $p.HasPresharedKey | Should -BeTrue
+            ($p | Out-String) | Should -Not -Match ([regex]::Escape($psk))
+            (Get-WgServer).PeerCount | Should -Be 1
+        }
+
+        It 'formats an IPv6 endpoint as [addr]:port' {
+            (Add-WgPeer -PublicKey (New-WgKey).PublicKey -Endpoint '[::1]:51000').Endpoint | Should -Be '[::1]:51000'
+        }
+
+        It 'takes 1,000 peers from objects in one pipeline, with distinct allocated addresses' {
+            $objs = 1..1000 | ForEach-Object { [pscustomobject]@{ PublicKey = (New-WgKey).PublicKey; Name = "bulk$_" } }
+            $out = $objs | Add-WgPeer
+            $out.Count | Should -Be 1000
+            ($out.AllowedIPs | Select-Object -Unique).Count | Should -Be 1000
+            $out.AllowedIPs | Should -Not -Contain '10.20.0.1/32'
+            $out.AllowedIPs | Should -Not -Contain '10.20.0.0/32'
+            (Get-WgServer).PeerCount | Should -Be 1000
+            (Get-WgPeer -Name bulk500).PublicKey | Should -Be $objs[499].PublicKey
+        }
+
+        It 'takes peers from CSV with explicit AllowedIPs (a cell may hold several)' {
+            $a = (New-WgKey).PublicKey; $b = (New-WgKey).PublicKey
+            $csv = "PublicKey,Name,AllowedIPs`n$a,site-a,""10.50.0.0/24, 10.51.0.0/24""`n$b,site-b,10.52.0.0/24"
+            $out = $csv | ConvertFrom-Csv | Add-WgPeer
+            $out.Count | Should -Be 2
+            (Get-WgPeer -Name site-a).AllowedIPs | Should -Be @('10.50.0.0/24', '10.51.0.0/24')
+            (Get-WgPeer -Name site-b).AllowedIPs | Should -Be @('10.52.0.0/24')
+        }
+
+        It 'reports a duplicate key per item and still adds the rest' {
+            $k = (New-WgKey).PublicKey; $other = (New-WgKey).PublicKey
+            $out = @([pscustomobject]@{ PublicKey = $k }, [pscustomobject]@{ PublicKey = $k }, [pscustomobject]@{ PublicKey = $other }) |
+                Add-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue
+            $out.Count | Should -Be 2
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerAlreadyExists,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        }
+
+        It 'reports overlapping AllowedIPs naming the other peer' {
+            $null = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name branch -AllowedIPs 192.168.10.0/24
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -AllowedIPs 192.168.10.7/32 -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'AllowedIPsOverlap,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+            $ev[0].Exception.Message | Should -Match "'branch'"
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -AllowedIPs 10.20.0.1/32 -ErrorVariable ev2 -ErrorAction SilentlyContinue
+            $ev2[0].FullyQualifiedErrorId | Should -BeLike 'AllowedIPsOverlap,*'
+            (Get-WgServer).PeerCount | Should -Be 1
+        }
+
+        It 'refuses malformed keys, prefixes and endpoints at binding, naming the parameter' -ForEach @(
+            @{ P = @{ PublicKey = 'not-a-key' }; Name = 'PublicKey' }
+            @{ P = @{ PublicKey = [Convert]::ToBase64String([byte[]]::new(31)) }; Name = 'PublicKey' }
+            @{ P = @{ PresharedKey = 'xyz' }; Name = 'PresharedKey' }
+            @{ P = @{ AllowedIPs = '10.1.2.3/40' }; Name = 'AllowedIPs' }
+            @{ P = @{ Endpoint = 'nohost' }; Name = 'Endpoint' }
+        ) {
+            $params = @{ PublicKey = (New-WgKey).PublicKey } + @{}
+            foreach ($k in $P.Keys) { $params[$k] = $P[$k] }
+            { Add-WgPeer @params } | Should -Throw -ErrorId 'ParameterArgumentValidationError*' -ExpectedMessage "*'$Name'*"
+            (Get-WgServer).PeerCount | Should -Be 0
+        }
+
+        It '-WhatIf adds nothing' {
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -WhatIf | Should -BeNullOrEmpty
+            (Get-WgServer).PeerCount | Should -Be 0
+        }
+    }
+
+    Describe 'Address pool through the cmdlets' {
+        It 'exhausts a /30 with AddressPoolExhausted and reuses a freed address' {
+            $null = Start-WgServer -ListenPort 0 -Address 10.40.0.1/30
+            $k1 = (New-WgKey).PublicKey; $k2 = (New-WgKey).PublicKey
+            $p1 = Add-WgPeer -PublicKey $k1
+            $p1.AllowedIPs | Should -Be @('10.40.0.2/32')
+            Add-WgPeer -PublicKey $k2 -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'AddressPoolExhausted,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'LimitsExceeded'
+            Remove-WgPeer -PublicKey $k1 -Confirm:$false
+            (Add-WgPeer -PublicKey $k2).AllowedIPs | Should -Be @('10.40.0.2/32')
+        }
+
+        It 'allocates one address per family on a dual-stack server, never the gateway''s' {
+            $null = Start-WgServer -ListenPort 0 -Address 10.41.0.1/24, fd00:41::1/64
+            $p = Add-WgPeer -PublicKey (New-WgKey).PublicKey
+            $p.AllowedIPs | Should -Be @('10.41.0.2/32', 'fd00:41::2/128')
+        }
+    }
+
+    Describe 'Get-WgPeer / Remove-WgPeer / Set-WgPeer' {
+        BeforeEach {
+            $script:srv = Start-WgServer -ListenPort 0
+            $script:peers = 'old1', 'old2', 'new1' | ForEach-Object { Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name $_ }
+        }
+
+        It 'filters by key and by name with wildcards' {
+            (Get-WgPeer).Count | Should -Be 3
+            (Get-WgPeer -Name old*).Name | Sort-Object | Should -Be @('old1', 'old2')
+            (Get-WgPeer -PublicKey $peers[2].PublicKey).Name | Should -Be 'new1'
+            Get-WgPeer -PublicKey (New-WgKey).PublicKey -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+            Get-WgPeer -Name zzz* | Should -BeNullOrEmpty
+        }
+
+        It 'removes from the pipeline: Get-WgPeer -Name old* | Remove-WgPeer' {
+            Get-WgPeer -Name old* | Remove-WgPeer
+            (Get-WgPeer).Name | Should -Be @('new1')
+            # The freed addresses go back to the pool: the lowest comes first.
+            (Add-WgPeer -PublicKey (New-WgKey).PublicKey).AllowedIPs | Should -Be @('10.8.0.2/32')
+        }
+
+        It 'reports an unknown key as ObjectNotFound and goes on' {
+            $unknown = (New-WgKey).PublicKey
+            $unknown, $peers[0].PublicKey | Remove-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+            (Get-WgPeer).Count | Should -Be 2
+        }
+
+        It 'Remove-WgPeer -WhatIf removes nothing' {
+            Get-WgPeer | Remove-WgPeer -WhatIf
+            (Get-WgPeer).Count | Should -Be 3
+        }
+
+        It 'Set-WgPeer changes a peer in place' {
+            $k = $peers[0].PublicKey
+            $psk = New-WgPresharedKey
+            $p = Set-WgPeer -PublicKey $k -Name renamed -AllowedIPs 10.8.0.100/32, 172.30.0.0/16 -PresharedKey $psk -Endpoint 127.0.0.1:40001 -PersistentKeepalive 15 -PassThru
+            $p.Name | Should -Be 'renamed'
+            $p.AllowedIPs | Should -Be @('10.8.0.100/32', '172.30.0.0/16')
+            $p.HasPresharedKey | Should -BeTrue
+            $p.Endpoint | Should -Be '127.0.0.1:40001'
+            $p.PersistentKeepalive | Should -Be 15
+            $again = Get-WgPeer -PublicKey $k
+            $again.Name | Should -Be 'renamed'
+            Set-WgPeer -PublicKey $k -PresharedKey ''
+            (Get-WgPeer -PublicKey $k).HasPresharedKey | Should -BeFalse
+            (Get-WgPeer -PublicKey $k).Name | Should -Be 'renamed'
+        }
+
+        It 'Set-WgPeer refuses an overlap and leaves the peer unchanged' {
+            Set-WgPeer -PublicKey $peers[0].PublicKey -AllowedIPs $peers[1].AllowedIPs -ErrorVariable ev -ErrorAction SilentlyContinue
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'AllowedIPsOverlap,*'
+            (Get-WgPeer -PublicKey $peers[0].PublicKey).AllowedIPs | Should -Be $peers[0].AllowedIPs
+        }
+
+        It 'Set-WgPeer -WhatIf changes nothing; an unknown key is PeerNotFound' {
+            Set-WgPeer -PublicKey $peers[0].PublicKey -Name changed -WhatIf
+            (Get-WgPeer -PublicKey $peers[0].PublicKey).Name | Should -Be 'old1'
+            Set-WgPeer -PublicKey (New-WgKey).PublicKey -Name x -ErrorVariable ev -ErrorAction SilentlyContinue
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+        }
+
+        It 'shows the peer table view with a short key and transfer' {
+            $text = Get-WgPeer -Name new1 | Out-String
+            $text | Should -Match 'Name\s+PublicKey\s+AllowedIPs\s+Endpoint\s+LatestHandshake\s+Transfer'
+            $text | Should -Match ([regex]::Escape($peers[2].PublicKey.Substring(0, 8) + '...'))
+            $text | Should -Not -Match ([regex]::Escape($peers[2].PublicKey))
+        }
+    }
+
+    Describe '-Server resolution' {
+        It 'errors clearly when no server runs' {
+            { Get-WgPeer } | Should -Throw -ErrorId 'NoWgServer*'
+        }
+
+        It 'needs -Server when several run; accepts a name or a WgServer object' {
+            $a = Start-WgServer -Name a -ListenPort 0 -Address 10.70.0.1/24
+            $null = Start-WgServer -Name b -ListenPort 0 -Address 10.71.0.1/24
+            { Add-WgPeer -PublicKey (New-WgKey).PublicKey } | Should -Throw -ErrorId 'WgServerAmbiguous*' -ExpectedMessage '*-Server*'
+            (Add-WgPeer -PublicKey (New-WgKey).PublicKey -Server b).AllowedIPs | Should -Be @('10.71.0.2/32')
+            (Add-WgPeer -PublicKey (New-WgKey).PublicKey -Server $a).AllowedIPs | Should -Be @('10.70.0.2/32')
+            (Get-WgPeer -Server a).Count | Should -Be 1
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -Server nope -ErrorVariable ev -ErrorAction SilentlyContinue
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'WgServerNotFound,*'
+        }
+
+        It 'binds Server by property name when piping peers' {
+            $null = Start-WgServer -Name a -ListenPort 0 -Address 10.72.0.1/24
+            $null = Start-WgServer -Name b -ListenPort 0 -Address 10.73.0.1/24
+            $null = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name x -Server a
+            $null = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name x -Server b
+            Get-WgPeer -Server a | Remove-WgPeer
+            (Get-WgPeer -Server a) | Should -BeNullOrEmpty
+            (Get-WgPeer -Server b).Count | Should -Be 1
+        }
+    }
+}

@@ -1,0 +1,165 @@
+BeforeAll {
+    $script:Manifest = Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1'
+    Import-Module $Manifest -Force
+
+    # True when nothing holds the UDP port on [::] (dual-stack, as the engine binds).
+    function Test-UdpPortFree([int] $Port) {
+        $s = [System.Net.Sockets.Socket]::new([System.Net.Sockets.AddressFamily]::InterNetworkV6, 'Dgram', 'Udp')
+        try { $s.DualMode = $true; $s.Bind([System.Net.IPEndPoint]::new([System.Net.IPAddress]::IPv6Any, $Port)); return $true }
+        catch [System.Net.Sockets.SocketException] { return $false }
+        finally { $s.Dispose() }
+    }
+}
+
+Describe 'Servers' {
+    AfterEach {
+        Get-WgServer | Stop-WgServer
+    }
+
+    Describe 'Start-WgServer' {
+        It 'starts with the defaults and reports the real port' {
+            $s = Start-WgServer -ListenPort 0
+            $s.GetType().Name | Should -Be 'WgServer'
+            $s.Name | Should -Be 'wg0'
+            $s.ListenPort | Should -BeGreaterThan 0
+            $s.Address | Should -Be @('10.8.0.1/24')
+            $s.Backend | Should -Be 'Userspace'
+            $s.Egress | Should -Be 'None'
+            $s.State | Should -Be 'Running'
+            $s.PeerCount | Should -Be 0
+            $s.StartedAt | Should -BeOfType ([DateTimeOffset])
+            $s.ReceivedBytes | Should -Be 0
+            $s.SentBytes | Should -Be 0
+            $s.PublicKey.Length | Should -Be 44
+            Test-UdpPortFree $s.ListenPort | Should -BeFalse
+            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'ConfigPath', 'UapiPath')
+        }
+
+        It 'uses a given private key, and never shows it (properties, views, JSON, verbose)' {
+            $k = New-WgKey
+            $verbose = Start-WgServer -Name kx -ListenPort 0 -PrivateKey $k.PrivateKey -Address 10.60.0.1/24, fd00:60::1/64 -Verbose 4>&1
+            $s = $verbose | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }
+            $s.PublicKey | Should -Be $k.PublicKey
+            $s.Address | Should -Be @('10.60.0.1/24', 'fd00:60::1/64')
+            ($verbose | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Count | Should -BeGreaterThan 0
+            ($verbose | Out-String) | Should -Not -Match ([regex]::Escape($k.PrivateKey))
+            ($s | Format-List * | Out-String) | Should -Not -Match ([regex]::Escape($k.PrivateKey))
+            ($s | Format-Table * | Out-String) | Should -Not -Match ([regex]::Escape($k.PrivateKey))
+            ($s | Out-String) | Should -Not -Match ([regex]::Escape($k.PrivateKey))
+            ($s | ConvertTo-Json) | Should -Not -Match ([regex]::Escape($k.PrivateKey))
+            $s.PSObject.Properties.Name | Should -Not -Contain 'PrivateKey'
+        }
+
+        It 'shows the table view columns' {
+            $s = Start-WgServer -ListenPort 0
+            $text = $s | Out-String
+            $text | Should -Match 'Name\s+ListenPort\s+PublicKey\s+PeerCount\s+State'
+            $text | Should -Match ([regex]::Escape($s.PublicKey))
+        }
+
+        It 'refuses a taken port with ListenPortInUse' {
+            $a = Start-WgServer -Name a -ListenPort 0
+            Start-WgServer -Name b -ListenPort $a.ListenPort -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'ListenPortInUse,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'ResourceUnavailable'
+            (Get-WgServer).Name | Should -Be @('a')
+        }
+
+        It 'refuses a second server of the same name' {
+            $null = Start-WgServer -Name dup -ListenPort 0
+            Start-WgServer -Name dup -ListenPort 0 -ErrorVariable ev -ErrorAction SilentlyContinue
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'ServerAlreadyExists,*'
+        }
+
+        It 'refuses an egress that is not available yet' {
+            Start-WgServer -ListenPort 0 -Egress Userspace -ErrorVariable ev -ErrorAction SilentlyContinue
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'EgressNotAvailable,*'
+            Get-WgServer | Should -BeNullOrEmpty
+        }
+
+        It 'refuses -<Param> as not yet supported (terminating)' -ForEach @(
+            @{ Param = 'ConfigPath'; Value = '/tmp/wg-test.conf' }, @{ Param = 'UapiPath'; Value = '/tmp/wg-test.sock' }, @{ Param = 'EgressAllow'; Value = @('10.0.0.0/8') }
+        ) {
+            $p = @{ ListenPort = 0; $Param = $Value }
+            { Start-WgServer @p } | Should -Throw -ErrorId 'ParameterNotYetSupported*'
+            Get-WgServer | Should -BeNullOrEmpty
+        }
+
+        It 'refuses a malformed private key and a malformed address at binding' {
+            { Start-WgServer -ListenPort 0 -PrivateKey 'abc' } | Should -Throw -ErrorId 'ParameterArgumentValidationError*' -ExpectedMessage "*'PrivateKey'*"
+            { Start-WgServer -ListenPort 0 -Address '10.8.0.1/33' } | Should -Throw -ErrorId 'ParameterArgumentValidationError*' -ExpectedMessage "*'Address'*"
+            Get-WgServer | Should -BeNullOrEmpty
+        }
+
+        It '-WhatIf starts nothing and binds no port' {
+            $probe = [System.Net.Sockets.UdpClient]::new(0); $port = $probe.Client.LocalEndPoint.Port; $probe.Dispose()
+            Start-WgServer -ListenPort $port -WhatIf | Should -BeNullOrEmpty
+            Get-WgServer | Should -BeNullOrEmpty
+            Test-UdpPortFree $port | Should -BeTrue
+        }
+    }
+
+    Describe 'Get-WgServer / Stop-WgServer' {
+        It 'lists by name with wildcards and errors for an unknown exact name' {
+            $null = Start-WgServer -Name east1 -ListenPort 0
+            $null = Start-WgServer -Name west1 -ListenPort 0
+            (Get-WgServer).Name | Should -Be @('east1', 'west1')
+            (Get-WgServer -Name e*).Name | Should -Be @('east1')
+            Get-WgServer -Name nope -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'WgServerNotFound,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        }
+
+        It 'stops from the pipeline and frees the port' {
+            $s = Start-WgServer -ListenPort 0
+            Test-UdpPortFree $s.ListenPort | Should -BeFalse
+            $out = $s | Stop-WgServer -PassThru
+            $out.State | Should -Be 'Stopped'
+            Get-WgServer | Should -BeNullOrEmpty
+            Test-UdpPortFree $s.ListenPort | Should -BeTrue
+        }
+
+        It '-WhatIf stops nothing' {
+            $s = Start-WgServer -ListenPort 0
+            Stop-WgServer -Name wg0 -WhatIf
+            (Get-WgServer).State | Should -Be 'Running'
+            Test-UdpPortFree $s.ListenPort | Should -BeFalse
+        }
+
+        It 'needs a name when several servers run' {
+            $null = Start-WgServer -Name a -ListenPort 0
+            $null = Start-WgServer -Name b -ListenPort 0
+            { Stop-WgServer } | Should -Throw -ErrorId 'WgServerAmbiguous*'
+            (Get-WgServer).Count | Should -Be 2
+        }
+    }
+
+    Describe 'Wait-WgServer' {
+        It 'times out with WaitTimeout while the server runs' {
+            $s = Start-WgServer -ListenPort 0
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            $s | Wait-WgServer -Timeout 1 -ErrorVariable ev -ErrorAction SilentlyContinue
+            $sw.Elapsed.TotalSeconds | Should -BeGreaterOrEqual 0.9
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'WaitTimeout,*'
+            (Get-WgServer).State | Should -Be 'Running'
+        }
+
+        It 'blocks, then stops waiting when the pipeline is stopped (Ctrl+C)' {
+            $ps = [powershell]::Create()
+            try {
+                $null = $ps.AddScript("Import-Module '$Manifest'; `$s = Start-WgServer -ListenPort 0; Write-Information ready; `$s | Wait-WgServer")
+                $async = $ps.BeginInvoke()
+                $deadline = [DateTime]::UtcNow.AddSeconds(30)
+                while ($ps.Streams.Information.Count -eq 0 -and -not $async.IsCompleted -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+                $ps.Streams.Error.Count | Should -Be 0   # (enumerating an open PSDataCollection would block)
+                $ps.Streams.Information.Count | Should -Be 1
+                # Still blocked a second later: Wait-WgServer does not return while the server runs.
+                $async.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds(1)) | Should -BeFalse
+                $stop = $ps.BeginStop($null, $null)
+                $stop.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds(10)) | Should -BeTrue
+                $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+            }
+            finally { $ps.Dispose() }
+        }
+    }
+}
