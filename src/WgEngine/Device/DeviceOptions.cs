@@ -21,6 +21,8 @@ public sealed class DeviceOptions
     public IEgress? Egress { get; init; }
     /// <summary>How often timers are checked.</summary>
     public TimeSpan TimerTick { get; init; } = TimeSpan.FromMilliseconds(100);
+    /// <summary>Packet buffers (4 KiB each) made at start, so that the first bursts do not allocate.</summary>
+    public int PreallocatedBuffers { get; init; } = 256;
     /// <summary>Handshake messages queued before the device considers itself under load and asks for cookies.</summary>
     public int HandshakeQueueSize { get; init; } = 4096;
 }

@@ -30,7 +30,11 @@ internal sealed class PacketBufferPool
     private readonly int _max;
     private int _count;
 
-    public PacketBufferPool(int max) => _max = max;
+    public PacketBufferPool(int max, int preallocate = 0)
+    {
+        _max = max;
+        for (int i = 0; i < Math.Min(preallocate, max); i++) Return(new PacketBuffer());
+    }
 
     public PacketBuffer Rent()
     {
@@ -39,8 +43,14 @@ internal sealed class PacketBufferPool
             Interlocked.Decrement(ref _count);
             return b;
         }
+        Interlocked.Increment(ref _created);
         return new PacketBuffer();
     }
+
+    private long _created;
+
+    /// <summary>Buffers made so far: grows only until the deepest backlog has been seen.</summary>
+    public long Created => Volatile.Read(ref _created);
 
     public void Return(PacketBuffer buffer)
     {

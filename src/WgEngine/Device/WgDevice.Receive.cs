@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using WgEngine.Conn;
 using WgEngine.Crypto;
 using WgEngine.Noise;
 using WgEngine.PacketPlane;
@@ -9,6 +10,20 @@ public sealed partial class WgDevice
 {
     internal void ReturnBuffer(PacketBuffer buffer) => _pool.Return(buffer);
     internal void CountMalformed() => Interlocked.Increment(ref Counters.DroppedMalformed);
+
+    private long _receiveThreadAllocated;
+    internal long BuffersCreated => _pool.Created;
+
+    /// <summary>Bytes allocated so far by the device's own packet threads (receive, crypto workers, handshake).</summary>
+    internal long PacketThreadAllocatedBytes
+    {
+        get
+        {
+            long sum = Volatile.Read(ref _receiveThreadAllocated) + _handshakes.AllocatedBytes;
+            foreach (var w in _workers) sum += w.AllocatedBytes;
+            return sum;
+        }
+    }
 
     /// <summary>
     /// The receive thread: classify each datagram by type and size, check mac1 of handshake messages
@@ -28,6 +43,7 @@ public sealed partial class WgDevice
             buf.Length = n;
             Interlocked.Add(ref Counters.ReceivedBytes, n);
             Dispatch(buf);
+            Volatile.Write(ref _receiveThreadAllocated, GC.GetAllocatedBytesForCurrentThread());
         }
     }
 
@@ -134,7 +150,7 @@ public sealed partial class WgDevice
     private static void UpdateEndpoint(Peer peer, PacketBuffer buf)
     {
         var current = peer.Endpoint;
-        if (current is null || !current.Equals(buf.Address)) peer.Endpoint = Clone(buf.Address);
+        if (current is null || !current.SameAs(buf.Address)) peer.Endpoint = buf.Address.Copy();
     }
 
     /// <summary>The responder's new session becomes current once the initiator has used it.</summary>

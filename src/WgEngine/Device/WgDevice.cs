@@ -24,7 +24,7 @@ public sealed partial class WgDevice : IDisposable
     private readonly ConcurrentDictionary<WgKey, Peer> _peers = new();
     private readonly AllowedIps<Peer> _allowedIps = new();
     private readonly IndexTable _indices = new();
-    private readonly PacketBufferPool _pool = new(8192);
+    private readonly PacketBufferPool _pool;
     private readonly Noise.CookieChecker _cookieChecker;
     private readonly byte[] _initialHashForUs = new byte[32];
     private readonly byte[][] _ownAddresses;
@@ -44,6 +44,7 @@ public sealed partial class WgDevice : IDisposable
         _bind = bind;
         _options = options ?? new DeviceOptions();
         _time = _options.TimeProvider;
+        _pool = new PacketBufferPool(8192, _options.PreallocatedBuffers);
         _cookieChecker = new Noise.CookieChecker(privateKey.PublicKey, _time);
         Span<byte> pub = stackalloc byte[32];
         privateKey.PublicKey.CopyTo(pub);
@@ -202,13 +203,6 @@ public sealed partial class WgDevice : IDisposable
         buf.Length = ipPacket.Length;
         SendToPeer(peer, buf);
         return true;
-    }
-
-    private static SocketAddress Clone(SocketAddress a)
-    {
-        var c = new SocketAddress(a.Family, a.Size);
-        a.Buffer.Span[..a.Size].CopyTo(c.Buffer.Span);
-        return c;
     }
 
     private long Now => _time.GetTimestamp();
