@@ -11,7 +11,7 @@ namespace WgPowerShell.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsCommon.Add, "WgPeer", SupportsShouldProcess = true)]
 [OutputType(typeof(WgPeer))]
-public sealed class AddWgPeerCommand : WgCmdletBase
+public sealed class AddWgPeerCommand : WgPeerCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateWgKey]
@@ -40,13 +40,10 @@ public sealed class AddWgPeerCommand : WgCmdletBase
     [ValidateRange(0, 65535)]
     public int PersistentKeepalive { get; set; }
 
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ServerNameTransformation]
-    public string? Server { get; set; }
 
     protected override void ProcessRecord()
     {
-        var server = ResolveServer(Server);
+        var server = ResolveServer();
         if (server is null) return;
         var key = Parse.Key(PublicKey);
         var allowed = Parse.Prefixes(AllowedIPs);

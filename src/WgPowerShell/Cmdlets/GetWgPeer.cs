@@ -7,7 +7,7 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>Get-WgPeer: the peers of a server, optionally by key or by name (wildcards).</summary>
 [Cmdlet(VerbsCommon.Get, "WgPeer")]
 [OutputType(typeof(WgPeer))]
-public sealed class GetWgPeerCommand : WgCmdletBase
+public sealed class GetWgPeerCommand : WgPeerCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateWgKey]
@@ -17,13 +17,10 @@ public sealed class GetWgPeerCommand : WgCmdletBase
     [SupportsWildcards]
     public string[]? Name { get; set; }
 
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ServerNameTransformation]
-    public string? Server { get; set; }
 
     protected override void ProcessRecord()
     {
-        var server = ResolveServer(Server);
+        var server = ResolveServer();
         if (server is null) return;
         if (PublicKey is { Length: > 0 })
         {

@@ -5,19 +5,16 @@ namespace WgPowerShell.Cmdlets;
 
 /// <summary>Remove-WgPeer: removes peers (sessions dropped at once, addresses back to the pool).</summary>
 [Cmdlet(VerbsCommon.Remove, "WgPeer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-public sealed class RemoveWgPeerCommand : WgCmdletBase
+public sealed class RemoveWgPeerCommand : WgPeerCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateWgKey]
     public string[] PublicKey { get; set; } = [];
 
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ServerNameTransformation]
-    public string? Server { get; set; }
 
     protected override void ProcessRecord()
     {
-        var server = ResolveServer(Server);
+        var server = ResolveServer();
         if (server is null) return;
         foreach (var text in PublicKey)
         {

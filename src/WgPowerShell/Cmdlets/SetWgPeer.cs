@@ -8,7 +8,7 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>Set-WgPeer: changes a peer in place without dropping its session. Omitted parameters stay as they are.</summary>
 [Cmdlet(VerbsCommon.Set, "WgPeer", SupportsShouldProcess = true)]
 [OutputType(typeof(WgPeer))]
-public sealed class SetWgPeerCommand : WgCmdletBase
+public sealed class SetWgPeerCommand : WgPeerCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateWgKey]
@@ -37,9 +37,6 @@ public sealed class SetWgPeerCommand : WgCmdletBase
     [ValidateRange(0, 65535)]
     public int? PersistentKeepalive { get; set; }
 
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ServerNameTransformation]
-    public string? Server { get; set; }
 
     /// <summary>Outputs the changed peer.</summary>
     [Parameter]
@@ -47,7 +44,7 @@ public sealed class SetWgPeerCommand : WgCmdletBase
 
     protected override void ProcessRecord()
     {
-        var server = ResolveServer(Server);
+        var server = ResolveServer();
         if (server is null) return;
         var key = Parse.Key(PublicKey);
         var current = server.GetPeerInfo(key);

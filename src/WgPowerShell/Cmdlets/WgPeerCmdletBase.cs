@@ -1,0 +1,17 @@
+using System.Management.Automation;
+using WgEngine.Gateway;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>The peer cmdlets: all act on one server, named by -Server or the session's only one.</summary>
+public abstract class WgPeerCmdletBase : WgCmdletBase
+{
+    /// <summary>A server name or a WgServer object (pipeline by property name Server).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerNameTransformation]
+    public string? Server { get; set; }
+
+    /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
+    internal VPNServer? ResolveServer() => ResolveServer(Server);
+}
