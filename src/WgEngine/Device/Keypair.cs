@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using WgEngine.Crypto;
 
 namespace WgEngine.Device;
 
@@ -36,6 +37,15 @@ internal sealed class Keypair
     public ReadOnlySpan<byte> SendKey => _sendKey;
     public ReadOnlySpan<byte> ReceiveKey => _receiveKey;
 
+    private TransportSealer? _sealer;
+
+    /// <summary>Call once the keys are derived: prepares the send-side cipher.</summary>
+    public void KeysDerived() => _sealer = new TransportSealer(_sendKey);
+
+    /// <summary>Encrypts a transport payload (destination: plaintext.Length + 16 bytes).</summary>
+    public void Seal(ulong counter, ReadOnlySpan<byte> plaintext, Span<byte> destination) =>
+        _sealer!.Seal(counter, plaintext, destination);
+
     /// <summary>Next send counter, or false when the keypair has sent its last allowed message.</summary>
     public bool TryNextSendCounter(out ulong counter)
     {
@@ -54,6 +64,7 @@ internal sealed class Keypair
     public void Zero()
     {
         CryptographicOperations.ZeroMemory(_sendKey);
+        _sealer?.Dispose();
         CryptographicOperations.ZeroMemory(_receiveKey);
     }
 }

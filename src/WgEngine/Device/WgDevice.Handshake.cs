@@ -174,6 +174,7 @@ public sealed partial class WgDevice
     {
         var kp = new Keypair(peer, isInitiator, localIndex, remoteIndex, now);
         peer.Noise.Split(isInitiator, kp.SendKeySpan, kp.ReceiveKeySpan);
+        kp.KeysDerived();
         _indices.Replace(localIndex, new IndexEntry(peer, kp));
         Volatile.Write(ref peer.LastHandshakeAt, now);
         Volatile.Write(ref peer.LastHandshakeUnixMs, _time.GetUtcNow().ToUnixTimeMilliseconds());

@@ -37,7 +37,7 @@ public sealed partial class WgDevice
         BinaryPrimitives.WriteUInt32LittleEndian(data[MessageLayout.TransportReceiverOffset..], kp.RemoteIndex);
         BinaryPrimitives.WriteUInt64LittleEndian(data[MessageLayout.TransportCounterOffset..], counter);
         var plain = data.Slice(MessageLayout.TransportHeaderSize, padded);
-        ChaChaPoly.Seal(kp.SendKey, counter, plain, ReadOnlySpan<byte>.Empty, data.Slice(MessageLayout.TransportHeaderSize, padded + ChaChaPoly.TagSize));
+        kp.Seal(counter, plain, data.Slice(MessageLayout.TransportHeaderSize, padded + ChaChaPoly.TagSize));
         int total = MessageLayout.TransportHeaderSize + padded + ChaChaPoly.TagSize;
         if (_bind.Send(data[..total], ep))
         {

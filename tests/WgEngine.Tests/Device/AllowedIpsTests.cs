@@ -269,15 +269,20 @@ public class AllowedIpsTests(ITestOutputHelper output)
         rng.NextBytes(v6Addr);
         int hits = 0;
         for (int i = 0; i < 1000; i++) hits += (t.Lookup(v4Addr) is null ? 0 : 1) + (t.Lookup(v6Addr) is null ? 0 : 1); // warm up
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 100_000; i++)
+        // Tiered JIT may recompile mid-run and allocate once; a per-lookup allocation shows in every run.
+        long best = long.MaxValue;
+        for (int run = 0; run < 5; run++)
         {
-            v4Addr[3] = (byte)i;
-            v6Addr[15] = (byte)i;
-            hits += (t.Lookup(v4Addr) is null ? 0 : 1) + (t.Lookup(v6Addr) is null ? 0 : 1);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 20_000; i++)
+            {
+                v4Addr[3] = (byte)i;
+                v6Addr[15] = (byte)i;
+                hits += (t.Lookup(v4Addr) is null ? 0 : 1) + (t.Lookup(v6Addr) is null ? 0 : 1);
+            }
+            best = Math.Min(best, GC.GetAllocatedBytesForCurrentThread() - before);
         }
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Assert.Equal(0, best);
         GC.KeepAlive(hits);
     }
 

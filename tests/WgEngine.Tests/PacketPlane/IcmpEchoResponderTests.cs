@@ -300,11 +300,18 @@ public class IcmpEchoResponderTests
         byte[] v4Copy = new byte[v4.Length], v6Copy = new byte[v6.Length];
         int answered = 0;
         Run(); // warm up (JIT) before measuring
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        answered = 0;
-        Run();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        Assert.Equal(2000, answered);
+        // Tiered JIT may recompile mid-run and allocate on this thread once; an allocation per call
+        // would show in every run, so the best of five runs must be zero.
+        long best = long.MaxValue;
+        for (int run = 0; run < 5; run++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            answered = 0;
+            Run();
+            best = Math.Min(best, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(2000, answered);
+        }
+        Assert.Equal(0, best);
 
         void Run()
         {
