@@ -69,4 +69,6 @@ internal sealed class Peer
     public long LastDataSentAt;          // a non-keepalive transport packet sent
     public long LastReceivedAt;          // any authenticated packet received
     public long LastDataReceivedAt;      // a non-keepalive transport packet received
+    /// <summary>Data arrived and nothing has been sent since: a keepalive is owed after Keepalive-Timeout.</summary>
+    public volatile bool KeepaliveOwed;
 }

@@ -241,6 +241,7 @@ public sealed partial class WgDevice
             Interlocked.Add(ref Counters.SentBytes, datagram.Length);
             Interlocked.Add(ref peer.SentBytes, datagram.Length);
             Volatile.Write(ref peer.LastSentAt, Now);
+            peer.KeepaliveOwed = false;
         }
     }
 }

@@ -142,6 +142,7 @@ public sealed partial class WgDevice
             return;
         }
         Volatile.Write(ref peer.LastDataReceivedAt, now);
+        peer.KeepaliveOwed = true;
         buf.Length = ipLength;
         Route(peer, buf);
     }

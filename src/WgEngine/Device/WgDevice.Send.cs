@@ -44,6 +44,7 @@ public sealed partial class WgDevice
             Interlocked.Add(ref Counters.SentBytes, total);
             Interlocked.Add(ref peer.SentBytes, total);
             Volatile.Write(ref peer.LastSentAt, now);
+            peer.KeepaliveOwed = false;
             if (length > 0) Volatile.Write(ref peer.LastDataSentAt, now);
         }
         _pool.Return(buf);

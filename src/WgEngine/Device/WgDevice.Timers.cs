@@ -65,7 +65,7 @@ public sealed partial class WgDevice
         bool hasSession = peer.Current is not null;
 
         // Passive keepalive: we received data but have sent nothing for Keepalive-Timeout.
-        if (hasSession && lastDataReceived != 0 && lastDataReceived > lastSent && Older(lastDataReceived, now, ProtocolConstants.KeepaliveTimeout))
+        if (hasSession && peer.KeepaliveOwed && Older(lastDataReceived, now, ProtocolConstants.KeepaliveTimeout))
         {
             SendKeepalive(peer);
             return;

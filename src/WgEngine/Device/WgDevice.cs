@@ -162,6 +162,11 @@ public sealed partial class WgDevice : IDisposable
         };
     }
 
+    /// <summary>True while any session or handshake state exists for the peer (diagnostics, tests).</summary>
+    internal bool HasKeyMaterial(WgKey publicKey) =>
+        _peers.TryGetValue(publicKey, out var p) &&
+        (p.Current is not null || p.Previous is not null || p.Next is not null || p.State != HandshakeState.Zeroed);
+
     /// <summary>Drops every session and handshake of a peer and erases their keys.</summary>
     private void ZeroPeer(Peer peer)
     {
