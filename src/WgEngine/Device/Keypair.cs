@@ -53,6 +53,9 @@ internal sealed class Keypair
         return counter < ProtocolConstants.RejectAfterMessages;
     }
 
+    /// <summary>Test hook: the next counter to send with (to reach the message limits without 2^60 packets).</summary>
+    internal void SetNextSendCounter(ulong next) => Volatile.Write(ref _sendCounter, unchecked((long)(next - 1)));
+
     public ulong SendCounter => (ulong)Volatile.Read(ref _sendCounter) + 1;
 
     /// <summary>Replay check; call only after the packet authenticated.</summary>

@@ -46,7 +46,6 @@ internal sealed class Peer
     public readonly byte[] LastTimestamp = new byte[12];
     public long LastInitiationConsumedAt;
     public long LastInitiationSentAt;
-    public long HandshakeAttemptStartedAt;
     public int HandshakeAttempts;
     public long RetransmitAt;
 
@@ -60,15 +59,17 @@ internal sealed class Peer
     public readonly ConcurrentQueue<PacketBuffer> Staged = new();
     public int StagedCount;
 
-    // Counters and timer inputs.
+    // Counters and timer inputs (see WgDevice.Timers.cs for the events that set them).
     public long ReceivedBytes;
     public long SentBytes;
     public long LastHandshakeUnixMs;     // wall clock, for LatestHandshake
     public long LastHandshakeAt;         // TimeProvider ticks
-    public long LastSentAt;              // anything sent
-    public long LastDataSentAt;          // a non-keepalive transport packet sent
+    public long LastSentAt;              // any authenticated packet sent
     public long LastReceivedAt;          // any authenticated packet received
-    public long LastDataReceivedAt;      // a non-keepalive transport packet received
-    /// <summary>Data arrived and nothing has been sent since: a keepalive is owed after Keepalive-Timeout.</summary>
-    public volatile bool KeepaliveOwed;
+    /// <summary>First data received since we last sent anything: a keepalive is owed 10 s later (0 = none).</summary>
+    public long KeepaliveOwedSince;
+    /// <summary>First data sent since we last heard anything: a new handshake is due 15 s later (0 = none).</summary>
+    public long UnansweredSince;
+    /// <summary>The initiator's one handshake when receiving on a key near Reject-After-Time.</summary>
+    public volatile bool SentLastMinuteHandshake;
 }

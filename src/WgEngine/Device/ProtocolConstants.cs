@@ -19,5 +19,6 @@ public static class ProtocolConstants
     /// <summary>All key material of a silent peer is erased after this long (3 x RejectAfterTime).</summary>
     public static readonly TimeSpan ZeroKeysAfter = RejectAfterTime * 3;
     public const int MaxStagedPackets = 128;
-    public const int MaxRetransmissions = (int)(90 / 5); // RekeyAttemptTime / RekeyTimeout
+    /// <summary>RekeyAttemptTime / RekeyTimeout; retries stop once more than this many went unanswered.</summary>
+    public const int MaxTimerHandshakes = 90 / 5;
 }

@@ -177,6 +177,8 @@ public sealed partial class WgDevice
         kp.KeysDerived();
         _indices.Replace(localIndex, new IndexEntry(peer, kp));
         Volatile.Write(ref peer.LastHandshakeAt, now);
+        peer.SentLastMinuteHandshake = false;
+        OnAuthenticatedPacketReceived(peer, now);
         Volatile.Write(ref peer.LastHandshakeUnixMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
         Interlocked.Increment(ref Counters.HandshakesCompleted);
         return kp;
@@ -195,12 +197,9 @@ public sealed partial class WgDevice
             if (peer.Removed || peer.Endpoint is null) return;
             if (!retry)
             {
+                // New outgoing data restarts the attempt count; at most one initiation per Rekey-Timeout.
+                peer.HandshakeAttempts = 0;
                 if (peer.LastInitiationSentAt != 0 && !Older(peer.LastInitiationSentAt, now, ProtocolConstants.RekeyTimeout)) return;
-                if (peer.State != HandshakeState.InitiationCreated)
-                {
-                    peer.HandshakeAttempts = 0;
-                    peer.HandshakeAttemptStartedAt = now;
-                }
             }
             if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
             Span<byte> peerPublic = stackalloc byte[32];
@@ -240,8 +239,7 @@ public sealed partial class WgDevice
         {
             Interlocked.Add(ref Counters.SentBytes, datagram.Length);
             Interlocked.Add(ref peer.SentBytes, datagram.Length);
-            Volatile.Write(ref peer.LastSentAt, Now);
-            peer.KeepaliveOwed = false;
+            OnAuthenticatedPacketSent(peer, Now);
         }
     }
 }

@@ -119,10 +119,15 @@ public sealed partial class WgDevice
         if (ReferenceEquals(kp, peer.Next)) ConfirmNextKeypair(peer, kp);
         UpdateEndpoint(peer, buf);
         Interlocked.Add(ref peer.ReceivedBytes, buf.Length);
-        Volatile.Write(ref peer.LastReceivedAt, now);
+        OnAuthenticatedPacketReceived(peer, now);
 
-        if (kp.IsInitiator && ReferenceEquals(kp, peer.Current) && Older(kp.CreatedAt, now, ProtocolConstants.RekeyOnReceiveAge))
+        // An initiator whose session nears Reject-After-Time makes one last-minute handshake (whitepaper §6.2).
+        if (kp.IsInitiator && ReferenceEquals(kp, peer.Current) && !peer.SentLastMinuteHandshake &&
+            Older(kp.CreatedAt, now, ProtocolConstants.RekeyOnReceiveAge))
+        {
+            peer.SentLastMinuteHandshake = true;
             InitiateHandshake(peer, retry: false);
+        }
 
         if (plain.Length == 0)
         {
@@ -141,8 +146,7 @@ public sealed partial class WgDevice
             Drop(buf, ref Counters.DroppedAllowedIps);
             return;
         }
-        Volatile.Write(ref peer.LastDataReceivedAt, now);
-        peer.KeepaliveOwed = true;
+        OnDataReceived(peer, now);
         buf.Length = ipLength;
         Route(peer, buf);
     }

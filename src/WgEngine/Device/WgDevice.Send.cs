@@ -43,9 +43,8 @@ public sealed partial class WgDevice
         {
             Interlocked.Add(ref Counters.SentBytes, total);
             Interlocked.Add(ref peer.SentBytes, total);
-            Volatile.Write(ref peer.LastSentAt, now);
-            peer.KeepaliveOwed = false;
-            if (length > 0) Volatile.Write(ref peer.LastDataSentAt, now);
+            OnAuthenticatedPacketSent(peer, now);
+            if (length > 0) OnDataSent(peer, now);
         }
         _pool.Return(buf);
 

@@ -25,14 +25,15 @@ public sealed partial class WgDevice
 
     private void SweepPeer(Peer peer, long now)
     {
-        // Retransmit an unanswered initiation every Rekey-Timeout; give up after Rekey-Attempt-Time.
+        // Retransmit an unanswered initiation every Rekey-Timeout (+ jitter). Like wireguard-go and the
+        // kernel, give up once more than MaxTimerHandshakes retries went unanswered (20 initiations in
+        // all, ~90-100 s), dropping what was staged.
         bool retransmit = false, giveUp = false;
         lock (peer.HandshakeLock)
         {
             if (peer.State == HandshakeState.InitiationCreated && now >= peer.RetransmitAt)
             {
-                if (peer.HandshakeAttempts + 1 >= ProtocolConstants.MaxRetransmissions + 1 ||
-                    Older(peer.HandshakeAttemptStartedAt, now, ProtocolConstants.RekeyAttemptTime))
+                if (peer.HandshakeAttempts > ProtocolConstants.MaxTimerHandshakes)
                 {
                     giveUp = true;
                     _indices.Remove(peer.HandshakeLocalIndex);
@@ -49,6 +50,7 @@ public sealed partial class WgDevice
         }
         if (giveUp)
         {
+            Volatile.Write(ref peer.KeepaliveOwedSince, 0);
             while (peer.Staged.TryDequeue(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
             return;
         }
@@ -58,39 +60,63 @@ public sealed partial class WgDevice
             return;
         }
 
-        long lastSent = Volatile.Read(ref peer.LastSentAt);
-        long lastReceived = Volatile.Read(ref peer.LastReceivedAt);
-        long lastDataSent = Volatile.Read(ref peer.LastDataSentAt);
-        long lastDataReceived = Volatile.Read(ref peer.LastDataReceivedAt);
-        bool hasSession = peer.Current is not null;
-
-        // Passive keepalive: we received data but have sent nothing for Keepalive-Timeout.
-        if (hasSession && peer.KeepaliveOwed && Older(lastDataReceived, now, ProtocolConstants.KeepaliveTimeout))
-        {
-            SendKeepalive(peer);
-            return;
-        }
-        // Persistent keepalive: keep NAT mappings open.
-        if (peer.PersistentKeepaliveSeconds > 0 && peer.Endpoint is not null &&
-            (lastSent == 0 || Older(lastSent, now, TimeSpan.FromSeconds(peer.PersistentKeepaliveSeconds))))
+        // Passive keepalive: data arrived and we have sent nothing for Keepalive-Timeout.
+        long owedSince = Volatile.Read(ref peer.KeepaliveOwedSince);
+        if (owedSince != 0 && peer.Current is not null && Older(owedSince, now, ProtocolConstants.KeepaliveTimeout))
         {
             SendKeepalive(peer);
             return;
         }
         // Data sent but nothing heard for Keepalive-Timeout + Rekey-Timeout: the session may be dead.
-        if (lastDataSent != 0 && lastDataSent > lastReceived &&
-            Older(lastDataSent, now, ProtocolConstants.KeepaliveTimeout + ProtocolConstants.RekeyTimeout))
+        long unanswered = Volatile.Read(ref peer.UnansweredSince);
+        if (unanswered != 0 && Older(unanswered, now, ProtocolConstants.KeepaliveTimeout + ProtocolConstants.RekeyTimeout))
         {
-            Volatile.Write(ref peer.LastDataSentAt, 0);
+            Volatile.Write(ref peer.UnansweredSince, 0);
             InitiateHandshake(peer, retry: false);
             return;
         }
-        // Erase all key material after 3 x Reject-After-Time without a new handshake.
-        long lastHandshake = Volatile.Read(ref peer.LastHandshakeAt);
-        if (lastHandshake != 0 && Older(lastHandshake, now, ProtocolConstants.ZeroKeysAfter) &&
-            (peer.Current is not null || peer.Previous is not null || peer.Next is not null))
+        // Persistent keepalive: after the interval without any authenticated packet either way.
+        if (peer.PersistentKeepaliveSeconds > 0 && peer.Endpoint is not null)
         {
-            ZeroPeer(peer);
+            long last = Math.Max(Volatile.Read(ref peer.LastSentAt), Volatile.Read(ref peer.LastReceivedAt));
+            if (last == 0 || Older(last, now, TimeSpan.FromSeconds(peer.PersistentKeepaliveSeconds)))
+            {
+                SendKeepalive(peer);
+                return;
+            }
         }
+        // Erase all key material after 3 x Reject-After-Time without a new session.
+        long lastHandshake = Volatile.Read(ref peer.LastHandshakeAt);
+        if (lastHandshake != 0 && Older(lastHandshake, now, ProtocolConstants.ZeroKeysAfter) && HasKeys(peer))
+            ZeroPeer(peer);
+    }
+
+    private static bool HasKeys(Peer p) =>
+        p.Current is not null || p.Previous is not null || p.Next is not null || p.State != HandshakeState.Zeroed;
+
+    // Timer events, named as in the whitepaper and wireguard-go's timers.go.
+
+    /// <summary>Any authenticated packet sent (transport, keepalive or handshake message).</summary>
+    private void OnAuthenticatedPacketSent(Peer peer, long now)
+    {
+        Volatile.Write(ref peer.LastSentAt, now);
+        Volatile.Write(ref peer.KeepaliveOwedSince, 0);
+    }
+
+    /// <summary>Any authenticated packet received (transport, keepalive or handshake message).</summary>
+    private static void OnAuthenticatedPacketReceived(Peer peer, long now)
+    {
+        Volatile.Write(ref peer.LastReceivedAt, now);
+        Volatile.Write(ref peer.UnansweredSince, 0);
+    }
+
+    private static void OnDataSent(Peer peer, long now)
+    {
+        if (Volatile.Read(ref peer.UnansweredSince) == 0) Volatile.Write(ref peer.UnansweredSince, now);
+    }
+
+    private static void OnDataReceived(Peer peer, long now)
+    {
+        if (Volatile.Read(ref peer.KeepaliveOwedSince) == 0) Volatile.Write(ref peer.KeepaliveOwedSince, now);
     }
 }

@@ -162,10 +162,12 @@ public sealed partial class WgDevice : IDisposable
         };
     }
 
+    /// <summary>Test hook: sets the next send counter of the peer's current session.</summary>
+    internal void SetNextSendCounter(WgKey publicKey, ulong next) => _peers[publicKey].Current!.SetNextSendCounter(next);
+
     /// <summary>True while any session or handshake state exists for the peer (diagnostics, tests).</summary>
     internal bool HasKeyMaterial(WgKey publicKey) =>
-        _peers.TryGetValue(publicKey, out var p) &&
-        (p.Current is not null || p.Previous is not null || p.Next is not null || p.State != HandshakeState.Zeroed);
+        _peers.TryGetValue(publicKey, out var p) && HasKeys(p);
 
     /// <summary>Drops every session and handshake of a peer and erases their keys.</summary>
     private void ZeroPeer(Peer peer)

@@ -11,6 +11,7 @@ namespace WgEngine.Tests.Device;
 /// The data path allocates nothing per packet once warm: three devices over real UDP on loopback, a
 /// client sending through the gateway's hub to a second client.
 /// </summary>
+[Collection(MemoryMeasurement.Name)]
 public class SteadyStateAllocationTests
 {
     private sealed class CountingEgress : IEgress

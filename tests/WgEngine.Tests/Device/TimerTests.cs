@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
+using WgEngine.Device;
 using WgEngine.Noise;
 using WgEngine.Tests.TestSupport;
 
@@ -20,12 +21,14 @@ public class TimerTests
     }
 
     [Fact]
-    public void UnansweredInitiationIsRetriedEveryRekeyTimeoutThenAbandoned()
+    public void UnansweredInitiationIsRetriedEveryRekeyTimeoutThenAbandonedWithItsStagedPackets()
     {
         var clock = NewClock();
         using var net = new TestNet(clock);
         var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"]);
-        var (client, clientKey, clientBind) = net.Create();
+        var sink = new CaptureEgress();
+        var (client, clientKey, clientBind) = net.Create(egress: sink);
+        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
         client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
         net.DropFilter = (_, to, _) => to.Equals(gwBind.LocalEndPoint); // the gateway is unreachable
 
@@ -38,12 +41,181 @@ public class TimerTests
         Advance(clock, TimeSpan.FromMilliseconds(500));
         TestNet.WaitFor(() => Sent() == 2, "the first retry within 5 s + 333 ms jitter");
 
+        // As wireguard-go and the kernel: retries continue while no more than MaxTimerHandshakes (18)
+        // went unanswered, so 20 initiations in all, then nothing.
         Advance(clock, TimeSpan.FromSeconds(120));
-        int total = Sent();
-        // Retries stop at Rekey-Attempt-Time (90 s): about 90 / 5.17 of them, never more than 18 + 1.
-        Assert.InRange(total, 17, 19);
+        Assert.Equal(ProtocolConstants.MaxTimerHandshakes + 2, Sent());
         Advance(clock, TimeSpan.FromSeconds(30));
-        Assert.Equal(total, Sent());
+        Assert.Equal(ProtocolConstants.MaxTimerHandshakes + 2, Sent());
+
+        // The staged ping was dropped at give-up: once the gateway is reachable only the new one arrives.
+        net.DropFilter = null;
+        Assert.True(client.SendPacket(Packets.EchoRequestV4("10.8.0.2", "10.8.0.1", 1, 2)));
+        var reply = sink.Next();
+        Assert.Equal(2, reply[27]);                    // sequence number 2
+        Assert.False(sink.Packets.TryTake(out _, 200));
+    }
+
+    [Fact]
+    public void InitiatorRekeysWhenSendingOnASessionOlderThanRekeyAfterTimeAndTheResponderDoesNot()
+    {
+        var clock = NewClock();
+        using var net = new TestNet(clock);
+        var gwSink = new CaptureEgress();
+        var clientSink = new CaptureEgress();
+        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
+        var (client, clientKey, clientBind) = net.Create(egress: clientSink);
+        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
+        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
+        gwSink.Next();
+
+        Advance(clock, TimeSpan.FromSeconds(119));
+        Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
+        gwSink.Next();
+        Assert.Equal(1, net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation));
+
+        Advance(clock, TimeSpan.FromSeconds(2));
+        // The responder keeps sending on its 121 s old session without initiating...
+        Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
+        clientSink.Next();
+        Assert.Equal(0, net.CountSent(gwBind.LocalEndPoint, MessageLayout.TypeInitiation));
+        // ...the initiator sends, then starts a new handshake.
+        Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
+        gwSink.Next();
+        TestNet.WaitFor(() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation) == 2, "the rekey initiation");
+        TestNet.WaitFor(() => gw.Counters.Handshakes == 2, "the new session");
+    }
+
+    [Fact]
+    public void InitiatorRekeysAfterRekeyAfterMessagesAndStopsUsingASessionAtRejectAfterMessages()
+    {
+        var clock = NewClock();
+        using var net = new TestNet(clock);
+        var gwSink = new CaptureEgress();
+        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
+        var (client, clientKey, clientBind) = net.Create();
+        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
+        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var packet = Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8]);
+        Assert.True(client.SendPacket(packet));
+        gwSink.Next();
+        int Initiations() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
+
+        // At Rekey-After-Messages: the packet still goes out, and a handshake starts (once Rekey-Timeout
+        // has passed since the last initiation: at most one per 5 s).
+        Advance(clock, TimeSpan.FromSeconds(6));
+        net.DropFilter = (from, _, data) => from.Equals(clientBind.LocalEndPoint) && data[0] == MessageLayout.TypeInitiation;
+        client.SetNextSendCounter(gwKey.PublicKey, ProtocolConstants.RekeyAfterMessages);
+        Assert.True(client.SendPacket(packet));
+        Assert.Equal(packet, gwSink.Next());          // still sent (and accepted) on the old session
+        TestNet.WaitFor(() => Initiations() == 2, "an initiation at Rekey-After-Messages");
+
+        // At Reject-After-Messages: the session may not be used; the packet waits for a new one.
+        Advance(clock, TimeSpan.FromSeconds(6));
+        client.SetNextSendCounter(gwKey.PublicKey, ProtocolConstants.RejectAfterMessages);
+        int transportBefore = net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeTransport);
+        Assert.True(client.SendPacket(packet));
+        TestNet.WaitFor(() => Initiations() == 3, "an initiation at Reject-After-Messages");
+        Assert.Equal(transportBefore, net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeTransport));
+        Assert.False(gwSink.Packets.TryTake(out _, 100));
+
+        net.DropFilter = null;
+        Advance(clock, TimeSpan.FromSeconds(6));       // the retry gets through; the staged packet follows
+        Assert.Equal(packet, gwSink.Next());
+    }
+
+    [Fact]
+    public void NoSessionOlderThanRejectAfterTimeIsUsedEitherWay()
+    {
+        var clock = NewClock();
+        using var net = new TestNet(clock);
+        var gwSink = new CaptureEgress();
+        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
+        var (client, clientKey, clientBind) = net.Create();
+        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
+        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var packet = Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8]);
+        Assert.True(client.SendPacket(packet));
+        gwSink.Next();
+        var old = net.Datagrams.Last(d => d.From.Equals(clientBind.LocalEndPoint) && d.Data[0] == MessageLayout.TypeTransport && d.Data.Length > 32).Data;
+
+        Advance(clock, TimeSpan.FromSeconds(181));
+        // Receive side: a packet under the expired session is dropped as expired (before any replay check).
+        gwBind.Enqueue(old, clientBind.LocalEndPoint);
+        TestNet.WaitFor(() => gw.Counters.ExpiredKey == 1, "the expired session's packet to be refused");
+        Assert.Equal(0, gw.Counters.Replayed);
+
+        // Send side: nothing is encrypted under it; a handshake comes first, then the staged packet.
+        int transportBefore = net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeTransport);
+        net.DropFilter = (from, _, data) => from.Equals(gwBind.LocalEndPoint);
+        Assert.True(client.SendPacket(packet));
+        TestNet.WaitFor(() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation) == 2, "a new initiation");
+        Assert.Equal(transportBefore, net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeTransport));
+        net.DropFilter = null;
+        Advance(clock, TimeSpan.FromSeconds(6));
+        Assert.Equal(packet, gwSink.Next());
+    }
+
+    [Fact]
+    public void DataSentButUnansweredForFifteenSecondsStartsANewHandshake()
+    {
+        var clock = NewClock();
+        using var net = new TestNet(clock);
+        var gwSink = new CaptureEgress();
+        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
+        var (client, clientKey, clientBind) = net.Create();
+        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
+        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var packet = Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8]);
+        Assert.True(client.SendPacket(packet));
+        gwSink.Next();
+        Advance(clock, TimeSpan.FromSeconds(11));      // let the gateway's owed keepalive go out first
+        net.DropFilter = (from, _, _) => from.Equals(gwBind.LocalEndPoint); // the gateway falls silent
+        int Initiations() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
+
+        // Keep sending every second: the clock runs from the first unanswered packet, not the last.
+        for (int i = 0; i < 14; i++)
+        {
+            Assert.True(client.SendPacket(packet));
+            gwSink.Next();
+            Advance(clock, TimeSpan.FromSeconds(1));
+        }
+        Assert.Equal(1, Initiations());
+        Advance(clock, TimeSpan.FromSeconds(1.5));
+        TestNet.WaitFor(() => Initiations() == 2, "a new handshake 15 s after the first unanswered packet");
+    }
+
+    [Fact]
+    public void InitiatorReceivingOnANearlyExpiredSessionMakesOneLastMinuteHandshake()
+    {
+        var clock = NewClock();
+        using var net = new TestNet(clock);
+        var clientSink = new CaptureEgress();
+        var gwSink = new CaptureEgress();
+        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
+        var (client, clientKey, clientBind) = net.Create(egress: clientSink);
+        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
+        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
+        gwSink.Next();
+        int Initiations() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
+        net.DropFilter = (from, _, data) => from.Equals(clientBind.LocalEndPoint) && data[0] == MessageLayout.TypeInitiation;
+
+        Advance(clock, TimeSpan.FromSeconds(164));
+        Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
+        clientSink.Next();
+        Assert.Equal(1, Initiations());                // 164 s: not yet
+
+        Advance(clock, TimeSpan.FromSeconds(2));
+        Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
+        clientSink.Next();
+        TestNet.WaitFor(() => Initiations() == 2, "the last-minute handshake at 165 s");
+        Advance(clock, TimeSpan.FromSeconds(6));       // past Rekey-Timeout, so only the flag can hold it back
+        int afterRetry = Initiations();                // (the retransmission timer may have retried once)
+        Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
+        clientSink.Next();
+        Assert.Equal(afterRetry, Initiations());
     }
 
     [Fact]
