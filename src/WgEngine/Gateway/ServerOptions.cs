@@ -29,6 +29,12 @@ public sealed class ServerOptions
 
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// Userspace backend: the UAPI socket to serve (null = none; <see cref="Uapi.UapiSocketFile.DefaultPath"/>
+    /// gives the conventional one). Uapi backend: the socket of the external device to manage.
+    /// </summary>
+    public string? UapiPath { get; init; }
+
     /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
     public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
 }
