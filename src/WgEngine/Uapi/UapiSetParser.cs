@@ -166,7 +166,7 @@ public sealed class UapiSetParser
         }
         else if (!TryParseV4(host, out ip)) return false;
         int max = ip!.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
-        if (bits.Length > 1 && bits[0] == '0') return false;
+        // Leading zeros in the length are accepted: the wireguard-go we test against (0.0.20220316) does.
         if (!TryParseUInt(bits, (ulong)max, out var n)) return false;
         prefix = new IpPrefix(ip, (int)n);
         return true;
