@@ -56,14 +56,14 @@ public sealed partial class VPNServer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (string.IsNullOrWhiteSpace(options.Name))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerName", "A server needs a non-empty name.");
-        if (options.ListenPort is < 0 or > 65535)
+        bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
+        if (options.ListenPort is < 0 or > 65535 && !(isExternal && options.ListenPort == ServerOptions.KeepDevicePort))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
         if (options.Addresses.Count == 0)
             throw new WgException(WgErrorKind.InvalidArgument, "NoAddress", "A server needs at least one tunnel address, e.g. 10.8.0.1/24.");
         if (options.Egress != EgressMode.None)
             throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
                 $"Egress '{options.Egress}' is not available yet in this version; use Egress None (peers reach the gateway and each other).");
-        bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
         if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
             throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
                 $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
@@ -71,8 +71,9 @@ public sealed partial class VPNServer : IDisposable
         {
             if (string.IsNullOrEmpty(options.UapiPath))
                 throw new WgException(WgErrorKind.InvalidArgument, "UapiPathRequired", "Backend 'Uapi' needs the device's UAPI socket (-UapiPath).");
-            // The external device keeps its own key and port unless they are given (ListenPort 0 = keep).
-            var external = new Uapi.UapiBackend(options.UapiPath, options.PrivateKey, options.ListenPort);
+            // The external device keeps its own key and port unless they are given.
+            var external = new Uapi.UapiBackend(options.UapiPath, options.PrivateKey,
+                options.ListenPort == ServerOptions.KeepDevicePort ? null : options.ListenPort);
             return new VPNServer(options, external, null) { _uapiPath = options.UapiPath };
         }
 

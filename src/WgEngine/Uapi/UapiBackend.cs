@@ -21,8 +21,8 @@ public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IUapiClien
 
     /// <param name="path">The device's UAPI socket.</param>
     /// <param name="privateKey">Set on the device when given; otherwise the device keeps its own (one is generated if it has none).</param>
-    /// <param name="listenPort">Set on the device when not 0; otherwise the device keeps its port.</param>
-    public UapiBackend(string path, WgPrivateKey? privateKey, int listenPort)
+    /// <param name="listenPort">Set on the device when given (0 = a free port); null keeps the device's port.</param>
+    public UapiBackend(string path, WgPrivateKey? privateKey, int? listenPort)
     {
         _client = new UapiClient(path);
         if (!UapiSocketFile.IsLive(path))
@@ -33,8 +33,8 @@ public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IUapiClien
         WgPrivateKey? generated = null;
         if (privateKey is null && state.PrivateKey is null) privateKey = generated = WgPrivateKey.Generate();
         if (privateKey is not null) sb.Append("private_key=").Append(privateKey.ExportHex()).Append('\n');
-        if (listenPort != 0) sb.Append(CultureInfo.InvariantCulture, $"listen_port={listenPort}\n");
-        if (sb.Length > 0) Check(_client.Set(sb.ToString()), listenPort != 0 ? "set its private key and listen port" : "set its private key");
+        if (listenPort is { } port) sb.Append(CultureInfo.InvariantCulture, $"listen_port={port}\n");
+        if (sb.Length > 0) Check(_client.Set(sb.ToString()), "take the private key and listen port");
         generated?.Dispose();
         using var after = Query();
         _deviceKey = after.PrivateKey ?? throw new WgException(WgErrorKind.InvalidOperation, "UapiNoPrivateKey",

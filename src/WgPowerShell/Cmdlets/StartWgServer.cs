@@ -58,7 +58,10 @@ public sealed class StartWgServerCommand : WgCmdletBase
     private VPNServer StartServer(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath) =>
         VPNServer.Start(new ServerOptions
         {
-            Name = Name, ListenPort = ListenPort, PrivateKey = key, Addresses = addresses,
+            // An external device keeps its port unless -ListenPort is given.
+            Name = Name, PrivateKey = key, Addresses = addresses,
+            ListenPort = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase) && !MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort))
+                ? ServerOptions.KeepDevicePort : ListenPort,
             Backend = Backend, Egress = Egress, UapiPath = uapiPath,
         });
 
