@@ -130,6 +130,15 @@ Describe 'The gateway serves the UAPI to wg' -Skip:$skip {
         (Invoke-WgNative wg 'show', $name, 'fwmark')[0] | Should -Be '0x51'
     }
 
+    It 'wg set NAME private-key replaces the key: Get-WgServer shows the new public key, peers stay' {
+        $before = @((Get-WgPeer -Server $name).PublicKey)
+        $k = New-WgGoKeyPair
+        Invoke-WgNative wg 'set', $name, 'private-key', '/dev/stdin' -InputText $k.PrivateKey | Out-Null
+        (Get-WgServer $name).PublicKey | Should -Be $k.PublicKey
+        (Invoke-WgNative wg 'show', $name, 'public-key')[0] | Should -Be $k.PublicKey
+        @((Get-WgPeer -Server $name).PublicKey) | Should -Be $before
+    }
+
     It 'serves many clients at once, and a silent client does not hold up the others' {
         $silent = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
         $held = foreach ($i in 1..20) { $s = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified'); $s.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($server.UapiPath)); $s }
@@ -139,7 +148,7 @@ Describe 'The gateway serves the UAPI to wg' -Skip:$skip {
             foreach ($s in $held) { [void]$s.Send([System.Text.Encoding]::ASCII.GetBytes("get=1`n`n")) }
             foreach ($s in $held) { (Read-UapiAnswer -Socket $s -TimeoutMs 3000).Errno | Should -Be 0 }
             $sw = [System.Diagnostics.Stopwatch]::StartNew()
-            (Invoke-WgNative wg 'show', $name, 'public-key')[0] | Should -Be $server.PublicKey
+            (Invoke-WgNative wg 'show', $name, 'public-key')[0] | Should -Be (Get-WgServer $name).PublicKey
             $sw.Elapsed.TotalSeconds | Should -BeLessThan 2
         } finally { $silent.Dispose(); foreach ($s in $held) { $s.Dispose() } }
     }
