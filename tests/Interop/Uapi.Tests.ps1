@@ -125,9 +125,13 @@ Describe 'The gateway serves the UAPI to wg' -Skip:$skip {
         (Invoke-WgNative wg 'show', $name, 'listen-port')[0] | Should -Be "$port"
     }
 
-    It 'wg set NAME fwmark sets SO_MARK, shown by wg' {
+    It 'wg set NAME fwmark sets SO_MARK on the UDP socket (seen by ss), shown by wg' {
         Invoke-WgNative wg 'set', $name, 'fwmark', '0x51' | Out-Null
         (Invoke-WgNative wg 'show', $name, 'fwmark')[0] | Should -Be '0x51'
+        $port = (Get-WgServer $name).ListenPort
+        $sock = (Invoke-WgNative ss '-uaen') -join "`n" -split "(?m)^(?=UNCONN)" | Where-Object { $_ -match ":$port\s" }
+        $sock | Should -Not -BeNullOrEmpty
+        $sock | Should -Match 'fwmark:0x51'
     }
 
     It 'wg set NAME private-key replaces the key: Get-WgServer shows the new public key, peers stay' {

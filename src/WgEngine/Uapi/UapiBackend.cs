@@ -100,13 +100,21 @@ public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IUapiClien
         }).ToList();
     }
 
+    /// <summary>Sums the peers' counters; zeros when stopped or the device cannot be reached (a view must not throw).</summary>
     public InterfaceStats GetStats()
     {
         if (_stopped) return default;
-        using var r = Query();
-        long rx = 0, tx = 0;
-        foreach (var p in r.Peers) { rx += p.RxBytes; tx += p.TxBytes; }
-        return new InterfaceStats(rx, tx, 0);
+        try
+        {
+            using var r = Query();
+            long rx = 0, tx = 0;
+            foreach (var p in r.Peers) { rx += p.RxBytes; tx += p.TxBytes; }
+            return new InterfaceStats(rx, tx, 0);
+        }
+        catch (WgException)
+        {
+            return default;
+        }
     }
 
     public void SetListenPort(int port)
