@@ -66,6 +66,23 @@ Describe 'The gateway serves the UAPI to wg' -Skip:$skip {
         $f[3] | Should -Be "$($net.V4Prefix).2/32"
     }
 
+    It 'wg show reports a real client''s handshake, endpoint and transfer, and a preshared key' {
+        $ck = New-WgGoKeyPair
+        $psk = (Invoke-WgNative wg 'genpsk')[0].Trim()
+        Add-WgPeer -Server $name -PublicKey $ck.PublicKey -AllowedIPs "$($net.V4Prefix).5/32" -PresharedKey $psk | Out-Null
+        $cli = New-WgGoDevice -Network $net -Role cli -PrivateKey $ck.PrivateKey -Address "$($net.V4Prefix).5/24"
+        Invoke-WgNative wg 'set', $cli.Name, 'peer', $server.PublicKey, 'preshared-key', '/dev/stdin', 'allowed-ips', "$($net.V4Prefix).0/24", 'endpoint', "127.0.0.1:$($server.ListenPort)" -InputText $psk | Out-Null
+        (Test-Ping -Namespace $cli.Namespace -Target "$($net.V4Prefix).1" -Count 2 -Deadline 10).Success | Should -BeTrue
+        $f = (Invoke-WgNative wg 'show', $name, 'dump') | Where-Object { $_.StartsWith($ck.PublicKey) } | ForEach-Object { $_ -split "`t" }
+        $f[1] | Should -Be $psk
+        $f[2] | Should -Be "127.0.0.1:$($cli.ListenPort)"
+        [long]$f[4] | Should -BeGreaterThan ([DateTimeOffset]::UtcNow.ToUnixTimeSeconds() - 60)   # latest handshake
+        [long]$f[5] | Should -BeGreaterThan 0   # received
+        [long]$f[6] | Should -BeGreaterThan 0   # sent
+        Remove-WgGoClient -Network $net -Device $cli
+        Remove-WgPeer -Server $name -PublicKey $ck.PublicKey -Confirm:$false
+    }
+
     It 'wg showconf NAME gives a config whose private key belongs to the server' {
         $conf = (Invoke-WgNative wg 'showconf', $name) -join "`n"
         $conf -match 'PrivateKey = (\S+)' | Should -BeTrue
