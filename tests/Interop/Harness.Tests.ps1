@@ -90,14 +90,14 @@ Describe 'harness cleanup' -Skip:$skip {
         try {
             $k = New-WgGoKeyPair
             $dev = New-WgGoDevice -Network $net -Role c -PrivateKey $k.PrivateKey -Address (Get-WgTestAddress $net 5).V4Cidr
-            (& ip netns list) -match "^$($dev.Namespace)\b" | Should -Not -BeNullOrEmpty
+            @(& ip netns list) -match "^$($dev.Namespace)\b" | Should -Not -BeNullOrEmpty
             Test-Path $dev.UapiSocket | Should -BeTrue
         } finally {
             Remove-WgTestNetwork $net
         }
         $dev.Process.HasExited | Should -BeTrue
         Test-Path $dev.UapiSocket | Should -BeFalse
-        (& ip netns list) -match "^$($dev.Namespace)\b" | Should -BeNullOrEmpty
+        @(& ip netns list) -match "^$($dev.Namespace)\b" | Should -BeNullOrEmpty
         Test-Path $net.TempDir | Should -BeFalse
     }
 
@@ -110,7 +110,7 @@ Describe 'harness cleanup' -Skip:$skip {
         } finally {
             Remove-WgTestNetwork $net
         }
-        (& ip netns list) -match "^wgi$($net.RunId)" | Should -BeNullOrEmpty
+        @(& ip netns list) -match "^wgi$($net.RunId)" | Should -BeNullOrEmpty
         Get-Process -Name wireguard-go -ErrorAction Ignore |
             Where-Object { $_.CommandLine -match "wi$($net.RunId)" } | Should -BeNullOrEmpty
     }

@@ -35,6 +35,16 @@ public sealed class UdpBind : IBind
 
     public int Port { get; }
 
+    /// <summary>Sets SO_MARK on the socket (Linux only; needs CAP_NET_ADMIN). Value source: linux/asm-generic/socket.h.</summary>
+    public void SetMark(uint mark)
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("fwmark (SO_MARK) exists only on Linux.");
+        const int SolSocket = 1, SoMark = 36;
+        Span<byte> value = stackalloc byte[4];
+        BitConverter.TryWriteBytes(value, mark);
+        _socket.SetRawSocketOption(SolSocket, SoMark, value);
+    }
+
     public int Receive(Span<byte> buffer, SocketAddress from)
     {
         while (!_closed)

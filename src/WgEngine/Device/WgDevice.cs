@@ -17,7 +17,7 @@ namespace WgEngine.Device;
 /// </summary>
 public sealed partial class WgDevice : IDisposable
 {
-    private readonly WgPrivateKey _privateKey;
+    private WgPrivateKey _privateKey;                // replaced by SetPrivateKey (WgDevice.Config.cs)
     private readonly IBind _bind;
     private readonly DeviceOptions _options;
     private readonly TimeProvider _time;
@@ -25,7 +25,7 @@ public sealed partial class WgDevice : IDisposable
     private readonly AllowedIps<Peer> _allowedIps = new();
     private readonly IndexTable _indices = new();
     private readonly PacketBufferPool _pool;
-    private readonly Noise.CookieChecker _cookieChecker;
+    private Noise.CookieChecker _cookieChecker;
     private readonly byte[] _initialHashForUs = new byte[32];
     private readonly byte[][] _ownAddresses;
     private readonly Worker[] _workers;

@@ -9,8 +9,12 @@ public sealed class ServerOptions
 {
     public string Name { get; init; } = "wg0";
 
-    /// <summary>UDP port; 0 lets the OS pick one (VPNServer.ListenPort reports the real one).</summary>
+    /// <summary>UDP port; 0 lets the OS pick one (VPNServer.ListenPort reports the real one).
+    /// Uapi backend: <see cref="KeepDevicePort"/> leaves the external device's port as it is.</summary>
     public int ListenPort { get; init; } = 51820;
+
+    /// <summary>For the Uapi backend: do not change the device's listen port.</summary>
+    public const int KeepDevicePort = -1;
 
     /// <summary>Generated when null. A key passed in stays owned by the caller (not disposed on Stop).</summary>
     public WgPrivateKey? PrivateKey { get; init; }
@@ -28,6 +32,12 @@ public sealed class ServerOptions
     public IPAddress? BindAddress { get; init; }
 
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Userspace backend: the UAPI socket to serve (null = none; <see cref="Uapi.UapiSocketFile.DefaultPath"/>
+    /// gives the conventional one). Uapi backend: the socket of the external device to manage.
+    /// </summary>
+    public string? UapiPath { get; init; }
 
     /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
     public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }

@@ -6,15 +6,17 @@ using WgEngine.Device;
 namespace WgEngine.Gateway;
 
 /// <summary>The in-process engine: a <see cref="WgDevice"/> on a UDP socket. Needs no privileges.</summary>
-public sealed class UserspaceBackend : IWireGuardBackend
+public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
 {
     private readonly WgDevice _device;
+    private readonly RebindableBind? _rebindable;   // null with a test bind: port and mark then fixed
 
     public UserspaceBackend(InterfaceConfig config) : this(config, CreateBind(config)) { }
 
     /// <summary>With a given bind (e.g. an in-memory one in tests).</summary>
     public UserspaceBackend(InterfaceConfig config, IBind bind, IEgress? egress = null)
     {
+        _rebindable = bind as RebindableBind;
         if (config.Egress != EgressMode.None)
         {
             bind.Dispose();
@@ -34,16 +36,43 @@ public sealed class UserspaceBackend : IWireGuardBackend
     {
         try
         {
-            return new UdpBind(config.ListenPort, config.BindAddress);
+            return new RebindableBind(config.ListenPort, config.BindAddress);
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied)
         {
-            throw new WgException(WgErrorKind.ResourceUnavailable, "ListenPortInUse",
-                e.SocketErrorCode == SocketError.AccessDenied
-                    ? $"Not allowed to bind UDP port {config.ListenPort}; pick another -ListenPort, or 0 for a free one."
-                    : $"UDP port {config.ListenPort} is already in use; pick another -ListenPort, or 0 for a free one.", e);
+            throw PortError(config.ListenPort, e);
         }
     }
+
+    private static WgException PortError(int port, SocketException e) =>
+        new(WgErrorKind.ResourceUnavailable, "ListenPortInUse",
+            e.SocketErrorCode == SocketError.AccessDenied
+                ? $"Not allowed to bind UDP port {port}; pick another -ListenPort, or 0 for a free one."
+                : $"UDP port {port} is already in use; pick another -ListenPort, or 0 for a free one.", e);
+
+    public uint Fwmark => _rebindable?.Mark ?? 0;
+
+    public void SetListenPort(int port)
+    {
+        if (_rebindable is null) throw NotRebindable();
+        try { _rebindable.Rebind(port); }
+        catch (SocketException e) { throw PortError(port, e); }
+    }
+
+    public void SetFwmark(uint mark)
+    {
+        if (_rebindable is null) throw NotRebindable();
+        try { _rebindable.SetMark(mark); }
+        catch (Exception e) when (e is SocketException or PlatformNotSupportedException)
+        {
+            throw new WgException(WgErrorKind.ResourceUnavailable, "FwmarkFailed", $"Could not set fwmark {mark} on the UDP socket: {e.Message}", e);
+        }
+    }
+
+    public void SetPrivateKey(WgPrivateKey key) => _device.SetPrivateKey(key);
+
+    private static WgException NotRebindable() =>
+        new(WgErrorKind.InvalidOperation, "BindNotRebindable", "This engine's transport cannot change its port or mark.");
 
     public string Kind => "Userspace";
     public WgKey PublicKey => _device.PublicKey;

@@ -8,11 +8,12 @@ namespace WgEngine.Gateway;
 /// One WireGuard gateway: owns the policy (unique keys, no overlapping AllowedIPs, the address pool)
 /// and drives an <see cref="IWireGuardBackend"/> for everything else. Thread-safe (one lock).
 /// </summary>
-public sealed class VPNServer : IDisposable
+public sealed partial class VPNServer : IDisposable
 {
     private readonly object _lock = new();
     private readonly IWireGuardBackend _backend;
     private readonly WgPrivateKey? _ownedKey;
+    private WgPrivateKey? _privateKey;   // null for an external device (its key stays there)
     private readonly Dictionary<WgKey, PeerEntry> _peers = new();
     private readonly AllowedIpIndex<PeerEntry> _index = new();
     private readonly List<AddressPool> _pools = new();
@@ -22,6 +23,7 @@ public sealed class VPNServer : IDisposable
     {
         _backend = backend;
         _ownedKey = ownedKey;
+        _privateKey = backend is IUapiClientBackend ? null : options.PrivateKey ?? ownedKey;
         Name = options.Name;
         Addresses = options.Addresses;
         Egress = options.Egress;
@@ -34,6 +36,18 @@ public sealed class VPNServer : IDisposable
             var p = options.Addresses.FirstOrDefault(x => x.IsIPv4 == ipv4 && x.Bits < x.MaxBits);
             if (p.Address is not null) _pools.Add(new AddressPool(p, own));
         }
+        if (backend is IPeerImport import) Adopt(import.ExportPeers());
+    }
+
+    /// <summary>Takes over the peers an external device already has, so that policy and Get-WgPeer see them.</summary>
+    private void Adopt(IReadOnlyList<PeerConfig> existing)
+    {
+        foreach (var config in existing)
+        {
+            var entry = new PeerEntry(config.PublicKey, null, Normalize(config.AllowedIPs)) { Config = config };
+            Claim(entry);
+            _peers[config.PublicKey] = entry;
+        }
     }
 
     /// <summary>Validates the options, builds the backend (which binds the port) and returns the running server.</summary>
@@ -42,16 +56,26 @@ public sealed class VPNServer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (string.IsNullOrWhiteSpace(options.Name))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerName", "A server needs a non-empty name.");
-        if (options.ListenPort is < 0 or > 65535)
+        bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
+        if (options.ListenPort is < 0 or > 65535 && !(isExternal && options.ListenPort == ServerOptions.KeepDevicePort))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
         if (options.Addresses.Count == 0)
             throw new WgException(WgErrorKind.InvalidArgument, "NoAddress", "A server needs at least one tunnel address, e.g. 10.8.0.1/24.");
         if (options.Egress != EgressMode.None)
             throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
                 $"Egress '{options.Egress}' is not available yet in this version; use Egress None (peers reach the gateway and each other).");
-        if (options.BackendFactory is null && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
+        if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
             throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
-                $"Backend '{options.Backend}' is not available yet in this version; use 'Userspace'.");
+                $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
+        if (options.BackendFactory is null && isExternal)
+        {
+            if (string.IsNullOrEmpty(options.UapiPath))
+                throw new WgException(WgErrorKind.InvalidArgument, "UapiPathRequired", "Backend 'Uapi' needs the device's UAPI socket (-UapiPath).");
+            // The external device keeps its own key and port unless they are given.
+            var external = new Uapi.UapiBackend(options.UapiPath, options.PrivateKey,
+                options.ListenPort == ServerOptions.KeepDevicePort ? null : options.ListenPort);
+            return new VPNServer(options, external, null) { _uapiPath = options.UapiPath };
+        }
 
         var owned = options.PrivateKey is null ? WgPrivateKey.Generate() : null;
         var config = new InterfaceConfig
@@ -73,7 +97,17 @@ public sealed class VPNServer : IDisposable
             owned?.Dispose();
             throw;
         }
-        return new VPNServer(options, backend, owned);
+        var server = new VPNServer(options, backend, owned);
+        try
+        {
+            server.StartUapi(options);
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+        return server;
     }
 
     public string Name { get; }
@@ -93,6 +127,11 @@ public sealed class VPNServer : IDisposable
     public PeerStatus AddPeer(PeerSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        return AddPeerCore(spec, allocateWhenEmpty: true);
+    }
+
+    private PeerStatus AddPeerCore(PeerSpec spec, bool allocateWhenEmpty)
+    {
         lock (_lock)
         {
             EnsureRunning();
@@ -100,8 +139,8 @@ public sealed class VPNServer : IDisposable
                 throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists",
                     $"A peer with public key {spec.PublicKey} already exists on server '{Name}'.");
             var entry = new PeerEntry(spec.PublicKey, spec.Name, []);
-            bool allocate = spec.AllowedIPs is null || spec.AllowedIPs.Count == 0;
-            var allowed = allocate ? Allocate() : Normalize(spec.AllowedIPs!);
+            bool allocate = allocateWhenEmpty && (spec.AllowedIPs is null || spec.AllowedIPs.Count == 0);
+            var allowed = allocate ? Allocate() : Normalize(spec.AllowedIPs ?? []);
             if (!allocate) CheckOverlaps(allowed, spec.PublicKey);
             entry.AllowedIPs = allowed;
             Claim(entry);
@@ -114,7 +153,7 @@ public sealed class VPNServer : IDisposable
             catch { Unclaim(entry); throw; }
             entry.Config = config;
             _peers.Add(spec.PublicKey, entry);
-            return _backend.GetPeer(spec.PublicKey) ?? ToStatus(config);
+            return WithName(_backend.GetPeer(spec.PublicKey)) ?? ToStatus(config);
         }
     }
 
@@ -155,7 +194,7 @@ public sealed class VPNServer : IDisposable
             }
             entry.Config = config;
             entry.Name = config.Name;
-            return _backend.GetPeer(publicKey) ?? ToStatus(config);
+            return WithName(_backend.GetPeer(publicKey)) ?? ToStatus(config);
         }
     }
 
@@ -171,17 +210,32 @@ public sealed class VPNServer : IDisposable
         }
     }
 
-    public PeerStatus? GetPeerInfo(WgKey publicKey) => _backend.GetPeer(publicKey);
+    public PeerStatus? GetPeerInfo(WgKey publicKey) => WithName(_backend.GetPeer(publicKey));
 
-    public IReadOnlyList<PeerStatus> GetPeers() => _backend.GetPeers();
+    public IReadOnlyList<PeerStatus> GetPeers()
+    {
+        var list = _backend.GetPeers();
+        var named = new List<PeerStatus>(list.Count);
+        foreach (var p in list) named.Add(WithName(p)!);
+        return named;
+    }
+
+    /// <summary>Backends that cannot store names (an external device) report null: the facade knows them.</summary>
+    private PeerStatus? WithName(PeerStatus? p)
+    {
+        if (p is null || p.Name is not null) return p;
+        lock (_lock) return _peers.TryGetValue(p.PublicKey, out var e) && e.Name is not null ? p with { Name = e.Name } : p;
+    }
 
     /// <summary>Stops the backend and frees the port. Idempotent.</summary>
     public void Stop()
     {
         lock (_lock)
         {
+            StopUapi();
             _backend.Stop();
             _ownedKey?.Dispose();
+            DisposeUapiKeys();
         }
     }
 

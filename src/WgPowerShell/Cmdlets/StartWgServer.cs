@@ -2,6 +2,7 @@ using System.Management.Automation;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;
+using WgEngine.Uapi;
 using WgPowerShell.Models;
 using WgPowerShell.Validation;
 
@@ -41,17 +42,32 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [Parameter]
     public string? ConfigPath { get; set; }
 
-    /// <summary>Reserved (UAPI socket): refused until implemented.</summary>
+    /// <summary>
+    /// Userspace: where to serve the UAPI (default: /var/run/wireguard/NAME.sock when writable, else
+    /// $XDG_RUNTIME_DIR/wireguard, else a temp folder). Uapi backend: the external device's socket
+    /// (default /var/run/wireguard/NAME.sock).
+    /// </summary>
     [Parameter]
+    [ValidateNotNullOrEmpty]
     public string? UapiPath { get; set; }
 
     /// <summary>Reserved (userspace egress allow-list): refused until implemented.</summary>
     [Parameter]
     public string[]? EgressAllow { get; set; }
 
+    private VPNServer StartServer(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath) =>
+        VPNServer.Start(new ServerOptions
+        {
+            // An external device keeps its port unless -ListenPort is given.
+            Name = Name, PrivateKey = key, Addresses = addresses,
+            ListenPort = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase) && !MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort))
+                ? ServerOptions.KeepDevicePort : ListenPort,
+            Backend = Backend, Egress = Egress, UapiPath = uapiPath,
+        });
+
     protected override void ProcessRecord()
     {
-        foreach (var (param, given) in new[] { ("ConfigPath", ConfigPath is not null), ("UapiPath", UapiPath is not null), ("EgressAllow", EgressAllow is not null) })
+        foreach (var (param, given) in new[] { ("ConfigPath", ConfigPath is not null), ("EgressAllow", EgressAllow is not null) })
             if (given)
                 ThrowTerminatingError(new ErrorRecord(
                     new PSNotSupportedException($"-{param} is not yet supported by this version of WireGuardGateway; leave it out."),
@@ -74,13 +90,21 @@ public sealed class StartWgServerCommand : WgCmdletBase
 
         WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
         VPNServer server;
+        bool external = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
+        string? uapiPath = UapiPath is null ? null : GetUnresolvedProviderPathFromPSPath(UapiPath);
         try
         {
-            server = VPNServer.Start(new ServerOptions
-            {
-                Name = Name, ListenPort = ListenPort, PrivateKey = key, Addresses = addresses,
-                Backend = Backend, Egress = Egress,
-            });
+            if (uapiPath is null)
+                uapiPath = external ? Path.Combine(UapiSocketFile.SystemDirectory, Name + ".sock") : UapiSocketFile.DefaultPath(Name);
+            server = StartServer(key, addresses, uapiPath);
+        }
+        catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && !external)
+        {
+            // The default socket belongs to another live device of the same name (another session or
+            // process): run without UAPI rather than fail; an explicit -UapiPath is never silently dropped.
+            WriteWarning($"{e.Message} Server '{Name}' runs without a UAPI socket; give -UapiPath to serve one elsewhere.");
+            try { server = StartServer(key, addresses, null); }
+            catch (WgException e2) { key?.Dispose(); WriteWgError(e2, Name); return; }
         }
         catch (WgException e)
         {
@@ -96,7 +120,8 @@ public sealed class StartWgServerCommand : WgCmdletBase
                 "ServerAlreadyExists", ErrorCategory.ResourceExists, Name));
             return;
         }
-        WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", addresses)}.");
+        WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", addresses)}"
+            + (server.UapiPath is null ? "." : $", UAPI {server.UapiPath}."));
         WriteObject(new WgServer(server));
     }
 }

@@ -25,8 +25,8 @@ public sealed class WgServer
     public long SentBytes => Server.SentBytes;
     /// <summary>wg-quick file kept in sync; not supported yet, always null.</summary>
     public string? ConfigPath => null;
-    /// <summary>UAPI socket served for `wg show`; not supported yet, always null.</summary>
-    public string? UapiPath => null;
+    /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
+    public string? UapiPath => Server.UapiPath;
 
     public override string ToString() => Name;
 }

@@ -1,0 +1,90 @@
+using System.Net;
+
+namespace WgEngine.Conn;
+
+/// <summary>
+/// A <see cref="UdpBind"/> that can move to another port (UAPI listen_port) or take a firewall mark
+/// (UAPI fwmark) while the device runs. The device's receive thread keeps calling Receive: when the
+/// socket under it is replaced, the call that was woken by closing the old socket simply retries on
+/// the new one. Endpoints stay valid: the new socket has the same address family and dual-stack mode.
+/// </summary>
+public sealed class RebindableBind : IBind
+{
+    private readonly IPAddress? _bindAddress;
+    private readonly object _lock = new();
+    private volatile UdpBind _inner;
+    private volatile bool _closed;
+
+    public RebindableBind(int port, IPAddress? bindAddress = null)
+    {
+        _bindAddress = bindAddress;
+        _inner = new UdpBind(port, bindAddress);
+    }
+
+    public int Port => _inner.Port;
+
+    /// <summary>SO_MARK applied to the socket (and to every later one); 0 = none.</summary>
+    public uint Mark { get; private set; }
+
+    /// <summary>Binds a new socket on <paramref name="port"/> (0 = any) and then closes the old one.
+    /// On failure (port in use) the old socket stays. A SocketException propagates.</summary>
+    public void Rebind(int port)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_closed, this);
+            var fresh = new UdpBind(port, _bindAddress);
+            try
+            {
+                if (Mark != 0) fresh.SetMark(Mark);
+            }
+            catch
+            {
+                fresh.Dispose();
+                throw;
+            }
+            var old = _inner;
+            _inner = fresh;      // publish before closing, so the woken receiver finds the new socket
+            old.Dispose();
+        }
+    }
+
+    /// <summary>Sets SO_MARK (Linux; needs CAP_NET_ADMIN).</summary>
+    public void SetMark(uint mark)
+    {
+        lock (_lock)
+        {
+            _inner.SetMark(mark);
+            Mark = mark;
+        }
+    }
+
+    public int Receive(Span<byte> buffer, System.Net.SocketAddress from)
+    {
+        int size = from.Size;
+        while (!_closed)
+        {
+            var current = _inner;
+            int n = current.Receive(buffer, from);
+            if (n >= 0) return n;
+            if (ReferenceEquals(current, _inner)) return -1;   // closed for good, not replaced
+            from.Size = size;                                   // the aborted call may have shrunk it
+        }
+        return -1;
+    }
+
+    public bool Send(ReadOnlySpan<byte> datagram, System.Net.SocketAddress to) => _inner.Send(datagram, to);
+
+    public System.Net.SocketAddress ToSocketAddress(IPEndPoint endpoint) => _inner.ToSocketAddress(endpoint);
+
+    public IPEndPoint ToEndPoint(System.Net.SocketAddress address) => _inner.ToEndPoint(address);
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            _inner.Dispose();
+        }
+    }
+}

@@ -1,0 +1,29 @@
+using WgEngine.Crypto;
+
+namespace WgEngine.Device;
+
+/// <summary>Interface-wide settings changed while running (UAPI `set` of private_key).</summary>
+public sealed partial class WgDevice
+{
+    /// <summary>
+    /// Replaces the interface's static key, as wireguard-go's SetPrivateKey does: every session and
+    /// handshake is dropped (they were made with the old identity) and a peer whose public key equals
+    /// the new one is removed. The caller keeps <paramref name="key"/> alive while the device runs.
+    /// A handshake being processed at this instant may still use the old key and then simply fails.
+    /// </summary>
+    public void SetPrivateKey(WgPrivateKey key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        lock (_configLock)
+        {
+            if (key.PublicKey == PublicKey) return;
+            RemovePeer(key.PublicKey);
+            _privateKey = key;
+            _cookieChecker = new Noise.CookieChecker(key.PublicKey, _time);
+            Span<byte> pub = stackalloc byte[32];
+            key.PublicKey.CopyTo(pub);
+            Blake2s.Hash(Noise.NoiseConstants.InitialHash, pub, _initialHashForUs);
+            foreach (var peer in _peers.Values) ZeroPeer(peer);
+        }
+    }
+}
