@@ -37,6 +37,8 @@ internal sealed class TransportSealer : IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(nonce[4..], counter);
         lock (_lock)
         {
+            // Zeroed (the session was deleted while this packet was in flight): the all-zero key gives
+            // a packet the peer drops, never the old key.
             _bcl ??= new ChaCha20Poly1305(_key);
             _bcl.Encrypt(nonce, plaintext, destination[..plaintext.Length], destination.Slice(plaintext.Length, ChaChaPoly.TagSize));
         }
