@@ -62,8 +62,8 @@ internal sealed class Peer
     // Counters and timer inputs (see WgDevice.Timers.cs for the events that set them).
     public long ReceivedBytes;
     public long SentBytes;
-    public long LastHandshakeUnixMs;     // wall clock, for LatestHandshake
-    public long LastHandshakeAt;         // TimeProvider ticks
+    public long LastHandshakeUnixMs;     // wall clock of the last completed (confirmed) handshake
+    public long SessionDerivedAt;        // TimeProvider ticks of the last keys derived (erasure clock)
     public long LastSentAt;              // any authenticated packet sent
     public long LastReceivedAt;          // any authenticated packet received
     /// <summary>First data received since we last sent anything: a keepalive is owed 10 s later (0 = none).</summary>

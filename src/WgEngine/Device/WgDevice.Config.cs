@@ -23,7 +23,18 @@ public sealed partial class WgDevice
             Span<byte> pub = stackalloc byte[32];
             key.PublicKey.CopyTo(pub);
             Blake2s.Hash(Noise.NoiseConstants.InitialHash, pub, _initialHashForUs);
-            foreach (var peer in _peers.Values) ZeroPeer(peer);
+            foreach (var peer in _peers.Values)
+            {
+                ZeroPeer(peer);
+                // Replay state belongs to the old identity: an old initiation cannot decrypt under the
+                // new key, and keeping it would refuse a peer's prompt re-handshake whose TAI64N falls in
+                // the same 2^24 ns step as its last one (or within the 20 ms flood gap).
+                lock (peer.HandshakeLock)
+                {
+                    Array.Clear(peer.LastTimestamp);
+                    peer.LastInitiationConsumedAt = 0;
+                }
+            }
         }
     }
 }

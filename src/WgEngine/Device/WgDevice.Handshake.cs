@@ -100,6 +100,7 @@ public sealed partial class WgDevice
             }
             peer.Cookies.AddMacs(response);
         }
+        Interlocked.Add(ref peer.ReceivedBytes, MessageLayout.InitiationSize);
         UpdateEndpoint(peer, buf);
         SendRaw(peer, response);
     }
@@ -134,7 +135,7 @@ public sealed partial class WgDevice
             peer.State = HandshakeState.Zeroed;
             peer.Noise.Clear();
             Array.Clear(peer.LocalEphemeral);
-            peer.HandshakeAttempts = 0;
+            OnHandshakeComplete(peer);
             lock (peer.KeypairLock)
             {
                 // The initiator may use the new session at once (whitepaper §5.4.6).
@@ -153,6 +154,7 @@ public sealed partial class WgDevice
                 peer.Current = kp;
             }
         }
+        Interlocked.Add(ref peer.ReceivedBytes, MessageLayout.ResponseSize);
         UpdateEndpoint(peer, buf);
         // Confirm the session to the responder: staged data, or else a keepalive.
         if (!FlushStaged(peer)) SendKeepalive(peer);
@@ -176,11 +178,8 @@ public sealed partial class WgDevice
         peer.Noise.Split(isInitiator, kp.SendKeySpan, kp.ReceiveKeySpan);
         kp.KeysDerived();
         _indices.Replace(localIndex, new IndexEntry(peer, kp));
-        Volatile.Write(ref peer.LastHandshakeAt, now);
-        peer.SentLastMinuteHandshake = false;
+        OnSessionDerived(peer, now);
         OnAuthenticatedPacketReceived(peer, now);
-        Volatile.Write(ref peer.LastHandshakeUnixMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
-        Interlocked.Increment(ref Counters.HandshakesCompleted);
         return kp;
     }
 

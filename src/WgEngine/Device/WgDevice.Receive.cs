@@ -169,6 +169,7 @@ public sealed partial class WgDevice
             peer.Current = kp;
             peer.Next = null;
         }
+        OnHandshakeComplete(peer);   // the responder's key confirmation
         FlushStaged(peer);
     }
 }

@@ -86,8 +86,8 @@ public sealed partial class WgDevice
             }
         }
         // Erase all key material after 3 x Reject-After-Time without a new session.
-        long lastHandshake = Volatile.Read(ref peer.LastHandshakeAt);
-        if (lastHandshake != 0 && Older(lastHandshake, now, ProtocolConstants.ZeroKeysAfter) && HasKeys(peer))
+        long derived = Volatile.Read(ref peer.SessionDerivedAt);
+        if (derived != 0 && Older(derived, now, ProtocolConstants.ZeroKeysAfter) && HasKeys(peer))
             ZeroPeer(peer);
     }
 
@@ -108,6 +108,21 @@ public sealed partial class WgDevice
     {
         Volatile.Write(ref peer.LastReceivedAt, now);
         Volatile.Write(ref peer.UnansweredSince, 0);
+    }
+
+    /// <summary>New keys on either side: the key-erasure clock restarts (3 x Reject-After-Time).</summary>
+    private static void OnSessionDerived(Peer peer, long now) => Volatile.Write(ref peer.SessionDerivedAt, now);
+
+    /// <summary>
+    /// A handshake is complete: the initiator got the response, or the responder got the first packet
+    /// under the new keys. Only then is it the latest handshake (as wireguard-go reports it).
+    /// </summary>
+    private void OnHandshakeComplete(Peer peer)
+    {
+        peer.HandshakeAttempts = 0;
+        peer.SentLastMinuteHandshake = false;
+        Volatile.Write(ref peer.LastHandshakeUnixMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        Interlocked.Increment(ref Counters.HandshakesCompleted);
     }
 
     private static void OnDataSent(Peer peer, long now)

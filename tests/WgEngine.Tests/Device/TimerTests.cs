@@ -170,7 +170,9 @@ public class TimerTests
         var packet = Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8]);
         Assert.True(client.SendPacket(packet));
         gwSink.Next();
-        Advance(clock, TimeSpan.FromSeconds(11));      // let the gateway's owed keepalive go out first
+        long heard = client.GetPeer(gwKey.PublicKey)!.ReceivedBytes;
+        Advance(clock, TimeSpan.FromSeconds(11));      // let the gateway's owed keepalive go out and arrive first
+        TestNet.WaitFor(() => client.GetPeer(gwKey.PublicKey)!.ReceivedBytes > heard, "the gateway's keepalive");
         net.DropFilter = (from, _, _) => from.Equals(gwBind.LocalEndPoint); // the gateway falls silent
         int Initiations() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
 
