@@ -1,9 +1,11 @@
 # Roaming (issue 3, item 3): an authenticated packet from a new underlay address updates the peer's
-# endpoint. A wireguard-go client with a live session rebinds its UDP socket to another port
-# (`wg set <if> listen-port <new>`) while a ping stream runs: from the gateway's point of view it
-# moved from 127.0.0.1:<old> to 127.0.0.1:<new>. With every underlay on loopback a port change is the
-# roam this topology can make (see docs/interop.md). The stream must go on, Get-WgPeer must show the
-# new endpoint, and the gateway's replies must follow the client there.
+# endpoint. Every underlay here is loopback, so a wireguard-go client with a live session roams in the
+# two ways this topology allows, each while a ping stream runs:
+# - it rebinds its UDP socket (`wg set <if> listen-port <new>`, twice): 127.0.0.1:<old> -> :<new>;
+# - it re-points its peer at [::1]:<gateway port>: its packets now come from ::1, another address
+#   and family, on the gateway's same dual-stack socket.
+# The stream must go on (the gateway's replies follow the client) and Get-WgPeer must show the new
+# endpoint. See docs/interop.md.
 
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'WgInterop.psm1') -Force
@@ -17,7 +19,7 @@ BeforeAll {
     function Get-GwPeer([string]$Key) { Get-WgPeer -Server $serverName | Where-Object PublicKey -EQ $Key }
 }
 
-Describe 'Roaming: a wireguard-go client changes its source port mid-ping' -Skip:$skip {
+Describe 'Roaming: a wireguard-go client changes its underlay endpoint mid-ping' -Skip:$skip {
     BeforeAll {
         Import-WgGatewayModule
         $net = New-WgTestNetwork
@@ -75,5 +77,24 @@ Describe 'Roaming: a wireguard-go client changes its source port mid-ping' -Skip
         $hs | Should -Not -BeNullOrEmpty
         (Test-Ping $client.Namespace $gw.V6 -Count 5 -MinReceived 5 -Interval 0.1).Received | Should -Be 5
         (Get-GwPeer $key.PublicKey).LatestHandshake | Should -Be $hs
+    }
+
+    It 'the stream continues when the client moves to another underlay address (127.0.0.1 to ::1) mid-ping' {
+        # The client points its peer at [::1]:<gateway port>: its packets now leave from ::1, a new
+        # address (and family) for the gateway, reached on the same dual-stack socket.
+        $port = $client.ListenPort
+        $stream = Start-WgPingStream -Namespace $client.Namespace -Target $gw.V6 -Count 40 -Interval 0.1
+        try {
+            $rx = (Get-GwPeer $key.PublicKey).ReceivedBytes
+            Wait-WgCondition { (Get-GwPeer $key.PublicKey).ReceivedBytes -gt $rx } -TimeoutSeconds 3 | Should -BeTrue
+            Add-WgGoPeer -Device $client -PublicKey $server.PublicKey -AllowedIPs $gw.V4Net, $gw.V6Net -Endpoint "[::1]:$($server.ListenPort)"
+            Wait-WgCondition { (Get-GwPeer $key.PublicKey).Endpoint -eq "[::1]:$port" } -TimeoutSeconds 3 |
+                Should -BeTrue -Because "the gateway must learn [::1]:$port (it shows $((Get-GwPeer $key.PublicKey).Endpoint))"
+            $r = Wait-WgPingStream $stream
+        } finally { Stop-WgPingStream $stream }
+        $r.Transmitted | Should -Be 40
+        $r.Lost | Should -BeLessOrEqual 1 -Because "lost icmp_seq: $($r.LostSeq -join ',')"
+        (Get-GwPeer $key.PublicKey).Endpoint | Should -Be "[::1]:$port"
+        (Test-Ping $client.Namespace $gw.V4 -Count 3 -MinReceived 3 -Interval 0.1).Received | Should -Be 3
     }
 }
