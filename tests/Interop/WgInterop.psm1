@@ -319,7 +319,110 @@ function Remove-WgTestNetwork {
     Remove-Item -LiteralPath $Network.TempDir -Recurse -Force -ErrorAction Ignore
 }
 
+function Import-WgGatewayModule {
+    <#
+      Imports WireGuardGateway for a suite: $env:WGI_GATEWAY_MODULE if set (any path Import-Module
+      takes), else module/WireGuardGateway.psd1 of this repository, which must be built.
+    #>
+    $manifest = $env:WGI_GATEWAY_MODULE
+    if (-not $manifest) {
+        $repoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+        $manifest = Join-Path $repoRoot 'module/WireGuardGateway.psd1'
+        if (-not (Test-Path (Join-Path $repoRoot 'module/bin'))) {
+            throw "WireGuardGateway is not built ($repoRoot/module/bin missing): run ./build.ps1 Build first"
+        }
+    }
+    Import-Module $manifest -Force -Global
+}
+
+function Set-WgGoListenPort {
+    <#
+      Rebinds a wireguard-go device's UDP socket (`wg set <if> listen-port <port>`; 0 = a free port
+      the kernel picks): its sessions stay, but everything it sends from now on leaves from the new
+      port, i.e. it roams from the gateway's point of view. Updates and returns $Device.ListenPort.
+    #>
+    param([Parameter(Mandatory)]$Device, [int]$Port = 0)
+    $old = $Device.ListenPort
+    Invoke-WgNative wg 'set', $Device.Name, 'listen-port', "$Port" | Out-Null
+    $new = [int](Invoke-WgNative wg 'show', $Device.Name, 'listen-port')[0]
+    if ($Port -eq 0 -and $new -eq $old) {
+        # The kernel may hand the same free port back; ask for the next one explicitly.
+        Invoke-WgNative wg 'set', $Device.Name, 'listen-port', "$([int]$old % 60000 + 1024)" | Out-Null
+        $new = [int](Invoke-WgNative wg 'show', $Device.Name, 'listen-port')[0]
+    }
+    $Device.ListenPort = $new
+    $new
+}
+
+function Set-WgGoPeerPresharedKey {
+    <# Sets (or with '' removes) the preshared key of a wireguard-go device's peer; the key goes over stdin, never argv. #>
+    param([Parameter(Mandatory)]$Device, [Parameter(Mandatory)][string]$PublicKey, [Parameter(Mandatory)][AllowEmptyString()][string]$PresharedKey)
+    Invoke-WgNative wg 'set', $Device.Name, 'peer', $PublicKey, 'preshared-key', '/dev/stdin' -InputText $PresharedKey | Out-Null
+}
+
+function Start-WgPingStream {
+    <#
+      Starts a continuous ping (-Count echo requests every -Interval seconds, overall -Deadline) from a
+      namespace as a background process; Wait-WgPingStream collects it. The deadline makes sure it
+      ends on its own even if the test dies; the caller still stops it in a finally.
+    #>
+    param(
+        [Parameter(Mandatory)][string]$Namespace,
+        [Parameter(Mandatory)][string]$Target,
+        [Parameter(Mandatory)][int]$Count,
+        [double]$Interval = 0.2,
+        [int]$Deadline = 0
+    )
+    if ($Deadline -le 0) { $Deadline = [int][math]::Ceiling($Count * $Interval) + 5 }
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('ip')
+    foreach ($a in 'netns', 'exec', $Namespace, 'ping', '-n', '-c', "$Count", '-i', "$Interval", '-w', "$Deadline", $Target) {
+        $psi.ArgumentList.Add($a)
+    }
+    $psi.UseShellExecute = $false
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $proc = [System.Diagnostics.Process]::Start($psi)
+    [pscustomobject]@{
+        PSTypeName = 'WgInterop.PingStream'
+        Process = $proc; Target = $Target; Count = $Count; Deadline = $Deadline
+        Stdout = $proc.StandardOutput.ReadToEndAsync(); Stderr = $proc.StandardError.ReadToEndAsync()
+        Started = [DateTimeOffset]::UtcNow
+    }
+}
+
+function Wait-WgPingStream {
+    <#
+      Waits for a ping stream to end (at most its deadline plus -GraceSeconds) and parses it:
+      Transmitted, Received, Lost (count) and LostSeq (the icmp_seq numbers that got no reply).
+    #>
+    param([Parameter(Mandatory)]$Stream, [int]$GraceSeconds = 10)
+    $p = $Stream.Process
+    if (-not $p.WaitForExit(($Stream.Deadline + $GraceSeconds) * 1000)) { Stop-WgPingStream $Stream }
+    [void]$p.WaitForExit(3000)
+    $text = $Stream.Stdout.GetAwaiter().GetResult()
+    $tx = 0; $rx = 0
+    if ($text -match '(\d+) packets transmitted, (\d+) received') { $tx = [int]$Matches[1]; $rx = [int]$Matches[2] }
+    $seen = [System.Collections.Generic.HashSet[int]]::new()
+    foreach ($m in [regex]::Matches($text, 'icmp_seq=(\d+)')) { [void]$seen.Add([int]$m.Groups[1].Value) }
+    $lostSeq = @(for ($i = 1; $i -le $tx; $i++) { if (-not $seen.Contains($i)) { $i } })
+    [pscustomobject]@{
+        Transmitted = $tx; Received = $rx; Lost = $tx - $rx; LostSeq = [int[]]$lostSeq
+        Output = $text; Target = $Stream.Target
+    }
+}
+
+function Stop-WgPingStream {
+    <# Ends a ping stream early (SIGINT, so ping still prints its summary); never throws. #>
+    param([Parameter(Mandatory)]$Stream)
+    $p = $Stream.Process
+    if ($null -ne $p -and -not $p.HasExited) {
+        & kill -INT $p.Id 2>$null
+        if (-not $p.WaitForExit(3000)) { try { $p.Kill($true) } catch { } }
+    }
+}
+
 Export-ModuleMember -Function Test-WgInteropPrerequisite, Write-WgInteropSkipBanner, New-WgTestNetwork,
     Get-WgTestAddress, New-WgTestNamespace, Invoke-InNamespace, Wait-WgCondition, New-WgGoKeyPair,
     New-WgGoDevice, Add-WgGoPeer, New-WgGoClient, Get-WgGoPeerStat, Test-Ping, Remove-WgGoClient,
-    Remove-WgTestNetwork, Invoke-WgNative
+    Remove-WgTestNetwork, Invoke-WgNative, Import-WgGatewayModule, Set-WgGoListenPort, Set-WgGoPeerPresharedKey,
+    Start-WgPingStream, Wait-WgPingStream, Stop-WgPingStream
