@@ -46,7 +46,6 @@ public class CookieUnderLoadTests
         Assert.False(HasMac2(Initiations().Single()));       // no cookie yet: mac2 is zero
         Assert.Equal(0, gw.Counters.Handshakes);             // and no Diffie-Hellman was spent on it
         Assert.Equal(1, net.CountSent(gwBind.LocalEndPoint, MessageLayout.TypeCookieReply));
-        TestNet.WaitFor(() => client.Counters.HandshakeInvalid == 0 && client.Counters.UnknownIndex == 0, "the reply consumed");
 
         // Not resent at once: the retry comes with the retransmission timer (Rekey-Timeout + jitter).
         Advance(clock, TimeSpan.FromMilliseconds(4900));
