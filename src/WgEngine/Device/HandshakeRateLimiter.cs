@@ -7,9 +7,9 @@ namespace WgEngine.Device;
 
 /// <summary>
 /// Per-source token bucket for handshake messages, with the semantics of wireguard-go's
-/// ratelimiter/ratelimiter.go (itself a port of the kernel's ratelimiter.c): 20 packets per second
-/// per source address, bursts of 5, IPv4 by address and IPv6 by /64 (as the kernel does: one host
-/// usually owns a whole /64), entries idle for more than a second forgotten.
+/// ratelimiter/ratelimiter.go: 20 packets per second per source address, bursts of 5, entries idle
+/// for more than a second forgotten. IPv6 sources are keyed by their /64, as the kernel's
+/// ratelimiter.c does (wireguard-go keys the whole address): one host usually owns a whole /64.
 /// Used by the handshake thread only (one caller at a time, so no locks). Steady state allocates
 /// nothing: entries are structs in one dictionary, the sweep enumerates with a struct enumerator.
 /// </summary>
