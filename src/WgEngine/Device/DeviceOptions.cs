@@ -23,8 +23,16 @@ public sealed class DeviceOptions
     public TimeSpan TimerTick { get; init; } = TimeSpan.FromMilliseconds(100);
     /// <summary>Packet buffers (4 KiB each) made at start, so that the first bursts do not allocate.</summary>
     public int PreallocatedBuffers { get; init; } = 256;
-    /// <summary>Handshake messages queued before the device considers itself under load and asks for cookies.</summary>
+    /// <summary>Handshake messages the handshake thread may have queued; more are dropped.</summary>
     public int HandshakeQueueSize { get; init; } = 4096;
+    /// <summary>
+    /// Queued handshake messages at which the device is under load: from then on (and for one second
+    /// after) a handshake needs a valid mac2, else it gets a cookie reply, and sources are rate limited.
+    /// Null: HandshakeQueueSize / 8, wireguard-go's rule (512 by default, about 0.1 s of full handshakes
+    /// at the responder's measured ~190 us each: see docs/performance.md, "Handshake flood").
+    /// 0 puts the device under load permanently (tests).
+    /// </summary>
+    public int? HandshakeLoadThreshold { get; init; }
 }
 
 /// <summary>Device-wide counters; drops are counted by reason and never answered.</summary>
@@ -33,7 +41,7 @@ public sealed class DeviceCounters
     internal long ReceivedBytes, SentBytes;
     internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,
         DroppedAllowedIps, DroppedNoRoute, DroppedHandshakeInvalid, DroppedHandshakeReplay, DroppedQueueFull,
-        DroppedExpiredKey, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies;
+        DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies;
 
     public long Received => Volatile.Read(ref ReceivedBytes);
     public long Sent => Volatile.Read(ref SentBytes);
@@ -48,9 +56,11 @@ public sealed class DeviceCounters
     public long HandshakeReplayed => Volatile.Read(ref DroppedHandshakeReplay);
     public long QueueFull => Volatile.Read(ref DroppedQueueFull);
     public long ExpiredKey => Volatile.Read(ref DroppedExpiredKey);
+    /// <summary>Handshakes over the per-source rate limit while under load.</summary>
+    public long RateLimited => Volatile.Read(ref DroppedRateLimited);
     public long Handshakes => Volatile.Read(ref HandshakesCompleted);
     public long CookieReplies => Volatile.Read(ref CookieRepliesSent);
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
     public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource
-        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey;
+        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited;
 }

@@ -21,15 +21,43 @@ public sealed partial class WgDevice
         _pool.Return(buf);
     }
 
-    /// <summary>Under load (queue more than 1/8 full, as wireguard-go), a handshake needs a valid mac2; otherwise we answer with a cookie.</summary>
+    // Monotonic timestamp until which the device still counts as under load (wireguard-go: UnderLoadAfterTime).
+    private long _underLoadUntil;
+
+    /// <summary>
+    /// wireguard-go's IsUnderLoad: the handshake queue holds at least the threshold (HandshakeQueueSize/8
+    /// by default), or did within the last second (so the state does not flap as the queue drains).
+    /// </summary>
+    private bool IsUnderLoad()
+    {
+        long now = _time.GetTimestamp();
+        if (_handshakes.Count >= _loadThreshold)
+        {
+            _underLoadUntil = now + _time.TimestampFrequency; // one second
+            return true;
+        }
+        return now < _underLoadUntil;
+    }
+
+    /// <summary>
+    /// The DoS gate for initiations and responses, in wireguard-go's order (device/receive.go,
+    /// RoutineHandshake): mac1 was checked on the receive thread; here, only when under load,
+    /// (1) a message without a valid mac2 is answered with a cookie reply and dropped, then
+    /// (2) one with a valid mac2 must pass the per-source rate limiter. Only then is it consumed.
+    /// </summary>
     private bool PassesLoadCheck(PacketBuffer buf, uint senderIndex)
     {
-        if (_handshakes.Count < _handshakes.Capacity / 8) return true;
-        if (_cookieChecker.CheckMac2(buf.Span, buf.Address)) return true;
-        Span<byte> reply = stackalloc byte[MessageLayout.CookieReplySize];
-        _cookieChecker.CreateReply(buf.Span, senderIndex, buf.Address, reply);
-        if (_bind.Send(reply, buf.Address)) Interlocked.Add(ref Counters.SentBytes, reply.Length);
-        Interlocked.Increment(ref Counters.CookieRepliesSent);
+        if (!IsUnderLoad()) return true;
+        if (!_cookieChecker.CheckMac2(buf.Span, buf.Address))
+        {
+            Span<byte> reply = stackalloc byte[MessageLayout.CookieReplySize];
+            _cookieChecker.CreateReply(buf.Span, senderIndex, buf.Address, reply);
+            if (_bind.Send(reply, buf.Address)) Interlocked.Add(ref Counters.SentBytes, reply.Length);
+            Interlocked.Increment(ref Counters.CookieRepliesSent);
+            return false;
+        }
+        if (_rateLimiter.Allow(buf.Address)) return true;
+        Interlocked.Increment(ref Counters.DroppedRateLimited);
         return false;
     }
 
@@ -110,12 +138,13 @@ public sealed partial class WgDevice
         var msg = buf.Data.AsSpan(0, MessageLayout.ResponseSize);
         uint sender = BinaryPrimitives.ReadUInt32LittleEndian(msg[MessageLayout.ResponseSenderOffset..]);
         uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(msg[MessageLayout.ResponseReceiverOffset..]);
+        // Load gate before the index lookup, as wireguard-go orders it.
+        if (!PassesLoadCheck(buf, sender)) return;
         if (!_indices.TryGet(receiver, out var entry) || entry.Keypair is not null)
         {
             Interlocked.Increment(ref Counters.DroppedUnknownIndex);
             return;
         }
-        if (!PassesLoadCheck(buf, sender)) return;
         var peer = entry.Peer;
         long now = Now;
         lock (peer.HandshakeLock)

@@ -30,6 +30,8 @@ public sealed partial class WgDevice : IDisposable
     private readonly byte[][] _ownAddresses;
     private readonly Worker[] _workers;
     private readonly HandshakeQueue _handshakes;
+    private readonly HandshakeRateLimiter _rateLimiter;
+    private readonly int _loadThreshold;
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _configLock = new();
@@ -53,6 +55,8 @@ public sealed partial class WgDevice : IDisposable
         _workers = new Worker[Math.Max(1, _options.Workers)];
         for (int i = 0; i < _workers.Length; i++) _workers[i] = new Worker(this, i);
         _handshakes = new HandshakeQueue(this, _options.HandshakeQueueSize);
+        _rateLimiter = new HandshakeRateLimiter(_time);
+        _loadThreshold = Math.Max(0, _options.HandshakeLoadThreshold ?? _options.HandshakeQueueSize / 8);
     }
 
     public WgKey PublicKey => _privateKey.PublicKey;

@@ -48,5 +48,9 @@ public sealed record PeerStatus
     public bool HasPresharedKey { get; init; }
 }
 
-/// <summary>Interface-wide counters.</summary>
-public readonly record struct InterfaceStats(long ReceivedBytes, long SentBytes, long DroppedPackets);
+/// <summary>
+/// Interface-wide counters. The handshake ones show the DoS protection at work: cookie replies sent
+/// instead of Diffie-Hellman under load, and handshakes refused by the per-source rate limit.
+/// </summary>
+public readonly record struct InterfaceStats(long ReceivedBytes, long SentBytes, long DroppedPackets,
+    long HandshakesCompleted = 0, long CookieRepliesSent = 0, long RateLimitedHandshakes = 0, long InvalidHandshakes = 0);

@@ -87,7 +87,11 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
     public bool RemovePeer(WgKey publicKey) => _device.RemovePeer(publicKey);
     public PeerStatus? GetPeer(WgKey publicKey) => _device.GetPeer(publicKey);
     public IReadOnlyList<PeerStatus> GetPeers() => _device.GetPeers();
-    public InterfaceStats GetStats() => new(_device.Counters.Received, _device.Counters.Sent, _device.Counters.TotalDropped);
+    public InterfaceStats GetStats()
+    {
+        var c = _device.Counters;
+        return new(c.Received, c.Sent, c.TotalDropped, c.Handshakes, c.CookieReplies, c.RateLimited, c.HandshakeInvalid);
+    }
     public void Stop() => _device.Stop();
     public void Dispose() => _device.Stop();
 }

@@ -121,6 +121,8 @@ public sealed partial class VPNServer : IDisposable
     public int PeerCount { get { lock (_lock) return _peers.Count; } }
     public long ReceivedBytes => _backend.GetStats().ReceivedBytes;
     public long SentBytes => _backend.GetStats().SentBytes;
+    /// <summary>A snapshot of the engine's interface counters.</summary>
+    public InterfaceStats Stats => _backend.GetStats();
     public Task Completion => _backend.Completion;
 
     /// <summary>Adds a peer; allocates one pool address per family when AllowedIPs is null or empty.</summary>
