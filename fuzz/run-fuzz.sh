@@ -5,8 +5,9 @@
 #
 #   fuzz/run-fuzz.sh [total-seconds] [target...]      defaults: FUZZ_SECONDS or 60, every target
 #
-# Findings go to artifacts/fuzz/findings/<target>/ (crashes in default/crashes/); reproduce one with
-#   dotnet artifacts/fuzz/bin/WgEngine.Fuzz.dll replay <target> <crash-file>
+# Output (wiped at start) goes to FUZZ_OUT, default artifacts/fuzz: the instrumented harness in bin/,
+# findings in findings/<target>/ (crashes in default/crashes/). Reproduce a crash with
+#   dotnet $FUZZ_OUT/bin/WgEngine.Fuzz.dll replay <target> <crash-file>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,7 +28,7 @@ if ! command -v afl-fuzz >/dev/null 2>&1; then
     exit 77
 fi
 
-OUT=$ROOT/artifacts/fuzz
+OUT=${FUZZ_OUT:-$ROOT/artifacts/fuzz}
 BIN=$OUT/bin
 rm -rf "$OUT"
 mkdir -p "$OUT/findings"

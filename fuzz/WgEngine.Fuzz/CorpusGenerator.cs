@@ -58,7 +58,8 @@ internal static class CorpusGenerator
             Write(root, "ipheader", name, packet);
             Write(root, "icmp", name, [0, .. packet]);
         }
-        Verify(root, initiation, response, cookie);
+        Verify(root);
+        Console.WriteLine($"Seed corpus written to {root} and verified.");
         return 0;
     }
 
@@ -102,8 +103,11 @@ internal static class CorpusGenerator
     }
 
     /// <summary>Every seed must reach what it is there for; a seed that silently stops authenticating is useless.</summary>
-    private static void Verify(string root, byte[] initiation, byte[] response, byte[] cookie)
+    public static void Verify(string root)
     {
+        byte[] initiation = File.ReadAllBytes(Path.Combine(root, "initiation", "initiation"));
+        byte[] response = File.ReadAllBytes(Path.Combine(root, "response", "response"));
+        byte[] cookie = File.ReadAllBytes(Path.Combine(root, "cookie", "cookie-reply"));
         var w = new FuzzWorld();
         var c = w.Device.Counters;
         Expect(w, initiation, () => c.Handshakes, "the initiation completes a handshake");
@@ -112,12 +116,15 @@ internal static class CorpusGenerator
         w.Reset();
         w.DispatchAndDrain(cookie);
         if (c.HandshakeInvalid != invalid || c.UnknownIndex != unknown) throw new InvalidOperationException("The cookie reply was rejected.");
-        foreach (var file in Directory.GetFiles(Path.Combine(root, "dispatch"), "transport-echo-*"))
+        string[] echoes = Directory.GetFiles(Path.Combine(root, "dispatch"), "transport-echo-*");
+        if (echoes.Length != 2) throw new InvalidOperationException("Seed check failed: expected IPv4 and IPv6 echo transport seeds.");
+        foreach (var file in echoes)
             Expect(w, File.ReadAllBytes(file), () => c.EchoReplies, Path.GetFileName(file) + " is answered");
         Expect(w, File.ReadAllBytes(Path.Combine(root, "dispatch", "transport-spoofed-source")), () => c.NotAllowedSource, "the spoofed source is refused");
+        Expect(w, File.ReadAllBytes(Path.Combine(root, "dispatch", "transport-to-peer-b")), () => w.Bind.SentDatagrams, "a packet for peer B is sealed and sent");
+        Expect(w, File.ReadAllBytes(Path.Combine(root, "dispatch", "transport-egress")), () => w.Egress.Delivered, "a packet for outside goes to egress");
         var loaded = new FuzzWorld(handshakeQueueSize: 4);
         Expect(loaded, initiation, () => loaded.Device.Counters.CookieReplies, "under load the initiation gets a cookie reply");
-        Console.WriteLine($"Seed corpus written to {root} and verified.");
     }
 
     private static void Expect(FuzzWorld w, byte[] datagram, Func<long> counter, string what)

@@ -57,6 +57,8 @@ internal sealed class FuzzWorld
     private readonly SocketAddress _peerAAddress, _peerBAddress;
 
     public FakeTimeProvider Time { get; } = new(Epoch);
+    public SinkBind Bind { get; } = new();
+    public SinkEgress Egress { get; } = new();
     public WgDevice Device { get; }
     public Peer PeerA { get; }
     public Peer PeerB { get; }
@@ -66,14 +68,14 @@ internal sealed class FuzzWorld
     /// <param name="handshakeQueueSize">Below 8 the device always considers itself under load (cookie path).</param>
     public FuzzWorld(int handshakeQueueSize = 4096)
     {
-        Device = new WgDevice(GatewayKey, new SinkBind(), new DeviceOptions
+        Device = new WgDevice(GatewayKey, Bind, new DeviceOptions
         {
             TimeProvider = Time,
             Addresses = [GatewayV4, GatewayV6],
             Workers = 1,
             PreallocatedBuffers = 4,
             HandshakeQueueSize = handshakeQueueSize,
-            Egress = new SinkEgress(),
+            Egress = Egress,
         });
         Device.AddPeer(new PeerConfig
         {

@@ -32,7 +32,10 @@ internal static class Targets
         foreach (var name in Names) Run(name, input);
     }
 
-    public static bool IsTarget(string name) => name == "all" || Array.IndexOf(Names, name) >= 0;
+    /// <summary>Not a real target: crashes on inputs starting "WG", to prove the pipeline reports crashes.</summary>
+    public const string SelfTest = "selftest";
+
+    public static bool IsTarget(string name) => name is "all" or SelfTest || Array.IndexOf(Names, name) >= 0;
 
     /// <summary>Runs one input against a target ("all": the first byte selects).</summary>
     public static void Run(string name, ReadOnlySpan<byte> input)
@@ -53,6 +56,9 @@ internal static class Targets
             case "ipheader": IpHeaderParse(input); break;
             case "icmp": Icmp(input); break;
             case "initiation-load": Handshake(LoadedWorld, input, MessageLayout.TypeInitiation, MessageLayout.InitiationSize); break;
+            case SelfTest:
+                IpHeaderParse(input); // engine code, so AFL sees coverage
+                if (input.Length >= 2 && input[0] == (byte)'W' && input[1] == (byte)'G') throw new InvalidOperationException("selftest: planted crash"); break;
             default: throw new ArgumentException($"Unknown target '{name}'.");
         }
     }
