@@ -15,9 +15,6 @@ ROOT=$PWD
 TOTAL=${1:-${FUZZ_SECONDS:-60}}
 shift || true
 TARGETS=("$@")
-if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(dispatch initiation response cookie transport ipheader icmp initiation-load)
-fi
 
 if ! command -v afl-fuzz >/dev/null 2>&1; then
     if [ "${CI:-}" = "true" ]; then
@@ -39,11 +36,16 @@ dotnet publish "$ROOT/fuzz/WgEngine.Fuzz" -c Release -o "$BIN" -v q --nologo >"$
 dotnet tool run sharpfuzz "$BIN/WgEngine.dll" >"$OUT/instrument.log" 2>&1 \
     || { cat "$OUT/instrument.log"; echo "fuzz: sharpfuzz instrumentation failed"; exit 1; }
 
+if [ ${#TARGETS[@]} -eq 0 ]; then
+    mapfile -t TARGETS < <(dotnet "$BIN/WgEngine.Fuzz.dll" list | grep -v '^all$')
+fi
+
 # AFL on a shared machine as root: do not pin cores, do not insist on a performance governor or on
 # core dumps going to a file; dotnet itself is not instrumented (the assembly is), so skip that check.
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 export AFL_NO_UI=1 AFL_FAST_CAL=1
 
+[ ${#TARGETS[@]} -gt 0 ] || { echo "fuzz: no targets (harness list failed)"; exit 1; }
 PER=$(( TOTAL / ${#TARGETS[@]} ))
 [ "$PER" -lt 5 ] && PER=5
 total_execs=0

@@ -58,6 +58,11 @@ internal static class CorpusGenerator
             Write(root, "ipheader", name, packet);
             Write(root, "icmp", name, [0, .. packet]);
         }
+        // Replay window: in-order counters, a replay, a step back, a jump by the window size, the
+        // window's far edge just inside and just outside, and counters at Reject-After-Messages.
+        Write(root, "replay-window", "in-order-and-edges",
+            [0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0x80, 0, 0, 1, 0xC0, 0x1F, 1, 0xC1, 0x1F, 3, 0, 0, 3, 1, 0, 0x07, 0, 0]);
+        Write(root, "replay-window", "sparse", [2, 0xFF, 0xFF, 2, 3, 0, 0x80, 0xFF, 0x7F, 1, 0xFF, 0xFF, 2, 3, 0]);
         Verify(root);
         Console.WriteLine($"Seed corpus written to {root} and verified.");
         return 0;

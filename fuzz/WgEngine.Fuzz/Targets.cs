@@ -15,7 +15,7 @@ internal static class Targets
 {
     /// <summary>Names in selector order: in "all" mode the first input byte (mod count) picks one.</summary>
     public static readonly string[] Names =
-        ["dispatch", "initiation", "response", "cookie", "transport", "ipheader", "icmp", "initiation-load"];
+        ["dispatch", "initiation", "response", "cookie", "transport", "ipheader", "icmp", "initiation-load", "replay-window"];
 
     private static FuzzWorld? _world, _loadedWorld;
     private static FuzzWorld World => _world ??= new FuzzWorld();
@@ -56,6 +56,7 @@ internal static class Targets
             case "ipheader": IpHeaderParse(input); break;
             case "icmp": Icmp(input); break;
             case "initiation-load": Handshake(LoadedWorld, input, MessageLayout.TypeInitiation, MessageLayout.InitiationSize); break;
+            case "replay-window": ReplayWindowTarget.Run(input); break;
             case SelfTest:
                 IpHeaderParse(input); // engine code, so AFL sees coverage
                 if (input.Length >= 2 && input[0] == (byte)'W' && input[1] == (byte)'G') throw new InvalidOperationException("selftest: planted crash"); break;
