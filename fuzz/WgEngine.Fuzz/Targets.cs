@@ -59,7 +59,8 @@ internal static class Targets
             case "replay-window": ReplayWindowTarget.Run(input); break;
             case SelfTest:
                 IpHeaderParse(input); // engine code, so AFL sees coverage
-                if (input.Length >= 2 && input[0] == (byte)'W' && input[1] == (byte)'G') throw new InvalidOperationException("selftest: planted crash"); break;
+                if (input.StartsWith("WG"u8)) throw new InvalidOperationException("selftest: planted crash");
+                break;
             default: throw new ArgumentException($"Unknown target '{name}'.");
         }
     }
