@@ -103,6 +103,22 @@ $failed = $r.FailedCount + $r.FailedBlocksCount + $r.FailedContainersCount
     return @{ Passed = [int]$s.Passed; Failed = [int]$s.Failed }
 }
 
+# A bounded AFL++ run over the SharpFuzz harness (fuzz/run-fuzz.sh): one check, failed on any crash.
+# Exit 77 from the script means afl-fuzz is missing outside CI (a skip); under CI=true it fails instead.
+function Invoke-FuzzCheck {
+    Write-Host "== Test: fuzzing (fuzz/run-fuzz.sh: AFL++ over the SharpFuzz harness)"
+    if ($IsWindows) {
+        Write-Host "fuzz: AFL++ runs on Linux only: skipped"
+        return @{ Passed = 0; Failed = 0 }
+    }
+    bash (Join-Path $Root 'fuzz/run-fuzz.sh') | Out-Host
+    switch ($LASTEXITCODE) {
+        0 { return @{ Passed = 1; Failed = 0 } }
+        77 { return @{ Passed = 0; Failed = 0 } }
+        default { Write-Host "fuzz: failed (exit code $LASTEXITCODE)"; return @{ Passed = 0; Failed = 1 } }
+    }
+}
+
 function Invoke-Test {
     Invoke-Build
     New-Item -ItemType Directory -Force $Artifacts | Out-Null
@@ -115,6 +131,7 @@ function Invoke-Test {
         # Interop tests need root (namespaces, TUN) and must not skip silently: CI=true makes a skip a failure.
         $runs += Invoke-PesterSuite $interop 'interop' @{ CI = 'true' }
     }
+    $runs += Invoke-FuzzCheck
     $passed = ($runs | ForEach-Object { $_.Passed } | Measure-Object -Sum).Sum
     $failed = ($runs | ForEach-Object { $_.Failed } | Measure-Object -Sum).Sum
     Write-Host "$passed passed, $failed failed"
