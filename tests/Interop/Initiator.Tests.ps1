@@ -68,8 +68,8 @@ Describe 'The gateway initiates to a wireguard-go responder' -Skip:$skip {
     }
 
     It 'the session carries pings from the client over IPv4 and IPv6' {
-        (Test-Ping $client.Namespace $gw.V4 -Count 3 -MinReceived 3).Received | Should -Be 3
-        (Test-Ping $client.Namespace $gw.V6 -Count 3 -MinReceived 3).Received | Should -Be 3
+        (Test-Ping $client.Namespace $gw.V4 -Count 3 -MinReceived 3).Success | Should -BeTrue
+        (Test-Ping $client.Namespace $gw.V6 -Count 3 -MinReceived 3).Success | Should -BeTrue
     }
 
     It 'persistent keepalives keep arriving at the client while nobody sends anything' {
