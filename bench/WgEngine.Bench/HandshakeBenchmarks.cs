@@ -36,6 +36,34 @@ public class HandshakeBenchmarks
         return _initiator.WriteInitiation(_iEph, _iPriv, _iPub, _rPub, _ts, _initiation);
     }
 
+    private sealed class CachedStaticStatic(byte[] secret) : IStaticStaticSource
+    {
+        public bool TryGetStaticStatic(ReadOnlySpan<byte> remoteStatic, Span<byte> sharedSecret)
+        {
+            secret.CopyTo(sharedSecret);
+            return true;
+        }
+    }
+
+    private CachedStaticStatic? _cached;
+
+    [Benchmark(Description = "responder, static-static DH cached (the device's steady state)")]
+    public bool RespondToInitiationCached()
+    {
+        if (_cached is null)
+        {
+            var ss = new byte[32];
+            X25519.SharedSecret(_rPriv, _iPub, ss);
+            _cached = new CachedStaticStatic(ss);
+        }
+        _responder.InitializeWireGuard(_rPub);
+        if (!_responder.ReadInitiation(_initiation, _rPriv, _re, _rs, _ts, _cached)) return false;
+        X25519.GeneratePrivateKey(_rEph);
+        if (!_responder.WriteResponse(_rEph, _re, _rs, _psk, ReadOnlySpan<byte>.Empty, _response)) return false;
+        _responder.Split(false, _k1, _k2);
+        return true;
+    }
+
     [Benchmark(Description = "responder: consume initiation + create response + keys")]
     public bool RespondToInitiation()
     {

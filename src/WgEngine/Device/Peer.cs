@@ -44,6 +44,8 @@ internal sealed class Peer
     public uint HandshakeLocalIndex;
     public uint HandshakeRemoteIndex;
     public readonly byte[] LastTimestamp = new byte[12];
+    /// <summary>DH(our static, its static), computed at its first initiation; null until then or after our key changes.</summary>
+    public volatile byte[]? StaticStatic;
     public long LastInitiationConsumedAt;
     public long LastInitiationSentAt;
     public int HandshakeAttempts;

@@ -31,6 +31,7 @@ public sealed partial class WgDevice
                 // the same 2^24 ns step as its last one (or within the 20 ms flood gap).
                 lock (peer.HandshakeLock)
                 {
+                    peer.StaticStatic = null;
                     Array.Clear(peer.LastTimestamp);
                     peer.LastInitiationConsumedAt = 0;
                 }

@@ -8,6 +8,7 @@ public sealed partial class WgDevice
 {
     // Scratch state of the handshake thread (it is the only thread that consumes initiations).
     private readonly NoiseHandshake _scratch = new();
+    private readonly StaticStaticCache _staticStatic;
 
     /// <summary>Handshake thread: initiations, responses and cookie replies (mac1 already checked).</summary>
     internal void ProcessHandshakeMessage(PacketBuffer buf)
@@ -72,7 +73,7 @@ public sealed partial class WgDevice
         Span<byte> timestamp = stackalloc byte[12];
         _scratch.InitializeWithHash(NoiseConstants.InitialChainKey, _initialHashForUs);
         if (!_scratch.ReadInitiation(msg.Slice(MessageLayout.InitiationBodyOffset, MessageLayout.InitiationBodySize),
-                _privateKey.Span, remoteEphemeral, remoteStatic, timestamp))
+                _privateKey.Span, remoteEphemeral, remoteStatic, timestamp, _staticStatic))
         {
             Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
             return;

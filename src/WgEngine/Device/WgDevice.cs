@@ -55,11 +55,14 @@ public sealed partial class WgDevice : IDisposable
         _workers = new Worker[Math.Max(1, _options.Workers)];
         for (int i = 0; i < _workers.Length; i++) _workers[i] = new Worker(this, i);
         _handshakes = new HandshakeQueue(this, _options.HandshakeQueueSize);
+        _staticStatic = new StaticStaticCache(this);
         _rateLimiter = new HandshakeRateLimiter(_time);
         _loadThreshold = Math.Max(0, _options.HandshakeLoadThreshold ?? _options.HandshakeQueueSize / 8);
     }
 
     public WgKey PublicKey => _privateKey.PublicKey;
+    internal ReadOnlySpan<byte> PrivateKeySpan => _privateKey.Span;
+    internal bool TryGetPeer(WgKey publicKey, out Peer peer) => _peers.TryGetValue(publicKey, out peer!);
     public int ListenPort => _bind.Port;
     public DeviceCounters Counters { get; } = new();
     public int PeerCount => _peers.Count;

@@ -82,7 +82,16 @@ public sealed class NoiseHandshake
     /// initiator's ephemeral and static keys and the decrypted payload are returned. On failure nothing changes.
     /// </summary>
     public bool ReadInitiation(ReadOnlySpan<byte> body, ReadOnlySpan<byte> localStaticPrivate,
-        Span<byte> remoteEphemeral, Span<byte> remoteStatic, Span<byte> payload)
+        Span<byte> remoteEphemeral, Span<byte> remoteStatic, Span<byte> payload) =>
+        ReadInitiation(body, localStaticPrivate, remoteEphemeral, remoteStatic, payload, null);
+
+    /// <summary>
+    /// As above, with the static-static DH taken from <paramref name="staticStatic"/> once the
+    /// initiator's static key is known: a responder that knows its peers answers unknown ones without
+    /// that DH, and caches it for known ones (as wireguard-go's precomputedStaticStatic).
+    /// </summary>
+    public bool ReadInitiation(ReadOnlySpan<byte> body, ReadOnlySpan<byte> localStaticPrivate,
+        Span<byte> remoteEphemeral, Span<byte> remoteStatic, Span<byte> payload, IStaticStaticSource? staticStatic)
     {
         int payloadLength = body.Length - 32 - 48 - 16;
         if (payloadLength < 0 || payload.Length < payloadLength) return false;
@@ -100,7 +109,8 @@ public sealed class NoiseHandshake
             if (!X25519.SharedSecret(localStaticPrivate, ePub, dh)) return false;
             Kdf.Kdf2(ck, dh, ck, k);
             if (!DecryptAndHash(k, h, body.Slice(32, 48), remoteStatic)) return false;
-            if (!X25519.SharedSecret(localStaticPrivate, remoteStatic, dh)) return false;
+            if (staticStatic is not null ? !staticStatic.TryGetStaticStatic(remoteStatic, dh)
+                                         : !X25519.SharedSecret(localStaticPrivate, remoteStatic, dh)) return false;
             Kdf.Kdf2(ck, dh, ck, k);
             if (!DecryptAndHash(k, h, body.Slice(80, payloadLength + 16), payload)) return false;
             ePub.CopyTo(remoteEphemeral);
@@ -206,4 +216,10 @@ public sealed class NoiseHandshake
         Blake2s.Hash(h, ciphertext, h);
         return true;
     }
+}
+
+/// <summary>Supplies DH(local static, remote static) for a known remote static key; false for an unknown one.</summary>
+public interface IStaticStaticSource
+{
+    bool TryGetStaticStatic(ReadOnlySpan<byte> remoteStatic, Span<byte> sharedSecret);
 }

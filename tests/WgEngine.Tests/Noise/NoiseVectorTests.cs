@@ -126,4 +126,57 @@ public class NoiseVectorTests
         Assert.Equal("60e26daef327efc02ec335e2a025d2d016eb4206f87277f52d38d1988b78cd36", Convert.ToHexStringLower(NoiseConstants.InitialChainKey));
         Assert.Equal("2211b361081ac566691243db458ad5322d9c6c662293e8b70ee19c65ba079ef3", Convert.ToHexStringLower(NoiseConstants.InitialHash));
     }
+
+    private sealed class FixedStaticStatic(byte[]? secret) : IStaticStaticSource
+    {
+        public int Calls;
+        public bool TryGetStaticStatic(ReadOnlySpan<byte> remoteStatic, Span<byte> sharedSecret)
+        {
+            Calls++;
+            if (secret is null) return false;
+            secret.CopyTo(sharedSecret);
+            return true;
+        }
+    }
+
+    [Fact]
+    public void ResponderCanTakeTheStaticStaticDhFromACacheAndStopsForAnUnknownInitiator()
+    {
+        var rPriv = new byte[32]; X25519.GeneratePrivateKey(rPriv);
+        var rPub = new byte[32]; X25519.PublicKey(rPriv, rPub);
+        var iPriv = new byte[32]; X25519.GeneratePrivateKey(iPriv);
+        var iPub = new byte[32]; X25519.PublicKey(iPriv, iPub);
+        var ePriv = new byte[32]; X25519.GeneratePrivateKey(ePriv);
+        var initiator = new NoiseHandshake();
+        initiator.InitializeWireGuard(rPub);
+        var body = new byte[NoiseHandshake.InitiationBodySize(12)];
+        var ts = new byte[12]; ts[3] = 7;
+        Assert.True(initiator.WriteInitiation(ePriv, iPriv, iPub, rPub, ts, body));
+
+        var ss = new byte[32];
+        Assert.True(X25519.SharedSecret(rPriv, iPub, ss));
+        var known = new FixedStaticStatic(ss);
+        var responder = new NoiseHandshake();
+        responder.InitializeWireGuard(rPub);
+        var got = new byte[12]; var rs = new byte[32];
+        Assert.True(responder.ReadInitiation(body, rPriv, new byte[32], rs, got, known));
+        Assert.Equal(ts, got);
+        Assert.Equal(iPub, rs);
+        Assert.Equal(1, known.Calls);
+        Assert.Equal(initiator.Hash.ToArray(), responder.Hash.ToArray());
+
+        var unknown = new FixedStaticStatic(null);
+        var other = new NoiseHandshake();
+        other.InitializeWireGuard(rPub);
+        var before = other.Hash.ToArray();
+        Assert.False(other.ReadInitiation(body, rPriv, new byte[32], new byte[32], new byte[12], unknown));
+        Assert.Equal(1, unknown.Calls);
+        Assert.Equal(before, other.Hash.ToArray());
+
+        // A wrong cached secret fails authentication of the timestamp rather than yielding a session.
+        var wrong = new FixedStaticStatic(new byte[32]);
+        var third = new NoiseHandshake();
+        third.InitializeWireGuard(rPub);
+        Assert.False(third.ReadInitiation(body, rPriv, new byte[32], new byte[32], new byte[12], wrong));
+    }
 }
