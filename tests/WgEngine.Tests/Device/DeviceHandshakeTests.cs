@@ -67,10 +67,7 @@ public class DeviceHandshakeTests
     {
         using var net = new TestNet();
         var gwSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, _) = net.Create();
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, _) = net.GatewayWithClient(gatewayEgress: gwSink);
 
         Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.99", "192.0.2.1", 1, 2, new byte[10])));
         TestNet.WaitFor(() => gw.Counters.NotAllowedSource == 1, "the spoofed packet to be counted");

@@ -68,10 +68,7 @@ public class MalformedPacketTests
     {
         using var net = new TestNet();
         var gwSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, clientBind) = net.Create();
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(gatewayEgress: gwSink);
         var packet = Packets.UdpV4("10.8.0.2", "192.0.2.9", 1, 2, new byte[40]);
         Assert.True(client.SendPacket(packet));
         Assert.Equal(packet, gwSink.Next());

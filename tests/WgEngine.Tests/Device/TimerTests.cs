@@ -63,10 +63,7 @@ public class TimerTests
         using var net = new TestNet(clock);
         var gwSink = new CaptureEgress();
         var clientSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, clientBind) = net.Create(egress: clientSink);
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(gatewayEgress: gwSink, clientEgress: clientSink);
         Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
         gwSink.Next();
 
@@ -93,10 +90,7 @@ public class TimerTests
         var clock = NewClock();
         using var net = new TestNet(clock);
         var gwSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, clientBind) = net.Create();
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(gatewayEgress: gwSink);
         var packet = Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8]);
         Assert.True(client.SendPacket(packet));
         gwSink.Next();
@@ -131,10 +125,7 @@ public class TimerTests
         var clock = NewClock();
         using var net = new TestNet(clock);
         var gwSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, clientBind) = net.Create();
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(gatewayEgress: gwSink);
         var packet = Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8]);
         Assert.True(client.SendPacket(packet));
         gwSink.Next();
@@ -163,10 +154,7 @@ public class TimerTests
         var clock = NewClock();
         using var net = new TestNet(clock);
         var gwSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, clientBind) = net.Create();
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(gatewayEgress: gwSink);
         var packet = Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8]);
         Assert.True(client.SendPacket(packet));
         gwSink.Next();
@@ -195,10 +183,7 @@ public class TimerTests
         using var net = new TestNet(clock);
         var clientSink = new CaptureEgress();
         var gwSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, clientBind) = net.Create(egress: clientSink);
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(gatewayEgress: gwSink, clientEgress: clientSink);
         Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
         gwSink.Next();
         int Initiations() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
@@ -226,10 +211,7 @@ public class TimerTests
         var clock = NewClock();
         using var net = new TestNet(clock);
         var gwSink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"], gwSink);
-        var (client, clientKey, clientBind) = net.Create();
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(gatewayEgress: gwSink);
 
         Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
         gwSink.Next();
@@ -268,10 +250,7 @@ public class TimerTests
         var clock = NewClock();
         using var net = new TestNet(clock);
         var sink = new CaptureEgress();
-        var (gw, gwKey, gwBind) = net.Create(["10.8.0.1/24"]);
-        var (client, clientKey, clientBind) = net.Create(egress: sink);
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(clientEgress: sink);
         Assert.True(client.SendPacket(Packets.EchoRequestV4("10.8.0.2", "10.8.0.1", 1, 1)));
         sink.Next();
         net.DropFilter = (_, _, _) => true; // the client disappears

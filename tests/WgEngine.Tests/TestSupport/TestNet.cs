@@ -59,6 +59,20 @@ internal sealed class TestNet : IDisposable
         return (device, key, bind);
     }
 
+    /// <summary>
+    /// The usual topology: a gateway at 10.8.0.1/24 and a client at 10.8.0.2 that routes everything to
+    /// it and knows its endpoint (the gateway learns the client's from its first handshake).
+    /// </summary>
+    public (WgDevice Gateway, WgPrivateKey GatewayKey, ChannelBind GatewayBind, WgDevice Client, WgPrivateKey ClientKey, ChannelBind ClientBind)
+        GatewayWithClient(IEgress? gatewayEgress = null, IEgress? clientEgress = null)
+    {
+        var (gw, gwKey, gwBind) = Create(["10.8.0.1/24"], gatewayEgress);
+        var (client, clientKey, clientBind) = Create(egress: clientEgress);
+        gw.AddPeer(Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
+        client.AddPeer(Peer(gwKey.PublicKey, ["0.0.0.0/0"], gwBind.LocalEndPoint));
+        return (gw, gwKey, gwBind, client, clientKey, clientBind);
+    }
+
     public static PeerConfig Peer(WgKey key, string[] allowed, IPEndPoint? endpoint = null, int keepalive = 0) => new()
     {
         PublicKey = key,
