@@ -34,14 +34,12 @@ Describe 'The gateway initiates to a wireguard-go responder' -Skip:$skip {
             Add-WgPeer -Server $serverName -PublicKey $key.PublicKey -AllowedIPs $addr.V4Host, $addr.V6Host `
                 -Endpoint "127.0.0.1:$($client.ListenPort)" -PersistentKeepalive $keepalive | Out-Null
         } catch {
-            Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-            Remove-WgTestNetwork $net
+            Remove-WgGatewayTestRun -ServerName $serverName -Network $net
             throw
         }
     }
     AfterAll {
-        Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-        Remove-WgTestNetwork $net
+        Remove-WgGatewayTestRun -ServerName $serverName -Network $net
         Get-Module WireGuardGateway | Remove-Module -ErrorAction Ignore
     }
 

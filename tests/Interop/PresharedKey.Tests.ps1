@@ -41,14 +41,12 @@ Describe 'Preshared keys with wireguard-go clients' -Skip:$skip {
                     -Endpoint "127.0.0.1:$($server.ListenPort)" -PersistentKeepalive 25
             }
         } catch {
-            Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-            Remove-WgTestNetwork $net
+            Remove-WgGatewayTestRun -ServerName $serverName -Network $net
             throw
         }
     }
     AfterAll {
-        Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-        Remove-WgTestNetwork $net
+        Remove-WgGatewayTestRun -ServerName $serverName -Network $net
         Get-Module WireGuardGateway | Remove-Module -ErrorAction Ignore
     }
 

@@ -32,14 +32,12 @@ Describe 'Continuous ping across a 120 s rekey with wireguard-go' -Skip:$skip {
             $client = New-WgGoClient -Network $net -Role k -PrivateKey $key.PrivateKey -Address $addr.V4Cidr, $addr.V6Cidr `
                 -PeerPublicKey $server.PublicKey -Endpoint "127.0.0.1:$($server.ListenPort)" -AllowedIPs $gw.V4Net, $gw.V6Net
         } catch {
-            Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-            Remove-WgTestNetwork $net
+            Remove-WgGatewayTestRun -ServerName $serverName -Network $net
             throw
         }
     }
     AfterAll {
-        Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-        Remove-WgTestNetwork $net
+        Remove-WgGatewayTestRun -ServerName $serverName -Network $net
         Get-Module WireGuardGateway | Remove-Module -ErrorAction Ignore
     }
 

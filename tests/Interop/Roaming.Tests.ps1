@@ -34,14 +34,12 @@ Describe 'Roaming: a wireguard-go client changes its underlay endpoint mid-ping'
             $client = New-WgGoClient -Network $net -Role r -PrivateKey $key.PrivateKey -Address $addr.V4Cidr, $addr.V6Cidr `
                 -PeerPublicKey $server.PublicKey -Endpoint "127.0.0.1:$($server.ListenPort)" -AllowedIPs $gw.V4Net, $gw.V6Net
         } catch {
-            Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-            Remove-WgTestNetwork $net
+            Remove-WgGatewayTestRun -ServerName $serverName -Network $net
             throw
         }
     }
     AfterAll {
-        Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
-        Remove-WgTestNetwork $net
+        Remove-WgGatewayTestRun -ServerName $serverName -Network $net
         Get-Module WireGuardGateway | Remove-Module -ErrorAction Ignore
     }
 

@@ -283,6 +283,16 @@ function Test-Ping {
     [pscustomobject]@{ Success = $rx -ge $MinReceived; Received = $rx; Transmitted = $tx; Target = $Target }
 }
 
+function Remove-WgGatewayTestRun {
+    <#
+      Cleanup of a suite that started one of our gateways in a test network: stops the server (if it
+      is still in the session) and removes the network. Never throws; safe in catch and AfterAll.
+    #>
+    param([string]$ServerName, $Network)
+    if ($ServerName) { Get-WgServer -Name $ServerName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore }
+    if ($Network) { Remove-WgTestNetwork $Network }
+}
+
 function Stop-WgGoProcess {
     param([Parameter(Mandatory)]$Device)
     $p = $Device.Process
@@ -425,4 +435,4 @@ Export-ModuleMember -Function Test-WgInteropPrerequisite, Write-WgInteropSkipBan
     Get-WgTestAddress, New-WgTestNamespace, Invoke-InNamespace, Wait-WgCondition, New-WgGoKeyPair,
     New-WgGoDevice, Add-WgGoPeer, New-WgGoClient, Get-WgGoPeerStat, Test-Ping, Remove-WgGoClient,
     Remove-WgTestNetwork, Invoke-WgNative, Import-WgGatewayModule, Set-WgGoListenPort, Set-WgGoPeerPresharedKey,
-    Start-WgPingStream, Wait-WgPingStream, Stop-WgPingStream
+    Start-WgPingStream, Wait-WgPingStream, Stop-WgPingStream, Remove-WgGatewayTestRun
