@@ -1,0 +1,21 @@
+using WgEngine.Crypto;
+
+namespace WgEngine.Egress;
+
+/// <summary>The way back into the tunnel: an IP packet addressed to a peer (WgDevice.SendPacket routes it
+/// by its destination through the allowed-IPs table). False when no peer owns the destination.</summary>
+public interface IPacketSink
+{
+    bool SendPacket(ReadOnlySpan<byte> ipPacket);
+}
+
+/// <summary>
+/// One transport protocol of the userspace egress (TCP, UDP, ICMP). The dispatcher hands it the peers'
+/// packets of that protocol after the destination passed <see cref="EgressPolicy"/>.
+/// </summary>
+public interface IEgressProtocol : IDisposable
+{
+    /// <summary>Called on a crypto worker thread with a source-checked IP packet; must not keep the span
+    /// and must not block (host I/O happens on the protocol's own threads or async callbacks).</summary>
+    void OnPacket(WgKey fromPeer, ReadOnlySpan<byte> ipPacket);
+}
