@@ -66,12 +66,13 @@ public sealed class PeerNameCompleter : IArgumentCompleter
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         var typed = CompletionSource.Typed(wordToComplete);
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var found = new SortedDictionary<string, CompletionResult>(StringComparer.OrdinalIgnoreCase);
         foreach (var server in CompletionSource.ServersFor(fakeBoundParameters))
             foreach (var p in server.GetPeers())
-                if (p.Name is { Length: > 0 } name && name.StartsWith(typed, StringComparison.OrdinalIgnoreCase) && seen.Add(name))
-                    yield return new CompletionResult(CompletionSource.Quote(name), name, CompletionResultType.ParameterValue,
+                if (p.Name is { Length: > 0 } name && name.StartsWith(typed, StringComparison.OrdinalIgnoreCase) && !found.ContainsKey(name))
+                    found[name] = new CompletionResult(CompletionSource.Quote(name), name, CompletionResultType.ParameterValue,
                         $"{name} ({WgDisplay.ShortKey(p.PublicKey.ToBase64())}) on {server.Name}");
+        return found.Values;   // sorted by name
     }
 }
 
@@ -85,6 +86,7 @@ public sealed class PeerKeyCompleter : IArgumentCompleter
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         var typed = CompletionSource.Typed(wordToComplete);
+        var found = new List<(string Sort, CompletionResult Result)>();
         foreach (var server in CompletionSource.ServersFor(fakeBoundParameters))
             foreach (var p in server.GetPeers())
             {
@@ -93,8 +95,11 @@ public sealed class PeerKeyCompleter : IArgumentCompleter
                 bool byName = typed.Length > 0 && p.Name is { } n && n.StartsWith(typed, StringComparison.OrdinalIgnoreCase);
                 if (!byKey && !byName) continue;
                 string label = p.Name is { Length: > 0 } ? $"{key} ({p.Name})" : key;
-                yield return new CompletionResult(CompletionSource.Quote(key), label, CompletionResultType.ParameterValue,
-                    p.Name is { Length: > 0 } ? $"{p.Name} on {server.Name}" : $"unnamed peer on {server.Name}");
+                found.Add((p.Name ?? "\uffff" + key, new CompletionResult(CompletionSource.Quote(key), label, CompletionResultType.ParameterValue,
+                    p.Name is { Length: > 0 } ? $"{p.Name} on {server.Name}" : $"unnamed peer on {server.Name}")));
             }
+        // Named peers by name, then unnamed ones by key.
+        found.Sort((x, y) => StringComparer.OrdinalIgnoreCase.Compare(x.Sort, y.Sort));
+        return found.Select(f => f.Result);
     }
 }
