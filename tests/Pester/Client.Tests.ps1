@@ -186,6 +186,15 @@ Describe 'ConvertTo-WgQRCode' {
         [System.IO.File]::GetUnixFileMode($path) | Should -Be ([System.IO.UnixFileMode]'UserRead, UserWrite')
     }
 
+    It 'takes a deserialized WgClient (Export-Clixml / Import-Clixml) by its Config' {
+        $c = New-WgClient -Name qr5 -Endpoint 192.0.2.1
+        $xml = Join-Path $Dir 'qr5.xml'
+        $c | Export-Clixml -Path $xml
+        $back = Import-Clixml -Path $xml
+        $back.GetType().Name | Should -Not -Be 'WgClient'
+        ($back | ConvertTo-WgQRCode) -join "`n" | Should -Be (($c | ConvertTo-WgQRCode) -join "`n")
+    }
+
     It 'refuses other input types' {
         42 | ConvertTo-WgQRCode -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $ev[0].FullyQualifiedErrorId | Should -BeLike 'UnsupportedQRInput,*'

@@ -8,7 +8,7 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>
 /// ConvertTo-WgQRCode: a client config as a QR code the WireGuard mobile apps scan. Without -OutFile,
 /// lines of text for the terminal; with -OutFile, a PNG (mode 0600: it holds a private key) and its
-/// FileInfo. A WgClient renders its Config; strings are joined with newlines and rendered once at the
+/// FileInfo. A WgClient (or a deserialized one: any object with a string Config) renders its Config; strings are joined with newlines and rendered once at the
 /// end, so `Get-Content client.conf | ConvertTo-WgQRCode` works line by line as well as with -Raw.
 /// </summary>
 [Cmdlet(VerbsData.ConvertTo, "WgQRCode")]
@@ -44,6 +44,10 @@ public sealed class ConvertToWgQRCodeCommand : PSCmdlet
                 if (_anyText) _text.Append('\n');
                 _text.Append(s);
                 _anyText = true;
+                break;
+            case not null when InputObject is PSObject { Properties: var props } && props["Config"]?.Value is string config:
+                // A WgClient that went through Export-Clixml / a remoting session comes back as a property bag.
+                Emit(config, props["Name"]?.Value as string ?? "client");
                 break;
             default:
                 WriteError(new ErrorRecord(new ArgumentException($"ConvertTo-WgQRCode takes a WgClient (from New-WgClient) or config text, not {o?.GetType().Name ?? "null"}."),
