@@ -56,6 +56,7 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
     public int PersistentKeepalive { get; set; } = 25;
 
     private readonly HashSet<string> _guessed = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, HashSet<string>> _names = new(StringComparer.OrdinalIgnoreCase);
 
     protected override void ProcessRecord()
     {
@@ -68,7 +69,8 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
             : AllowedIPs is { Length: > 0 } ? Parse.Prefixes(AllowedIPs).Select(p => p.ToString()).ToArray()
             : ["0.0.0.0/0", "::/0"];
 
-        if (server.GetPeers().Any(p => string.Equals(p.Name, Name, StringComparison.OrdinalIgnoreCase)))
+        var names = NamesOn(server);
+        if (names.Contains(Name))
         {
             WriteError(new ErrorRecord(new InvalidOperationException($"Server '{server.Name}' already has a peer named '{Name}'; pick another name or remove that peer first."),
                 "ClientNameExists", ErrorCategory.ResourceExists, Name));
@@ -96,6 +98,7 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
             WriteWgError(e, Name);
             return;
         }
+        names.Add(Name);
         var address = status.AllowedIPs.Select(a => a.ToString()).ToArray();
         var config = ClientConfigText.Render(new ClientConfigSpec
         {
@@ -115,6 +118,19 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
             Endpoint = endpoint, DNS = dns, AllowedIPs = routes, PersistentKeepalive = PersistentKeepalive,
             HasPresharedKey = psk is not null, Config = config,
         });
+    }
+
+    /// <summary>Peer names on a server, read once per pipeline (a long pipeline of names stays linear).</summary>
+    private HashSet<string> NamesOn(VPNServer server)
+    {
+        if (!_names.TryGetValue(server.Name, out var set))
+        {
+            set = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var p in server.GetPeers())
+                if (!string.IsNullOrEmpty(p.Name)) set.Add(p.Name);
+            _names[server.Name] = set;
+        }
+        return set;
     }
 
     /// <summary>-Endpoint with the server's port added when missing, or a guess (warned once per server).</summary>
