@@ -159,6 +159,19 @@ Describe 'ConvertTo-WgQRCode' {
         ($lines -join '') | Should -Match '^[█▀▄ ]+$'
     }
 
+    It 'draws the dark modules instead with -LightBackground' {
+        $c = New-WgClient -Name qrlight -Endpoint 192.0.2.1
+        $dark = $c | ConvertTo-WgQRCode
+        $light = $c | ConvertTo-WgQRCode -LightBackground
+        $light[0] | Should -Match '^ +$'   # the quiet zone is the terminal's own light background
+        $full = [string][char]0x2588; $upper = [string][char]0x2580; $lower = [string][char]0x2584
+        $flip = @{ $full = ' '; ' ' = $full; $upper = $lower; $lower = $upper }
+        # Every full line is the exact negative (the odd last line's lower half is outside the code).
+        for ($i = 0; $i -lt $dark.Count - 1; $i++) {
+            -join ($dark[$i].ToCharArray() | ForEach-Object { $flip[[string]$_] }) | Should -Be $light[$i]
+        }
+    }
+
     It 'renders the same code from the config text, as one string or line by line' {
         $c = New-WgClient -Name qr2 -Endpoint 192.0.2.1
         $fromObject = ($c | ConvertTo-WgQRCode) -join "`n"

@@ -28,6 +28,10 @@ public sealed class ConvertToWgQRCodeCommand : PSCmdlet
     [ValidateRange(1, 100)]
     public int PixelsPerModule { get; set; } = 8;
 
+    /// <summary>For terminals with dark text on a light background: the glyphs draw the dark modules.</summary>
+    [Parameter]
+    public SwitchParameter LightBackground { get; set; }
+
     private readonly StringBuilder _text = new();
     private bool _anyText;
     private bool _wroteFile;
@@ -72,7 +76,7 @@ public sealed class ConvertToWgQRCodeCommand : PSCmdlet
     {
         if (OutFile is null)
         {
-            foreach (var line in WgQrCode.TerminalLines(text)) WriteObject(line);
+            foreach (var line in WgQrCode.TerminalLines(text, darkInk: LightBackground)) WriteObject(line);
             return;
         }
         if (_wroteFile)

@@ -39,9 +39,10 @@ public static class WgQrCode
     /// Two module rows per line. The glyph's ink marks LIGHT modules, so on the usual light-on-dark
     /// terminal the code reads dark-on-light as scanners expect: '█' both light, '▀' top light,
     /// '▄' bottom light, ' ' both dark. The quiet zone (light) frames it; the odd last row's missing
-    /// lower half is outside the code.
+    /// lower half is outside the code. <paramref name="darkInk"/> flips that for terminals with dark
+    /// text on a light background: the glyphs then mark DARK modules.
     /// </summary>
-    public static string[] TerminalLines(string text)
+    public static string[] TerminalLines(string text, bool darkInk = false)
     {
         var g = Modules(text);
         int n = g.GetLength(0);
@@ -52,8 +53,8 @@ public static class WgQrCode
             sb.Clear();
             for (int x = 0; x < n; x++)
             {
-                bool top = !g[y, x];
-                bool bottom = y + 1 < n && !g[y + 1, x];
+                bool top = g[y, x] == darkInk;
+                bool bottom = y + 1 < n && g[y + 1, x] == darkInk;
                 sb.Append(top ? (bottom ? '█' : '▀') : (bottom ? '▄' : ' '));
             }
             lines[y / 2] = sb.ToString();

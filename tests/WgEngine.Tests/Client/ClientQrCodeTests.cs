@@ -52,14 +52,16 @@ public class ClientQrCodeTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Terminal_lines_decode_to_the_exact_config(bool psk)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void Terminal_lines_decode_to_the_exact_config(bool psk, bool lightBackground)
     {
         var config = SampleConfig(psk);
-        var lines = WgQrCode.TerminalLines(config);
+        var lines = WgQrCode.TerminalLines(config, darkInk: lightBackground);
 
-        // Glyph ink = light module: back to a grid of modules, then to pixels (4 per module).
+        // Back to a grid of modules, then to pixels (4 per module). Glyph ink is what the terminal shows
+        // in its text colour: light on a dark background, dark with lightBackground.
         int n = lines[0].Length, rows = lines.Length * 2;
         const int scale = 4;
         var gray = new byte[n * scale * rows * scale];
@@ -76,8 +78,8 @@ public class ClientQrCodeTests
                     ' ' => (false, false),
                     var c => throw new Xunit.Sdk.XunitException($"unexpected glyph U+{(int)c:X4}"),
                 };
-                Paint(gray, n * scale, x, 2 * l, top, scale);
-                Paint(gray, n * scale, x, 2 * l + 1, bottom, scale);
+                Paint(gray, n * scale, x, 2 * l, top != lightBackground, scale);
+                Paint(gray, n * scale, x, 2 * l + 1, bottom != lightBackground, scale);
             }
         }
         Assert.Equal(config, Decode(gray, n * scale, rows * scale));
