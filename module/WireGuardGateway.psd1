@@ -10,7 +10,8 @@
     CmdletsToExport      = @(
         'New-WgKey', 'New-WgPresharedKey', 'Get-WgPublicKey',
         'Start-WgServer', 'Stop-WgServer', 'Get-WgServer', 'Wait-WgServer',
-        'Add-WgPeer', 'Remove-WgPeer', 'Get-WgPeer', 'Set-WgPeer'
+        'Add-WgPeer', 'Remove-WgPeer', 'Get-WgPeer', 'Set-WgPeer',
+        'New-WgClient', 'ConvertTo-WgQRCode', 'Set-WgServer'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

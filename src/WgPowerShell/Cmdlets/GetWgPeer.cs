@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgPowerShell.Models;
 using WgPowerShell.Validation;
 
@@ -11,10 +12,12 @@ public sealed class GetWgPeerCommand : WgPeerCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateWgKey]
+    [ArgumentCompleter(typeof(PeerKeyCompleter))]
     public string[]? PublicKey { get; set; }
 
     [Parameter]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(PeerNameCompleter))]
     public string[]? Name { get; set; }
 
 

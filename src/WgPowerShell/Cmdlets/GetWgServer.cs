@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgPowerShell.Models;
 
 namespace WgPowerShell.Cmdlets;
@@ -10,6 +11,7 @@ public sealed class GetWgServerCommand : WgCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(ServerNameCompleter))]
     public string[]? Name { get; set; }
 
     protected override void ProcessRecord()

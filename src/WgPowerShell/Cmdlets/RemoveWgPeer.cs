@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgPowerShell.Validation;
 
 namespace WgPowerShell.Cmdlets;
@@ -9,6 +10,7 @@ public sealed class RemoveWgPeerCommand : WgPeerCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateWgKey]
+    [ArgumentCompleter(typeof(PeerKeyCompleter))]
     public string[] PublicKey { get; set; } = [];
 
 

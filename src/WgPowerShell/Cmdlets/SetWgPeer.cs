@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgEngine.Gateway;
 using WgPowerShell.Models;
 using WgPowerShell.Validation;
@@ -12,6 +13,7 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateWgKey]
+    [ArgumentCompleter(typeof(PeerKeyCompleter))]
     public string PublicKey { get; set; } = "";
 
     /// <summary>Replaces the AllowedIPs; an empty array clears them.</summary>

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;
@@ -16,6 +17,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ValidatePattern("^[A-Za-z0-9_=+.-]{1,15}$")]
+    [ArgumentCompleter(typeof(ServerNameCompleter))]
     public string Name { get; set; } = "wg0";
 
     [Parameter(ValueFromPipelineByPropertyName = true)]

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgPowerShell.Models;
 using WgPowerShell.Validation;
 
@@ -12,6 +13,7 @@ public sealed class StopWgServerCommand : WgCmdletBase
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Server")]
     [ServerNameTransformation]
+    [ArgumentCompleter(typeof(ServerNameCompleter))]
     public string[]? Name { get; set; }
 
     /// <summary>Outputs the stopped servers (State = Stopped).</summary>

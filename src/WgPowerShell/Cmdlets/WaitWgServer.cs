@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgEngine.Gateway;
 using WgPowerShell.Models;
 using WgPowerShell.Validation;
@@ -19,6 +20,7 @@ public sealed class WaitWgServerCommand : WgCmdletBase
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Server")]
     [ServerNameTransformation]
+    [ArgumentCompleter(typeof(ServerNameCompleter))]
     public string[]? Name { get; set; }
 
     /// <summary>Seconds; -1 (default) waits forever.</summary>

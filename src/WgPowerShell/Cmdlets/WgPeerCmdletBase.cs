@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgPowerShell.Completion;
 using WgEngine.Gateway;
 using WgPowerShell.Validation;
 
@@ -10,6 +11,7 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     /// <summary>A server name or a WgServer object (pipeline by property name Server).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ServerNameTransformation]
+    [ArgumentCompleter(typeof(ServerNameCompleter))]
     public string? Server { get; set; }
 
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>

@@ -1,0 +1,76 @@
+using System.Management.Automation;
+using WgPowerShell.Completion;
+using WgEngine.Crypto;
+using WgEngine.Gateway;
+using WgPowerShell.Models;
+using WgPowerShell.Validation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>
+/// Set-WgServer: changes a running gateway in place. -PrivateKey rotates the gateway key (peers are
+/// kept; their sessions restart with the new key, so clients need the new public key). -ListenPort
+/// moves the UDP socket; a port in use fails and changes nothing. The port moves first, so a failed
+/// move leaves the key untouched too.
+/// </summary>
+[Cmdlet(VerbsCommon.Set, "WgServer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(WgServer))]
+public sealed class SetWgServerCommand : WgCmdletBase
+{
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Server")]
+    [ServerNameTransformation]
+    [ArgumentCompleter(typeof(ServerNameCompleter))]
+    public string? Name { get; set; }
+
+    [Parameter]
+    [ValidateWgKey]
+    public string? PrivateKey { get; set; }
+
+    /// <summary>0 takes a free port from the OS.</summary>
+    [Parameter]
+    [ValidateRange(0, 65535)]
+    public int? ListenPort { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var server = ResolveServer(Name);
+        if (server is null) return;
+        var changes = new List<string>(2);
+        if (ListenPort is { } port) changes.Add($"listen port {server.ListenPort} -> {port}");
+        WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
+        try
+        {
+            if (key is not null) changes.Add($"private key (public key {ShortKey(server.PublicKey.ToBase64())} -> {ShortKey(key.PublicKey.ToBase64())})");
+            if (changes.Count == 0)
+            {
+                if (PassThru) WriteObject(new WgServer(server));
+                return;
+            }
+            if (!ShouldProcess($"WireGuard server '{server.Name}': {string.Join(", ", changes)}", "Set")) return;
+            if (ListenPort is { } p)
+            {
+                server.SetListenPort(p);
+                WriteVerbose($"Server '{server.Name}' now listens on UDP port {server.ListenPort}.");
+            }
+            if (key is not null)
+            {
+                server.SetPrivateKey(key);
+                key = null;   // the server owns it now
+                WriteVerbose($"Server '{server.Name}' has the new public key {server.PublicKey}; peers must use it from now on.");
+            }
+            if (PassThru) WriteObject(new WgServer(server));
+        }
+        catch (WgException e)
+        {
+            WriteWgError(e, server.Name);
+        }
+        finally
+        {
+            key?.Dispose();
+        }
+    }
+}
