@@ -191,4 +191,30 @@ function ConvertTo-AboutHelpText([string] $Path) {
     return $sb.ToString().TrimEnd() + [Environment]::NewLine
 }
 
-Export-ModuleMember -Function Read-CmdletHelpMarkdown, ConvertTo-AboutHelpText, Get-FencedBlocks, ConvertTo-Paragraphs
+<#
+.SYNOPSIS
+  The "## " sections of a markdown file, each with its title and the code of its fenced blocks of one
+  language, in document order (for tests that run a document's code, such as the runbook's).
+#>
+function Get-MarkdownCodeSections([string] $Path, [string] $Language = 'powershell') {
+    $sections = [System.Collections.Generic.List[object]]::new()
+    $title = $null
+    $lines = [System.Collections.Generic.List[string]]::new()
+    $inFence = $false
+    $flush = {
+        if ($null -ne $title) {
+            $code = @((Get-FencedBlocks $lines.ToArray()).Blocks | Where-Object Language -eq $Language | ForEach-Object Code)
+            $sections.Add([pscustomobject]@{ Title = $title; Code = $code })
+        }
+        $lines.Clear()
+    }
+    foreach ($line in [System.IO.File]::ReadAllLines($Path)) {
+        if ($line -match '^```') { $inFence = -not $inFence }
+        if (-not $inFence -and $line -match '^## (.+)$') { & $flush; $title = $Matches[1].Trim(); continue }
+        $lines.Add($line)
+    }
+    & $flush
+    return $sections.ToArray()
+}
+
+Export-ModuleMember -Function Read-CmdletHelpMarkdown, ConvertTo-AboutHelpText, Get-FencedBlocks, ConvertTo-Paragraphs, Get-MarkdownCodeSections
