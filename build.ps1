@@ -37,6 +37,9 @@ function Invoke-Native([string] $What, [scriptblock] $Command) {
 function Invoke-Build {
     Write-Host "== Build: publishing the module into module/bin"
     Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $Root 'src/WgPowerShell') -c Release -o $ModuleBin -v q --nologo | Out-Host }
+    # Help (docs/cmdlets/*.md, docs/about_*.md) into module/en-US, in a child pwsh since it imports the module.
+    Write-Host "== Build: help into module/en-US"
+    Invoke-Native 'help build' { & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $Root 'tools/HelpBuilder/Build-Help.ps1') -Root $Root | Out-Host }
 }
 
 # Runs the xunit tests; returns @{ Passed; Failed } from the TRX file (a build failure counts as one failure).
