@@ -20,6 +20,12 @@ public static partial class WgConfigParser
     /// <summary>Prefix of an extension line ("#! Name = alice").</summary>
     public const string ExtensionPrefix = "#!";
 
+    private static readonly HashSet<string> KnownKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "PrivateKey", "ListenPort", "FwMark", "Address", "DNS", "MTU", "Table", "PreUp", "PostUp", "PreDown", "PostDown",
+        "SaveConfig", "PublicKey", "PresharedKey", "AllowedIPs", "Endpoint", "PersistentKeepalive",
+    };
+
     public static WgConfig ParseFile(string path) => Parse(File.ReadAllText(path), path);
 
     /// <param name="source">Named in error messages: a file path, or e.g. "-Content".</param>
@@ -84,6 +90,10 @@ public static partial class WgConfigParser
                 throw Error("expected 'Key = Value'.");   // the line itself is not echoed: it may be a key
             var key = line[..eq].Trim();
             var value = line[(eq + 1)..].Trim();
+            if (!KeyPattern().IsMatch(key))
+                throw Error("expected 'Key = Value' with a key made of letters and digits.");
+            if (value.Length == 0 && !KnownKeys.Contains(key))   // e.g. a pasted base64 key ending in '='
+                throw Error("expected 'Key = Value'; this line has no value.");
             if (_inInterface) InterfaceKey(key, value);
             else if (_peer is not null) PeerKey(key, value);
             else throw Error($"'{key}' appears before any [Interface] or [Peer] section.");
@@ -207,20 +217,17 @@ public static partial class WgConfigParser
             if (_peer is null) return;
             var p = _peer;
             _peer = null;
-            LineNo = p.Line;
+            int current = LineNo;
+            LineNo = p.Line;   // errors about a whole section name its header
             if (!_peerHasKey) throw Error("this [Peer] section has no PublicKey.");
             if (_peerLines.TryGetValue(p.PublicKey, out int first))
                 throw Error($"peer {p.PublicKey} already appears in the [Peer] section at line {first}.");
             _peerLines.Add(p.PublicKey, p.Line);
             Config.Peers.Add(p);
+            LineNo = current;
         }
 
-        public void Finish()
-        {
-            int end = LineNo;
-            FinishPeer();
-            LineNo = end;
-        }
+        public void Finish() => FinishPeer();
 
         private int Port(string value, string what)
         {
@@ -252,6 +259,9 @@ public static partial class WgConfigParser
         private WgException Error(string what) =>
             new(WgErrorKind.InvalidData, ErrorId, $"{source}, line {LineNo}: {what}");
     }
+
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9]*$")]
+    private static partial Regex KeyPattern();
 
     [GeneratedRegex(@"^(\[[0-9A-Fa-f:.%a-zA-Z]+\]|[^:\[\]\s]+):[0-9]{1,5}$")]
     private static partial Regex EndpointPattern();
