@@ -10,7 +10,8 @@
     CmdletsToExport      = @(
         'New-WgKey', 'New-WgPresharedKey', 'Get-WgPublicKey',
         'Start-WgServer', 'Stop-WgServer', 'Get-WgServer', 'Wait-WgServer',
-        'Add-WgPeer', 'Remove-WgPeer', 'Get-WgPeer', 'Set-WgPeer'
+        'Add-WgPeer', 'Remove-WgPeer', 'Get-WgPeer', 'Set-WgPeer',
+        'Disable-WgPeer', 'Enable-WgPeer', 'Export-WgConfig', 'Import-WgConfig'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

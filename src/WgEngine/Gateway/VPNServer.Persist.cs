@@ -37,7 +37,8 @@ public sealed partial class VPNServer
 
     /// <summary>Adds many peers with one file write at the end (group commit). Each item fails on its own
     /// (the result holds its WgException); a failed write throws and confirms none of them.</summary>
-    public IReadOnlyList<PeerBatchResult> AddPeers(IReadOnlyList<PeerSpec> specs)
+    /// <param name="allocateWhenEmpty">False takes empty AllowedIPs as given (an import), true allocates as AddPeer does.</param>
+    public IReadOnlyList<PeerBatchResult> AddPeers(IReadOnlyList<PeerSpec> specs, bool allocateWhenEmpty = true)
     {
         ArgumentNullException.ThrowIfNull(specs);
         lock (_lock)
@@ -49,7 +50,7 @@ public sealed partial class VPNServer
             {
                 for (int i = 0; i < specs.Count; i++)
                 {
-                    try { results[i] = new PeerBatchResult(AddPeerCore(specs[i], allocateWhenEmpty: true), null); }
+                    try { results[i] = new PeerBatchResult(AddPeerCore(specs[i], allocateWhenEmpty), null); }
                     catch (WgException e) { results[i] = new PeerBatchResult(null, e); }
                 }
             }
