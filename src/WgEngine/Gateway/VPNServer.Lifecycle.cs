@@ -13,6 +13,7 @@ public sealed partial class VPNServer
     private ITimer? _expiryTimer;
     private DateTimeOffset? _nextExpiry;   // when the timer fires; null = not armed
     private int _disabledCount;
+    private static readonly TimeSpan MaxTimerDue = TimeSpan.FromDays(1);
 
     /// <summary>Takes the peer out of the engine (sessions dropped, no handshake possible) but keeps it,
     /// its AllowedIPs and its config entry. False when it was already disabled. Throws NotFound for an unknown key.</summary>
@@ -71,6 +72,7 @@ public sealed partial class VPNServer
         _nextExpiry = at;
         var due = at - _time.GetUtcNow();
         if (due < TimeSpan.Zero) due = TimeSpan.Zero;
+        if (due > MaxTimerDue) due = MaxTimerDue;   // timers take at most ~49 days: wake early, sweep, re-arm
         if (_expiryTimer is null)
             _expiryTimer = _time.CreateTimer(static s => ((VPNServer)s!).SweepExpired(), this, due, Timeout.InfiniteTimeSpan);
         else
