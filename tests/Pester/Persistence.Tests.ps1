@@ -186,7 +186,7 @@ for ($i = 0; $i -lt 100000; $i++) {
         $pwsh, $pre = (Test-Path $apphost) ? @($apphost, @()) : @('dotnet', @((Join-Path $PSHOME 'pwsh.dll')))
         $rng = [Random]::new()
         try {
-            foreach ($iteration in 1..4) {
+            foreach ($iteration in 1..3) {
                 $outFile = Join-Path $dir "out$iteration.txt"
                 $p = Start-Process -FilePath $pwsh -PassThru -RedirectStandardOutput $outFile -RedirectStandardError (Join-Path $dir "err$iteration.txt") `
                     -ArgumentList @($pre + @('-NoProfile', '-NonInteractive', '-File', $child, $Manifest, $cfg, (Join-Path $dir "c$iteration.sock"), $rng.Next()))
@@ -225,7 +225,6 @@ for ($i = 0; $i -lt 100000; $i++) {
                 }
 
                 # The file as a restart sees it.
-                Import-Module $Manifest -Force
                 $null = Start-WgServer -Name check -ListenPort 0 -ConfigPath $cfg -UapiPath (Join-Path $dir "check$iteration.sock")
                 try {
                     $onDisk = @{}
