@@ -35,6 +35,7 @@ Describe 'Start-WgServer -ConfigPath' {
         $s = Start-Persisted $dir
         $cfg = Join-Path $dir 'wg0.conf'
         (Get-Item $cfg).UnixFileMode | Should -Be $Mode0600
+        $s.ConfigPath | Should -Be $cfg
         $a = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name alice -PresharedKey (New-WgPresharedKey) -PersistentKeepalive 25
         $b = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name bob -AllowedIPs 192.168.40.0/24
         $c = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name carol -ExpiresAt ([DateTimeOffset]::new(2099, 1, 2, 3, 4, 5, [TimeSpan]::Zero))
