@@ -293,6 +293,7 @@ public sealed partial class VPNServer : IDisposable
         {
             StopUapi();
             StopExpiry();
+            _configPath = null;   // the file keeps the state at Stop: the keys are erased below
             _backend.Stop();
             _ownedKey?.Dispose();
             DisposeUapiKeys();

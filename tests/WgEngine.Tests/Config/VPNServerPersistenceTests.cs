@@ -4,6 +4,7 @@ using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;
 using WgEngine.Tests.Gateway;
+using WgEngine.Uapi;
 
 namespace WgEngine.Tests.Config;
 
@@ -178,5 +179,41 @@ internal static class AtomicFileCounter
         AtomicFile.BeforeRename = _ => onWrite();
         try { body(); }
         finally { AtomicFile.BeforeRename = null; }
+    }
+}
+
+[Collection("AtomicFile")]
+public sealed class VPNServerUapiPersistenceTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("wgpersist-uapi-").FullName;
+    private string PathOf => System.IO.Path.Combine(_dir, "wg0.conf");
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void A_UAPI_set_is_written_once_including_a_new_private_key_and_port()
+    {
+        using var s = VPNServer.Start(new ServerOptions
+        {
+            ListenPort = 0, BindAddress = System.Net.IPAddress.Loopback, ConfigPath = PathOf,
+        });
+        IUapiTarget target = s;
+        var peer = WgPrivateKey.Generate().PublicKey;
+        var newKey = WgPrivateKey.Generate();
+        var request = new WgEngine.Uapi.UapiSetRequest { PrivateKey = newKey, ListenPort = 0 };
+        var change = new WgEngine.Uapi.UapiPeerChange(peer);
+        change.AllowedIPs.Add(IpPrefix.Parse("10.8.0.77/32"));
+        request.Peers.Add(change);
+        int writes = 0;
+        AtomicFileCounter.Run(() => writes++, () => Assert.Equal(0, target.ApplyUapi(request)));
+        Assert.Equal(1, writes);
+        var onDisk = WgConfigParser.ParseFile(PathOf);
+        Assert.Equal(newKey.ExportBase64(), onDisk.Interface.PrivateKey);
+        Assert.Equal(s.ListenPort, onDisk.Interface.ListenPort);
+        Assert.Equal(peer, Assert.Single(onDisk.Peers).PublicKey);
+        s.Stop();
+        // After Stop the keys are erased: nothing may be written any more (no zeroed key on disk).
+        s.RemovePeer(peer);
+        Assert.Equal(newKey.PublicKey, WgPrivateKey.Parse(WgConfigParser.ParseFile(PathOf).Interface.PrivateKey).PublicKey);
     }
 }
