@@ -36,6 +36,10 @@ Describe 'Disable-WgPeer and Enable-WgPeer' {
         $back.Enabled | Should -BeTrue
         $back.Name | Should -Be 'p1'
         (Get-WgPeer -Name p1).Enabled | Should -BeTrue
+        # Removing a disabled peer frees its address.
+        Remove-WgPeer -PublicKey $peers[1].PublicKey -Confirm:$false
+        Get-WgPeer -Name p2 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        (Add-WgPeer -PublicKey (New-WgKey).PublicKey -AllowedIPs $peers[1].AllowedIPs).AllowedIPs | Should -Be $peers[1].AllowedIPs
     }
 
     It 'supports -WhatIf and reports an unknown key per item' {
