@@ -221,6 +221,7 @@ public sealed partial class VPNServer : IDisposable
             if (changes.ClearExpiresAt || changes.ExpiresAt is not null)
             {
                 entry.ExpiresAt = changes.ClearExpiresAt ? null : changes.ExpiresAt;
+                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) DisableCore(entry);   // already past: now
                 ScheduleExpiry(entry);
             }
             Persist();

@@ -140,6 +140,18 @@ public sealed class VPNServerPersistenceTests : IDisposable
     }
 
     [Fact]
+    public void An_expiry_already_past_disables_at_once_on_add_and_on_update()
+    {
+        using var s = Start();
+        var a = NewKey(); var b = NewKey();
+        Assert.False(s.AddPeer(new PeerSpec { PublicKey = a, ExpiresAt = _clock.GetUtcNow().AddSeconds(-1) }).Enabled);
+        s.AddPeer(new PeerSpec { PublicKey = b });
+        Assert.False(s.UpdatePeer(b, new PeerUpdate { ExpiresAt = _clock.GetUtcNow() }).Enabled);
+        Assert.Null(_fake!.GetPeer(a));
+        Assert.Null(_fake.GetPeer(b));
+    }
+
+    [Fact]
     public void Set_with_ClearExpiresAt_keeps_the_peer_enabled_past_its_old_time()
     {
         using var s = Start();
