@@ -11,7 +11,8 @@
         'New-WgKey', 'New-WgPresharedKey', 'Get-WgPublicKey',
         'Start-WgServer', 'Stop-WgServer', 'Get-WgServer', 'Wait-WgServer',
         'Add-WgPeer', 'Remove-WgPeer', 'Get-WgPeer', 'Set-WgPeer',
-        'New-WgClient', 'ConvertTo-WgQRCode', 'Set-WgServer'
+        'New-WgClient', 'ConvertTo-WgQRCode', 'Set-WgServer',
+        'Disable-WgPeer', 'Enable-WgPeer', 'Export-WgConfig', 'Import-WgConfig'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

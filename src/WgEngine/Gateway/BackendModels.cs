@@ -46,6 +46,10 @@ public sealed record PeerStatus
     public long SentBytes { get; init; }
     public int PersistentKeepalive { get; init; }
     public bool HasPresharedKey { get; init; }
+    /// <summary>False for a disabled peer: kept in the list and the config, but unknown to the engine.</summary>
+    public bool Enabled { get; init; } = true;
+    /// <summary>When the peer is (or was) disabled automatically; null = never.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
 }
 
 /// <summary>

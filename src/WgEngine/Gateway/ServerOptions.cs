@@ -39,6 +39,20 @@ public sealed class ServerOptions
     /// </summary>
     public string? UapiPath { get; init; }
 
+    /// <summary>
+    /// A wg-quick file this server loads on Start (when it exists) and rewrites atomically after every change;
+    /// null = no persistence. Precedence when the file exists: its PrivateKey, ListenPort and Address win,
+    /// except that <see cref="OverrideListenPort"/>/<see cref="OverrideAddresses"/> make the options win (and
+    /// are written back); a <see cref="PrivateKey"/> that differs from the file's is an error (ConfigConflict).
+    /// </summary>
+    public string? ConfigPath { get; init; }
+
+    /// <summary>With an existing <see cref="ConfigPath"/>: use <see cref="ListenPort"/> instead of the file's.</summary>
+    public bool OverrideListenPort { get; init; }
+
+    /// <summary>With an existing <see cref="ConfigPath"/>: use <see cref="Addresses"/> instead of the file's.</summary>
+    public bool OverrideAddresses { get; init; }
+
     /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
     public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
 }
@@ -53,6 +67,12 @@ public sealed record PeerSpec
     public IPEndPoint? Endpoint { get; init; }
     /// <summary>Seconds, 0 = off.</summary>
     public int PersistentKeepalive { get; init; }
+    /// <summary>Added disabled: kept in the list and the config, its AllowedIPs reserved, but not in the engine.</summary>
+    public bool Disabled { get; init; }
+    /// <summary>When the peer is disabled automatically; null = never.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+    /// <summary>The endpoint as the config file gave it (may be a hostname): written back unchanged.</summary>
+    internal string? EndpointText { get; init; }
 }
 
 /// <summary>
@@ -68,6 +88,10 @@ public sealed record PeerUpdate
     public bool ClearPresharedKey { get; init; }
     public IPEndPoint? Endpoint { get; init; }
     public int? PersistentKeepalive { get; init; }
+    /// <summary>A new expiry time (a time already past disables the peer at once).</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+    /// <summary>True to remove the expiry (ExpiresAt is then ignored).</summary>
+    public bool ClearExpiresAt { get; init; }
 }
 
 public enum ServerState { Running, Stopped }

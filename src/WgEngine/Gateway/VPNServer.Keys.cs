@@ -4,7 +4,7 @@ namespace WgEngine.Gateway;
 
 /// <summary>
 /// Interface settings changed in place while the gateway runs (Set-WgServer): the runbook's key
-/// rotation and a port move. Peers, their addresses and names are kept.
+/// rotation and a port move. Peers, their addresses and names are kept; the config file follows.
 /// </summary>
 public sealed partial class VPNServer
 {
@@ -27,6 +27,7 @@ public sealed partial class VPNServer
             settings.SetPrivateKey(key);
             _uapiKeys.Add(key);        // kept alive while the backend runs, erased on Stop
             if (_backend is not IUapiClientBackend) _privateKey = key;   // an external device keeps its own
+            Persist();
         }
     }
 
@@ -44,6 +45,7 @@ public sealed partial class VPNServer
             var settings = SettingsOrThrow("its listen port");
             if (port != 0 && port == _backend.ListenPort) return;
             settings.SetListenPort(port);
+            Persist();
         }
     }
 

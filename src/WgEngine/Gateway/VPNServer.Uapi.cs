@@ -82,8 +82,14 @@ public sealed partial class VPNServer : IUapiTarget
             if (!_backend.IsRunning) return UapiErrno.IO;
             try
             {
-                ApplyDevice(request);
-                foreach (var change in request.Peers) ApplyPeer(change);
+                // One file write for the whole request (and only if something changed).
+                BeginDefer();
+                try
+                {
+                    ApplyDevice(request);
+                    foreach (var change in request.Peers) ApplyPeer(change);
+                }
+                finally { EndDefer(); }
                 return UapiErrno.Ok;
             }
             catch (WgException e)
@@ -108,16 +114,19 @@ public sealed partial class VPNServer : IUapiTarget
             _uapiKeys.Add(key);
             _privateKey = key;
             RemovePeer(key.PublicKey);          // a peer cannot have the interface's own key
+            Persist();
         }
         if (request.ListenPort is { } port && (port == 0 || port != _backend.ListenPort))
         {
             if (settings is null) throw Unsupported("listen_port");
             settings.SetListenPort(port);
+            Persist();
         }
         if (request.Fwmark is { } mark && mark != (settings?.Fwmark ?? 0))
         {
             if (settings is null) throw Unsupported("fwmark");
             settings.SetFwmark(mark);
+            Persist();
         }
         if (request.ReplacePeers)
             foreach (var k in _peers.Keys.ToList()) RemovePeer(k);

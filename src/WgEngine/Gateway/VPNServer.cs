@@ -19,21 +19,22 @@ public sealed partial class VPNServer : IDisposable
     private readonly List<AddressPool> _pools = new();
     private static readonly PeerEntry Gateway = new(default, "the gateway's own address", []);
 
-    private VPNServer(ServerOptions options, IWireGuardBackend backend, WgPrivateKey? ownedKey)
+    private VPNServer(ServerOptions options, IWireGuardBackend backend, WgPrivateKey? ownedKey, IReadOnlyList<IpPrefix> addresses)
     {
         _backend = backend;
         _ownedKey = ownedKey;
         _privateKey = backend is IUapiClientBackend ? null : options.PrivateKey ?? ownedKey;
+        _time = options.TimeProvider;
         Name = options.Name;
-        Addresses = options.Addresses;
+        Addresses = addresses;
         Egress = options.Egress;
         StartedAt = options.TimeProvider.GetUtcNow();
-        var own = options.Addresses.Select(p => p.Address).ToList();
-        foreach (var a in options.Addresses) _index.Add(new IpPrefix(a.Address, a.MaxBits), Gateway);
+        var own = addresses.Select(p => p.Address).ToList();
+        foreach (var a in addresses) _index.Add(new IpPrefix(a.Address, a.MaxBits), Gateway);
         // One pool per family: the first prefix of that family that has room for clients.
         foreach (var ipv4 in new[] { true, false })
         {
-            var p = options.Addresses.FirstOrDefault(x => x.IsIPv4 == ipv4 && x.Bits < x.MaxBits);
+            var p = addresses.FirstOrDefault(x => x.IsIPv4 == ipv4 && x.Bits < x.MaxBits);
             if (p.Address is not null) _pools.Add(new AddressPool(p, own));
         }
         if (backend is IPeerImport import) Adopt(import.ExportPeers());
@@ -59,14 +60,24 @@ public sealed partial class VPNServer : IDisposable
         bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
         if (options.ListenPort is < 0 or > 65535 && !(isExternal && options.ListenPort == ServerOptions.KeepDevicePort))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
-        if (options.Addresses.Count == 0)
-            throw new WgException(WgErrorKind.InvalidArgument, "NoAddress", "A server needs at least one tunnel address, e.g. 10.8.0.1/24.");
         if (options.Egress != EgressMode.None)
             throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
                 $"Egress '{options.Egress}' is not available yet in this version; use Egress None (peers reach the gateway and each other).");
         if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
             throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
                 $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
+        // With a config file: its key, port and addresses (see ServerOptions.ConfigPath for precedence).
+        ConfigLoad? load = options.ConfigPath is null ? null
+            : isExternal ? throw new WgException(WgErrorKind.InvalidOperation, "ConfigPathNotSupported",
+                "-ConfigPath works with the Userspace backend only; an external device keeps its own configuration.")
+            : ConfigLoad.Read(options);
+        var addresses = load?.Addresses ?? options.Addresses;
+        int listenPort = load?.ListenPort ?? options.ListenPort;
+        if (addresses.Count == 0)
+        {
+            load?.FileKey?.Dispose();
+            throw new WgException(WgErrorKind.InvalidArgument, "NoAddress", "A server needs at least one tunnel address, e.g. 10.8.0.1/24.");
+        }
         if (options.BackendFactory is null && isExternal)
         {
             if (string.IsNullOrEmpty(options.UapiPath))
@@ -74,15 +85,15 @@ public sealed partial class VPNServer : IDisposable
             // The external device keeps its own key and port unless they are given.
             var external = new Uapi.UapiBackend(options.UapiPath, options.PrivateKey,
                 options.ListenPort == ServerOptions.KeepDevicePort ? null : options.ListenPort);
-            return new VPNServer(options, external, null) { _uapiPath = options.UapiPath };
+            return new VPNServer(options, external, null, addresses) { _uapiPath = options.UapiPath };
         }
 
-        var owned = options.PrivateKey is null ? WgPrivateKey.Generate() : null;
+        var owned = load?.FileKey ?? (options.PrivateKey is null ? WgPrivateKey.Generate() : null);
         var config = new InterfaceConfig
         {
             PrivateKey = options.PrivateKey ?? owned!,
-            ListenPort = options.ListenPort,
-            Addresses = options.Addresses,
+            ListenPort = listenPort,
+            Addresses = addresses,
             Egress = options.Egress,
             BindAddress = options.BindAddress,
             TimeProvider = options.TimeProvider,
@@ -97,9 +108,10 @@ public sealed partial class VPNServer : IDisposable
             owned?.Dispose();
             throw;
         }
-        var server = new VPNServer(options, backend, owned);
+        var server = new VPNServer(options, backend, owned, addresses);
         try
         {
+            if (load is not null) server.InitPersistence(load);
             server.StartUapi(options);
         }
         catch
@@ -140,7 +152,8 @@ public sealed partial class VPNServer : IDisposable
             if (_peers.ContainsKey(spec.PublicKey))
                 throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists",
                     $"A peer with public key {spec.PublicKey} already exists on server '{Name}'.");
-            var entry = new PeerEntry(spec.PublicKey, spec.Name, []);
+            CheckName(spec.Name);
+            var entry = new PeerEntry(spec.PublicKey, spec.Name, []) { ExpiresAt = spec.ExpiresAt, EndpointText = spec.EndpointText };
             bool allocate = allocateWhenEmpty && (spec.AllowedIPs is null || spec.AllowedIPs.Count == 0);
             var allowed = allocate ? Allocate() : Normalize(spec.AllowedIPs ?? []);
             if (!allocate) CheckOverlaps(allowed, spec.PublicKey);
@@ -151,11 +164,18 @@ public sealed partial class VPNServer : IDisposable
                 PublicKey = spec.PublicKey, AllowedIPs = allowed, Name = spec.Name, PresharedKey = spec.PresharedKey,
                 Endpoint = spec.Endpoint, PersistentKeepalive = spec.PersistentKeepalive,
             };
-            try { _backend.AddPeer(config); }
-            catch { Unclaim(entry); throw; }
             entry.Config = config;
+            entry.Disabled = spec.Disabled || IsExpired(spec.ExpiresAt);
+            if (!entry.Disabled)
+            {
+                try { _backend.AddPeer(config); }
+                catch { Unclaim(entry); throw; }
+            }
             _peers.Add(spec.PublicKey, entry);
-            return WithName(_backend.GetPeer(spec.PublicKey)) ?? ToStatus(config);
+            if (entry.Disabled) _disabledCount++;
+            ScheduleExpiry(entry);
+            Persist();
+            return StatusOf(entry);
         }
     }
 
@@ -168,6 +188,7 @@ public sealed partial class VPNServer : IDisposable
             EnsureRunning();
             if (!_peers.TryGetValue(publicKey, out var entry))
                 throw NotFound(publicKey);
+            CheckName(changes.Name);
             var old = entry.Config!;
             var oldAllowed = entry.AllowedIPs;
             IReadOnlyList<IpPrefix> allowed = oldAllowed;
@@ -188,7 +209,7 @@ public sealed partial class VPNServer : IDisposable
                 Endpoint = changes.Endpoint ?? old.Endpoint,
                 PersistentKeepalive = changes.PersistentKeepalive ?? old.PersistentKeepalive,
             };
-            try { _backend.UpdatePeer(config); }
+            try { if (!entry.Disabled) _backend.UpdatePeer(config); }
             catch
             {
                 if (changes.AllowedIPs is not null) { Unclaim(entry); entry.AllowedIPs = oldAllowed; Claim(entry); }
@@ -196,7 +217,15 @@ public sealed partial class VPNServer : IDisposable
             }
             entry.Config = config;
             entry.Name = config.Name;
-            return WithName(_backend.GetPeer(publicKey)) ?? ToStatus(config);
+            if (changes.Endpoint is not null) entry.EndpointText = null;
+            if (changes.ClearExpiresAt || changes.ExpiresAt is not null)
+            {
+                entry.ExpiresAt = changes.ClearExpiresAt ? null : changes.ExpiresAt;
+                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) DisableCore(entry);   // already past: now
+                ScheduleExpiry(entry);
+            }
+            Persist();
+            return StatusOf(entry);
         }
     }
 
@@ -206,27 +235,56 @@ public sealed partial class VPNServer : IDisposable
         lock (_lock)
         {
             if (!_peers.Remove(publicKey, out var entry)) return false;
-            _backend.RemovePeer(publicKey);
+            if (entry.Disabled) _disabledCount--; else _backend.RemovePeer(publicKey);
             Unclaim(entry);
+            Persist();
             return true;
         }
     }
 
-    public PeerStatus? GetPeerInfo(WgKey publicKey) => WithName(_backend.GetPeer(publicKey));
-
-    public IReadOnlyList<PeerStatus> GetPeers()
+    /// <summary>One peer (enabled or disabled), or null when unknown.</summary>
+    public PeerStatus? GetPeerInfo(WgKey publicKey)
     {
-        var list = _backend.GetPeers();
-        var named = new List<PeerStatus>(list.Count);
-        foreach (var p in list) named.Add(WithName(p)!);
-        return named;
+        lock (_lock)
+            return _peers.TryGetValue(publicKey, out var e) ? StatusOf(e) : WithFacadeData(_backend.GetPeer(publicKey), null);
     }
 
-    /// <summary>Backends that cannot store names (an external device) report null: the facade knows them.</summary>
-    private PeerStatus? WithName(PeerStatus? p)
+    /// <summary>Every peer: those in the engine with their live state, then the disabled ones.</summary>
+    public IReadOnlyList<PeerStatus> GetPeers()
     {
-        if (p is null || p.Name is not null) return p;
-        lock (_lock) return _peers.TryGetValue(p.PublicKey, out var e) && e.Name is not null ? p with { Name = e.Name } : p;
+        lock (_lock)
+        {
+            var list = _backend.GetPeers();
+            var result = new List<PeerStatus>(list.Count + _disabledCount);
+            foreach (var p in list)
+                result.Add(WithFacadeData(p, _peers.GetValueOrDefault(p.PublicKey))!);
+            if (_disabledCount > 0)
+                foreach (var e in _peers.Values)
+                    if (e.Disabled) result.Add(StatusOf(e));
+            return result;
+        }
+    }
+
+    /// <summary>The engine's live view plus what only the facade knows: names (an external device cannot
+    /// store them), expiry. A disabled peer is not in the engine: its status comes from its config.</summary>
+    private PeerStatus StatusOf(PeerEntry e) =>
+        e.Disabled ? ToStatus(e.Config!) with { Enabled = false, ExpiresAt = e.ExpiresAt }
+            : WithFacadeData(_backend.GetPeer(e.Key), e) ?? ToStatus(e.Config!) with { ExpiresAt = e.ExpiresAt };
+
+    private static PeerStatus? WithFacadeData(PeerStatus? p, PeerEntry? e)
+    {
+        if (p is null || e is null) return p;
+        return p.Name is null && e.Name is not null || e.ExpiresAt is not null
+            ? p with { Name = p.Name ?? e.Name, ExpiresAt = e.ExpiresAt }
+            : p;
+    }
+
+    private static void CheckName(string? name)
+    {
+        if (name is null) return;
+        foreach (char c in name)
+            if (char.IsControl(c))
+                throw new WgException(WgErrorKind.InvalidArgument, "InvalidPeerName", "A peer name cannot contain control characters (line breaks, tabs).");
     }
 
     /// <summary>Stops the backend and frees the port. Idempotent.</summary>
@@ -235,6 +293,8 @@ public sealed partial class VPNServer : IDisposable
         lock (_lock)
         {
             StopUapi();
+            StopExpiry();
+            _configPath = null;   // the file keeps the state at Stop: the keys are erased below
             _backend.Stop();
             _ownedKey?.Dispose();
             DisposeUapiKeys();
@@ -340,6 +400,10 @@ public sealed partial class VPNServer : IDisposable
         public string? Name { get; set; } = name;
         public IReadOnlyList<IpPrefix> AllowedIPs { get; set; } = allowed;
         public PeerConfig? Config { get; set; }
+        public bool Disabled { get; set; }
+        public DateTimeOffset? ExpiresAt { get; set; }
+        /// <summary>The endpoint as the config file wrote it (e.g. a hostname); null once changed.</summary>
+        public string? EndpointText { get; set; }
 
         public string Describe()
         {

@@ -9,6 +9,8 @@ public enum WgErrorKind
     ResourceUnavailable,
     LimitExceeded,
     InvalidOperation,
+    /// <summary>Input data (a config file, imported text) is malformed or inconsistent.</summary>
+    InvalidData,
 }
 
 /// <summary>A failure the user can act on. Messages never contain key material.</summary>

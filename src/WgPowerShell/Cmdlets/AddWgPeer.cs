@@ -40,6 +40,11 @@ public sealed class AddWgPeerCommand : WgPeerCmdletBase
     [ValidateRange(0, 65535)]
     public int PersistentKeepalive { get; set; }
 
+    /// <summary>When the peer is disabled automatically; omitted = never.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public DateTimeOffset? ExpiresAt { get; set; }
+
+    private readonly PeerBatch _batch = new();
 
     protected override void ProcessRecord()
     {
@@ -49,23 +54,18 @@ public sealed class AddWgPeerCommand : WgPeerCmdletBase
         var allowed = Parse.Prefixes(AllowedIPs);
         var what = allowed.Count == 0 ? "an allocated address" : string.Join(", ", allowed);
         if (!ShouldProcess($"peer {Describe(Name, PublicKey)} with {what} on server '{server.Name}'", "Add")) return;
-        try
+        var spec = new PeerSpec
         {
-            var status = server.AddPeer(new PeerSpec
-            {
-                PublicKey = key,
-                AllowedIPs = allowed,
-                Name = string.IsNullOrEmpty(Name) ? null : Name,
-                PresharedKey = string.IsNullOrEmpty(PresharedKey) ? null : Parse.Key(PresharedKey),
-                Endpoint = Parse.Endpoint(Endpoint),
-                PersistentKeepalive = PersistentKeepalive,
-            });
-            WriteVerbose($"Added peer {Describe(status.Name, PublicKey)} with {string.Join(", ", status.AllowedIPs)} to '{server.Name}'.");
-            WriteObject(WgPeer.From(server.Name, status));
-        }
-        catch (WgException e)
-        {
-            WriteWgError(e, PublicKey);
-        }
+            PublicKey = key,
+            AllowedIPs = allowed,
+            Name = string.IsNullOrEmpty(Name) ? null : Name,
+            PresharedKey = string.IsNullOrEmpty(PresharedKey) ? null : Parse.Key(PresharedKey),
+            Endpoint = Parse.Endpoint(Endpoint),
+            PersistentKeepalive = PersistentKeepalive,
+            ExpiresAt = ExpiresAt,
+        };
+        _batch.Add(this, server, spec, PublicKey, allocateWhenEmpty: true);
     }
+
+    protected override void EndProcessing() => _batch.Flush(this);
 }

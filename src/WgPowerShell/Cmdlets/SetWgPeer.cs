@@ -40,6 +40,14 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     public int? PersistentKeepalive { get; set; }
 
 
+    /// <summary>When the peer is disabled automatically (a time already past disables it at once).</summary>
+    [Parameter]
+    public DateTimeOffset? ExpiresAt { get; set; }
+
+    /// <summary>Removes the expiry.</summary>
+    [Parameter]
+    public SwitchParameter ClearExpiry { get; set; }
+
     /// <summary>Outputs the changed peer.</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -64,7 +72,12 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             ClearPresharedKey = PresharedKey is "",
             Endpoint = Parse.Endpoint(Endpoint),
             PersistentKeepalive = PersistentKeepalive,
+            ExpiresAt = ExpiresAt,
+            ClearExpiresAt = ClearExpiry,
         };
+        if (ClearExpiry && ExpiresAt is not null)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give either -ExpiresAt or -ClearExpiry, not both."),
+                "ExpiryConflict", ErrorCategory.InvalidArgument, null));
         if (!ShouldProcess($"peer {Describe(current.Name, PublicKey)} on server '{server.Name}'", "Set")) return;
         try
         {

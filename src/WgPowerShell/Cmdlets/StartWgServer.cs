@@ -40,8 +40,13 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [Parameter]
     public EgressMode Egress { get; set; } = EgressMode.None;
 
-    /// <summary>Reserved (wg-quick file persistence): refused until implemented.</summary>
-    [Parameter]
+    /// <summary>
+    /// A wg-quick file: loaded when it exists (key, port, addresses, every peer), created otherwise, and
+    /// rewritten atomically (mode 0600) after every change. -PrivateKey must match the file's key;
+    /// -ListenPort and -Address, when given, override the file's and are written back.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
     public string? ConfigPath { get; set; }
 
     /// <summary>
@@ -65,11 +70,14 @@ public sealed class StartWgServerCommand : WgCmdletBase
             ListenPort = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase) && !MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort))
                 ? ServerOptions.KeepDevicePort : ListenPort,
             Backend = Backend, Egress = Egress, UapiPath = uapiPath,
+            ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
+            OverrideListenPort = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort)),
+            OverrideAddresses = MyInvocation.BoundParameters.ContainsKey(nameof(Address)),
         });
 
     protected override void ProcessRecord()
     {
-        foreach (var (param, given) in new[] { ("ConfigPath", ConfigPath is not null), ("EgressAllow", EgressAllow is not null) })
+        foreach (var (param, given) in new[] { ("EgressAllow", EgressAllow is not null) })
             if (given)
                 ThrowTerminatingError(new ErrorRecord(
                     new PSNotSupportedException($"-{param} is not yet supported by this version of WireGuardGateway; leave it out."),
@@ -122,8 +130,8 @@ public sealed class StartWgServerCommand : WgCmdletBase
                 "ServerAlreadyExists", ErrorCategory.ResourceExists, Name));
             return;
         }
-        WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", addresses)}"
-            + (server.UapiPath is null ? "." : $", UAPI {server.UapiPath}."));
+        WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", server.Addresses)}"
+            + (server.UapiPath is null ? "" : $", UAPI {server.UapiPath}") + (server.ConfigPath is null ? "." : $", config {server.ConfigPath} ({server.PeerCount} peers)."));
         WriteObject(new WgServer(server));
     }
 }

@@ -17,6 +17,10 @@ public sealed class WgPeer
     public long SentBytes { get; init; }
     public int PersistentKeepalive { get; init; }
     public bool HasPresharedKey { get; init; }
+    /// <summary>False while disabled (Disable-WgPeer or expiry): kept, but no traffic and no handshake.</summary>
+    public bool Enabled { get; init; } = true;
+    /// <summary>When the peer is (or was) disabled automatically; null = never.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
 
     internal static WgPeer From(string server, PeerStatus p) => new()
     {
@@ -30,6 +34,8 @@ public sealed class WgPeer
         SentBytes = p.SentBytes,
         PersistentKeepalive = p.PersistentKeepalive,
         HasPresharedKey = p.HasPresharedKey,
+        Enabled = p.Enabled,
+        ExpiresAt = p.ExpiresAt,
     };
 
     private static string? FormatEndpoint(IPEndPoint? e)

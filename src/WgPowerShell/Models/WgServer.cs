@@ -25,8 +25,8 @@ public sealed class WgServer
     public long SentBytes => Server.SentBytes;
     /// <summary>Engine counters, read when accessed: drops, handshakes, cookie replies, rate-limited handshakes.</summary>
     public InterfaceStats Stats => Server.Stats;
-    /// <summary>wg-quick file kept in sync; not supported yet, always null.</summary>
-    public string? ConfigPath => null;
+    /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
+    public string? ConfigPath => Server.ConfigPath;
     /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
     public string? UapiPath => Server.UapiPath;
 

@@ -1,0 +1,247 @@
+using System.Net;
+using WgEngine.Config;
+using WgEngine.Crypto;
+using WgEngine.Net;
+
+namespace WgEngine.Gateway;
+
+/// <summary>
+/// Persistence to a wg-quick file (ServerOptions.ConfigPath): loaded on Start, rewritten atomically
+/// (AtomicFile) before any mutating call returns, so that a confirmed change is on disk. Batches
+/// (AddPeers, a UAPI set) defer the write to their end: one file write for many changes.
+/// </summary>
+public sealed partial class VPNServer
+{
+    private string? _configPath;
+    private WgInterfaceSection _template = new();   // DNS, MTU, Table, hooks... of the loaded file, written back
+    private int _persistDefer;
+    private bool _persistDirty;
+
+    /// <summary>The wg-quick file this server persists to; null when none.</summary>
+    public string? ConfigPath => _configPath;
+
+    /// <summary>
+    /// Writes the whole current state to <see cref="ConfigPath"/> now (no-op without one; deferred to the end
+    /// of a batch inside one). Every mutating method calls it before returning; new ones must too.
+    /// Throws WgException(ResourceUnavailable, "ConfigWriteFailed"): the change is in effect but not saved.
+    /// </summary>
+    public void Persist()
+    {
+        lock (_lock)
+        {
+            if (_configPath is null) return;
+            if (_persistDefer > 0) { _persistDirty = true; return; }
+            WriteNow();
+        }
+    }
+
+    /// <summary>Adds many peers with one file write at the end (group commit). Each item fails on its own
+    /// (the result holds its WgException); a failed write throws and confirms none of them.</summary>
+    /// <param name="allocateWhenEmpty">False takes empty AllowedIPs as given (an import), true allocates as AddPeer does.</param>
+    public IReadOnlyList<PeerBatchResult> AddPeers(IReadOnlyList<PeerSpec> specs, bool allocateWhenEmpty = true)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        lock (_lock)
+        {
+            EnsureRunning();
+            var results = new PeerBatchResult[specs.Count];
+            BeginDefer();
+            try
+            {
+                for (int i = 0; i < specs.Count; i++)
+                {
+                    try { results[i] = new PeerBatchResult(AddPeerCore(specs[i], allocateWhenEmpty), null); }
+                    catch (WgException e) { results[i] = new PeerBatchResult(null, e); }
+                }
+            }
+            finally { EndDefer(); }
+            return results;
+        }
+    }
+
+    /// <summary>The current configuration as a model (the private key only when asked for).</summary>
+    public WgConfig ExportConfig(bool includePrivateKey)
+    {
+        lock (_lock)
+        {
+            var i = new WgInterfaceSection
+            {
+                PrivateKey = includePrivateKey ? _privateKey?.ExportBase64() : null,
+                ListenPort = _backend.ListenPort,
+                FwMark = (_backend as IDeviceSettings)?.Fwmark ?? _template.FwMark,
+                Mtu = _template.Mtu,
+            };
+            i.Address.AddRange(Addresses);
+            i.Dns.AddRange(_template.Dns);
+            i.Extra.AddRange(_template.Extra);
+            var config = new WgConfig { Interface = i };
+            foreach (var e in _peers.Values) config.Peers.Add(ToSection(e));
+            return config;
+        }
+    }
+
+    /// <summary>The current configuration as wg-quick or `wg showconf` text.</summary>
+    public string ExportConfigText(WgConfigFormat format, bool includePrivateKey) =>
+        WgConfigWriter.Write(ExportConfig(includePrivateKey), format, includePrivateKey);
+
+    /// <summary>A peer section as PeerSpec (for Import): AllowedIPs are taken as given, never allocated.</summary>
+    public static PeerSpec ToSpec(WgPeerSection p) => new()
+    {
+        PublicKey = p.PublicKey,
+        AllowedIPs = p.AllowedIPs,
+        Name = p.Name,
+        PresharedKey = p.PresharedKey,
+        Endpoint = ResolveEndpoint(p.Endpoint),
+        EndpointText = p.Endpoint,
+        PersistentKeepalive = p.PersistentKeepalive,
+        Disabled = p.Disabled,
+        ExpiresAt = p.ExpiresAt,
+    };
+
+    private void BeginDefer() => _persistDefer++;
+
+    private void EndDefer()
+    {
+        if (--_persistDefer == 0 && _persistDirty) WriteNow();
+    }
+
+    private void WriteNow()
+    {
+        string text = WgConfigWriter.Write(ExportConfig(includePrivateKey: true));
+        try
+        {
+            AtomicFile.WriteAllText(_configPath!, text);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _persistDirty = true;
+            throw new WgException(WgErrorKind.ResourceUnavailable, "ConfigWriteFailed",
+                $"Could not write config file '{_configPath}': {e.Message} The change is in effect but not saved; the next change retries.", e);
+        }
+        _persistDirty = false;
+    }
+
+    /// <summary>Called by Start after the backend runs: loads the file's peers, or creates the file.</summary>
+    private void InitPersistence(ConfigLoad load)
+    {
+        lock (_lock)
+        {
+            _configPath = load.Path;
+            if (load.Config is { } config)
+            {
+                _template = config.Interface;
+                BeginDefer();
+                try
+                {
+                    foreach (var p in config.Peers)
+                    {
+                        try { AddPeerCore(ToSpec(p), allocateWhenEmpty: false); }
+                        catch (WgException e)
+                        {
+                            throw new WgException(WgErrorKind.InvalidData, WgConfigParser.ErrorId,
+                                $"{load.Path}, line {p.Line}: peer {p.PublicKey}: {e.Message}", e);
+                        }
+                    }
+                }
+                finally
+                {
+                    _persistDefer--;
+                    _persistDirty = false;   // a failed load must leave the file untouched
+                }
+                if (load.MustWrite) WriteNow();   // loading alone rewrites nothing
+            }
+            else WriteNow();
+        }
+    }
+
+    private WgPeerSection ToSection(PeerEntry e)
+    {
+        var c = e.Config!;
+        var s = new WgPeerSection
+        {
+            PublicKey = c.PublicKey,
+            PresharedKey = c.PresharedKey,
+            Endpoint = e.EndpointText ?? FormatEndpoint(c.Endpoint),
+            PersistentKeepalive = c.PersistentKeepalive,
+            Name = e.Name,
+            Disabled = e.Disabled,
+            ExpiresAt = e.ExpiresAt,
+        };
+        s.AllowedIPs.AddRange(e.AllowedIPs);
+        return s;
+    }
+
+    private static string? FormatEndpoint(IPEndPoint? ep)
+    {
+        if (ep is null) return null;
+        var a = ep.Address.IsIPv4MappedToIPv6 ? ep.Address.MapToIPv4() : ep.Address;
+        return new IPEndPoint(a, ep.Port).ToString();
+    }
+
+    /// <summary>An IP endpoint as is; a hostname resolved once (as wg-quick does), or null when it does not resolve
+    /// (the text is still kept and written back).</summary>
+    private static IPEndPoint? ResolveEndpoint(string? text)
+    {
+        if (text is null) return null;
+        if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0) return ep;
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), out int port)) return null;
+        try
+        {
+            var addresses = Dns.GetHostAddresses(text[..colon]);
+            return addresses.Length == 0 ? null : new IPEndPoint(addresses[0], port);
+        }
+        catch (System.Net.Sockets.SocketException) { return null; }
+        catch (ArgumentException) { return null; }
+    }
+
+    /// <summary>What Start takes from an existing file, after the precedence rules of ServerOptions.ConfigPath.</summary>
+    private sealed class ConfigLoad
+    {
+        public required string Path { get; init; }
+        public WgConfig? Config { get; init; }
+        public WgPrivateKey? FileKey { get; set; }
+        public int? ListenPort { get; set; }
+        public IReadOnlyList<IpPrefix>? Addresses { get; set; }
+        /// <summary>The file must be rewritten after loading (options overrode it, or it lacked a key).</summary>
+        public bool MustWrite { get; set; }
+
+        public static ConfigLoad Read(ServerOptions o)
+        {
+            var path = System.IO.Path.GetFullPath(o.ConfigPath!);
+            if (!File.Exists(path)) return new ConfigLoad { Path = path };
+            string text;
+            try { text = File.ReadAllText(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new WgException(WgErrorKind.ResourceUnavailable, "ConfigReadFailed", $"Cannot read config file '{path}': {e.Message}", e);
+            }
+            var config = WgConfigParser.Parse(text, path);
+            var load = new ConfigLoad { Path = path, Config = config };
+            var i = config.Interface;
+            if (i.PrivateKey is { } keyText)
+            {
+                var fileKey = WgPrivateKey.Parse(keyText);
+                if (o.PrivateKey is { } given)
+                {
+                    bool same = fileKey.PublicKey == given.PublicKey;
+                    var filePublic = fileKey.PublicKey;
+                    fileKey.Dispose();
+                    if (!same)
+                        throw new WgException(WgErrorKind.InvalidArgument, "ConfigConflict",
+                            $"The private key given (public key {given.PublicKey}) differs from the one in '{path}' (public key {filePublic}); leave -PrivateKey out to use the file's, or use another -ConfigPath.");
+                }
+                else load.FileKey = fileKey;
+            }
+            else load.MustWrite = true;
+            if (i.ListenPort is { } port && !o.OverrideListenPort) load.ListenPort = port;
+            else load.MustWrite = true;
+            if (i.Address.Count > 0 && !o.OverrideAddresses) load.Addresses = i.Address;
+            else load.MustWrite = true;
+            return load;
+        }
+    }
+}
+
+/// <summary>One item of <see cref="VPNServer.AddPeers"/>: the added peer, or why it was not added.</summary>
+public readonly record struct PeerBatchResult(PeerStatus? Status, WgException? Error);

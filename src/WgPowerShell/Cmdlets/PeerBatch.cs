@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using WgEngine.Gateway;
+using WgPowerShell.Models;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>
+/// Group commit for cmdlets that add many peers from the pipeline (Add-WgPeer, Import-WgConfig): items
+/// are collected and handed to VPNServer.AddPeers, which writes the config file once per batch. A batch
+/// is committed after ~100 ms (longer when the file write itself takes longer), at 10,000 items, when the
+/// target server changes, and in EndProcessing. Output objects are written only after the commit that
+/// covers them, so a WgPeer on the pipeline always means "in effect and on disk".
+/// </summary>
+internal sealed class PeerBatch
+{
+    private const int MaxItems = 10_000;
+    private static readonly TimeSpan MinInterval = TimeSpan.FromMilliseconds(100);
+
+    private readonly List<PeerSpec> _specs = new();
+    private readonly List<string> _targets = new();
+    private VPNServer? _server;
+    private bool _allocate;
+    private long _firstTicks;
+    private TimeSpan _interval = MinInterval;
+
+    public void Add(WgCmdletBase cmdlet, VPNServer server, PeerSpec spec, string target, bool allocateWhenEmpty)
+    {
+        if (_server is not null && (!ReferenceEquals(_server, server) || _allocate != allocateWhenEmpty)) Flush(cmdlet);
+        if (_specs.Count == 0) _firstTicks = Stopwatch.GetTimestamp();
+        _server = server;
+        _allocate = allocateWhenEmpty;
+        _specs.Add(spec);
+        _targets.Add(target);
+        if (_specs.Count >= MaxItems || Stopwatch.GetElapsedTime(_firstTicks) >= _interval) Flush(cmdlet);
+    }
+
+    public void Flush(WgCmdletBase cmdlet)
+    {
+        if (_server is null || _specs.Count == 0) return;
+        var server = _server;
+        var specs = _specs.ToArray();
+        var targets = _targets.ToArray();
+        _specs.Clear();
+        _targets.Clear();
+        long start = Stopwatch.GetTimestamp();
+        IReadOnlyList<PeerBatchResult> results;
+        try
+        {
+            results = server.AddPeers(specs, _allocate);
+        }
+        catch (WgException e)
+        {
+            // The file write failed: none of these is confirmed.
+            for (int i = 0; i < targets.Length; i++) cmdlet.WriteWgError(e, targets[i]);
+            return;
+        }
+        // Let a slow write (a large file) commit less often: writing takes at most ~20% of the time.
+        var took = Stopwatch.GetElapsedTime(start);
+        _interval = took * 4 > MinInterval ? took * 4 : MinInterval;
+        for (int i = 0; i < results.Count; i++)
+        {
+            if (results[i].Error is { } error) { cmdlet.WriteWgError(error, targets[i]); continue; }
+            var status = results[i].Status!;
+            cmdlet.WriteVerbose($"Added peer {WgCmdletBase.Describe(status.Name, targets[i])} with {string.Join(", ", status.AllowedIPs)} to '{server.Name}'.");
+            cmdlet.WriteObject(WgPeer.From(server.Name, status));
+        }
+    }
+}
