@@ -61,9 +61,9 @@ public sealed partial class VPNServer : IDisposable
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
         if (options.Addresses.Count == 0)
             throw new WgException(WgErrorKind.InvalidArgument, "NoAddress", "A server needs at least one tunnel address, e.g. 10.8.0.1/24.");
-        if (options.Egress != EgressMode.None)
+        if (options.Egress == EgressMode.Tun)
             throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
-                $"Egress '{options.Egress}' is not available yet in this version; use Egress None (peers reach the gateway and each other).");
+                $"Egress '{options.Egress}' is not available yet in this version; use Egress Userspace, or None (peers reach the gateway and each other).");
         if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
             throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
                 $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
@@ -84,6 +84,7 @@ public sealed partial class VPNServer : IDisposable
             ListenPort = options.ListenPort,
             Addresses = options.Addresses,
             Egress = options.Egress,
+            EgressOptions = options.EgressOptions,
             BindAddress = options.BindAddress,
             TimeProvider = options.TimeProvider,
         };
@@ -123,6 +124,8 @@ public sealed partial class VPNServer : IDisposable
     public long SentBytes => _backend.GetStats().SentBytes;
     /// <summary>A snapshot of the engine's interface counters.</summary>
     public InterfaceStats Stats => _backend.GetStats();
+    /// <summary>The userspace egress's counters (flows, limits, refusals); null without one.</summary>
+    public Egress.EgressCounters? EgressCounters => (_backend as UserspaceBackend)?.EgressCounters;
     public Task Completion => _backend.Completion;
 
     /// <summary>Adds a peer; allocates one pool address per family when AllowedIPs is null or empty.</summary>

@@ -25,6 +25,8 @@ public sealed class WgServer
     public long SentBytes => Server.SentBytes;
     /// <summary>Engine counters, read when accessed: drops, handshakes, cookie replies, rate-limited handshakes.</summary>
     public InterfaceStats Stats => Server.Stats;
+    /// <summary>Userspace egress counters, read when accessed (flows, limits biting, refused destinations); null without one.</summary>
+    public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
     /// <summary>wg-quick file kept in sync; not supported yet, always null.</summary>
     public string? ConfigPath => null;
     /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
