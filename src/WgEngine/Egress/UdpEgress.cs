@@ -31,7 +31,12 @@ internal sealed class UdpEgress : DatagramNat
     protected override Socket? OpenSocket(bool ipv4)
     {
         try { return _socketFactory(ipv4); }
-        catch (SocketException) { return null; }   // e.g. no IPv6 on this host: the datagram is dropped
+        catch (SocketException)
+        {
+            // The host's limit (open files) or no IPv6 here: the datagram is dropped and counted as limited.
+            Interlocked.Increment(ref Counters.udpLimited);
+            return null;
+        }
     }
 
     protected override void OnOpened()

@@ -164,4 +164,27 @@ public class UdpEgressTests
         egress.Deliver(PeerA, Udp("10.8.0.2", "127.0.0.1", 6000, allowed.Port, [2]));
         Assert.Equal([2], Payload(sink.Next()).Slice(8).ToArray());
     }
+
+    [Fact]
+    public void The_per_packet_paths_do_not_allocate()
+    {
+        using var server = new UdpEchoServer(IPAddress.Loopback);
+        using var egress = new UserspaceEgress(new NullSink(), LoopbackAllowed(), gatewayAddresses: [IpPrefix.Parse("10.8.0.1/24")]);
+        var toServer = Udp("10.8.0.2", "127.0.0.1", 7000, server.Port, new byte[64]);
+        var denied = Udp("10.8.0.2", "127.0.0.2", 7000, 9, new byte[64]);
+        for (int i = 0; i < 100; i++) { egress.Deliver(PeerA, toServer); egress.Deliver(PeerA, denied); }   // warm up, open the mapping
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) { egress.Deliver(PeerA, toServer); egress.Deliver(PeerA, denied); }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(1, egress.Counters.UdpFlowsOpened);
+        Assert.Equal(1100, egress.Counters.Denied);
+        Assert.Equal(0, allocated);
+    }
+
+    private sealed class NullSink : IPacketSink
+    {
+        public bool SendPacket(ReadOnlySpan<byte> ipPacket) => true;
+    }
 }
