@@ -22,6 +22,7 @@ public sealed class UserspaceEgress : IEgress, IDisposable
     private readonly UdpEgress _udp;
     private readonly IcmpEchoEgress _icmp;
     private readonly byte[]? _gatewayV4, _gatewayV6;
+    private int _disposed;
 
     /// <param name="sink">The way back into the tunnel (a <see cref="LateBoundPacketSink"/> when the device is created after this).</param>
     /// <param name="tcp">Builds the TCP handler; null: TCP packets are counted as unsupported.</param>
@@ -122,6 +123,7 @@ public sealed class UserspaceEgress : IEgress, IDisposable
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _tcp?.Dispose();
         _udp.Dispose();
         _icmp.Dispose();

@@ -13,7 +13,8 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
     private readonly RebindableBind? _rebindable;   // null with a test bind: port and mark then fixed
     private readonly UserspaceEgress? _egress;      // owned: built here for EgressMode.Userspace
 
-    /// <summary>The TCP part of the userspace egress; null until the TCP stack is plugged in (TCP is then counted as unsupported).</summary>
+    /// <summary>The TCP part of the userspace egress; null until the TCP stack is plugged in (TCP is then counted
+    /// as unsupported). The TCP stack sets it to <c>(sink, options, counters) => new TcpEgress(sink, options, counters)</c>.</summary>
     internal static TcpEgressFactory? TcpFactory { get; set; }
 
     public UserspaceBackend(InterfaceConfig config) : this(config, CreateBind(config)) { }
@@ -113,8 +114,8 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
 
     public void Stop()
     {
+        _egress?.Dispose();   // first: no host socket hands a reply to a stopping device
         _device.Stop();
-        _egress?.Dispose();
     }
 
     public void Dispose() => Stop();

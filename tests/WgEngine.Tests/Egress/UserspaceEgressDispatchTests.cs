@@ -13,9 +13,9 @@ public class UserspaceEgressDispatchTests
     private sealed class RecordingTcp : IEgressProtocol
     {
         public readonly List<(WgKey Peer, byte[] Packet)> Seen = new();
-        public bool Disposed;
+        public int Disposed;
         public void OnPacket(WgKey fromPeer, ReadOnlySpan<byte> ipPacket) => Seen.Add((fromPeer, ipPacket.ToArray()));
-        public void Dispose() => Disposed = true;
+        public void Dispose() => Disposed++;
     }
 
     [Fact]
@@ -137,7 +137,8 @@ public class UserspaceEgressDispatchTests
         Assert.Equal(packet, seen);
         Assert.Equal(1, egress.Counters.Denied);
         egress.Dispose();
-        Assert.True(tcp.Disposed);
+        egress.Dispose();   // a backend's Stop and then Dispose
+        Assert.Equal(1, tcp.Disposed);
     }
 
     [Theory]
