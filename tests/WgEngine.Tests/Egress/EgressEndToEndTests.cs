@@ -94,3 +94,31 @@ public class EgressEndToEndTests
     private static bool IpHeaderLength(byte[] p, out int totalLength) =>
         WgEngine.PacketPlane.IpHeader.TryParse(p, out var info) & (totalLength = info.TotalLength) > 0;
 }
+
+public class EgressWiringTests
+{
+    [Fact]
+    public void A_default_server_runs_the_userspace_egress_and_shows_its_counters()
+    {
+        using (var s = VPNServer.Start(new ServerOptions { Name = "eg", ListenPort = 0 }))
+        {
+            Assert.Equal(EgressMode.Userspace, s.Egress);
+            Assert.NotNull(s.EgressCounters);
+            Assert.Equal(0, s.EgressCounters!.UdpFlowsActive);
+        }
+        using (var s = VPNServer.Start(new ServerOptions { Name = "eg", ListenPort = 0, Egress = EgressMode.None }))
+            Assert.Null(s.EgressCounters);
+    }
+
+    [Fact]
+    public void The_late_bound_sink_drops_until_attached_and_attaches_once()
+    {
+        var sink = new LateBoundPacketSink();
+        Assert.False(sink.SendPacket([0x45]));
+        var target = new CaptureSink();
+        sink.Attach(target);
+        Assert.True(sink.SendPacket([0x45, 1]));
+        Assert.Equal([0x45, 1], target.Next());
+        Assert.Throws<InvalidOperationException>(() => sink.Attach(new CaptureSink()));
+    }
+}
