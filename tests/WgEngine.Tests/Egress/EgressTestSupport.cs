@@ -102,7 +102,7 @@ internal static class EgressPackets
     public static Span<byte> Payload(byte[] p) => p.AsSpan(HeaderLength(p), TotalLength(p) - HeaderLength(p));
     public static ushort U16(ReadOnlySpan<byte> b, int offset) => BinaryPrimitives.ReadUInt16BigEndian(b.Slice(offset));
 
-    /// <summary>Checksum of the transport message over its pseudo-header, computed with the checksum field as it is (0 if valid... when zeroed).</summary>
+    /// <summary>RFC 1071 checksum of the transport message and its pseudo-header, checksum field included as it is: 0 for a valid message, the value to store when the field is zeroed.</summary>
     public static ushort TransportChecksum(byte[] p, byte protocol)
     {
         var payload = Payload(p);
