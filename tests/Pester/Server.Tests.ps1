@@ -24,7 +24,7 @@ Describe 'Servers' {
             $s.ListenPort | Should -BeGreaterThan 0
             $s.Address | Should -Be @('10.8.0.1/24')
             $s.Backend | Should -Be 'Userspace'
-            $s.Egress | Should -Be 'None'
+            $s.Egress | Should -Be 'Userspace'
             $s.State | Should -Be 'Running'
             $s.PeerCount | Should -Be 0
             $s.StartedAt | Should -BeOfType ([DateTimeOffset])
@@ -32,7 +32,7 @@ Describe 'Servers' {
             $s.SentBytes | Should -Be 0
             $s.PublicKey.Length | Should -Be 44
             Test-UdpPortFree $s.ListenPort | Should -BeFalse
-            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'ConfigPath', 'UapiPath')
+            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'EgressStats', 'ConfigPath', 'UapiPath')
         }
 
         It 'uses a given private key, and never shows it (properties, views, JSON, verbose)' {
@@ -72,16 +72,8 @@ Describe 'Servers' {
         }
 
         It 'refuses an egress that is not available yet' {
-            Start-WgServer -ListenPort 0 -Egress Userspace -ErrorVariable ev -ErrorAction SilentlyContinue
+            Start-WgServer -ListenPort 0 -Egress Tun -ErrorVariable ev -ErrorAction SilentlyContinue
             $ev[0].FullyQualifiedErrorId | Should -BeLike 'EgressNotAvailable,*'
-            Get-WgServer | Should -BeNullOrEmpty
-        }
-
-        It 'refuses -<Param> as not yet supported (terminating)' -ForEach @(
-            @{ Param = 'EgressAllow'; Value = @('10.0.0.0/8') }
-        ) {
-            $p = @{ ListenPort = 0; $Param = $Value }
-            { Start-WgServer @p } | Should -Throw -ErrorId 'ParameterNotYetSupported*'
             Get-WgServer | Should -BeNullOrEmpty
         }
 

@@ -4,7 +4,7 @@ namespace WgEngine.Egress;
 public sealed class EgressCounters
 {
     internal long tcpOpened, tcpActive, tcpRefused, tcpUnreachable, tcpLimited, tcpResets, tcpRetransmits,
-        udpFlowsOpened, udpFlowsActive, udpLimited, icmpEchoSent, icmpEchoReplies, icmpUnavailable,
+        udpFlowsOpened, udpFlowsActive, udpLimited, icmpEchoSent, icmpEchoReplies, icmpUnavailable, icmpLimited,
         denied, malformed, unsupported;
 
     public long TcpOpened => Volatile.Read(ref tcpOpened);
@@ -24,6 +24,8 @@ public sealed class EgressCounters
     public long IcmpEchoReplies => Volatile.Read(ref icmpEchoReplies);
     /// <summary>Echo requests dropped because the host allows no unprivileged ICMP sockets (net.ipv4.ping_group_range).</summary>
     public long IcmpUnavailable => Volatile.Read(ref icmpUnavailable);
+    /// <summary>Echo requests dropped because the peer (or everyone) has the most ping mappings allowed (the UDP flow limits).</summary>
+    public long IcmpLimited => Volatile.Read(ref icmpLimited);
     /// <summary>Packets to destinations outside the egress allow list.</summary>
     public long Denied => Volatile.Read(ref denied);
     public long Malformed => Volatile.Read(ref malformed);

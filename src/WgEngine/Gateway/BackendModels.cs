@@ -1,5 +1,6 @@
 using System.Net;
 using WgEngine.Crypto;
+using WgEngine.Egress;
 using WgEngine.Net;
 
 namespace WgEngine.Gateway;
@@ -15,7 +16,9 @@ public sealed class InterfaceConfig
     public int ListenPort { get; init; } = 51820;
     /// <summary>The gateway's own tunnel addresses (e.g. 10.8.0.1/24); it answers ICMP echo on them.</summary>
     public IReadOnlyList<IpPrefix> Addresses { get; init; } = [];
-    public EgressMode Egress { get; init; } = EgressMode.None;
+    public EgressMode Egress { get; init; } = EgressMode.Userspace;
+    /// <summary>Limits and allow list of the userspace egress; null = defaults (with this config's TimeProvider).</summary>
+    public EgressOptions? EgressOptions { get; init; }
     /// <summary>IP address to bind the UDP socket to; null = all addresses (IPv6 dual-stack where available).</summary>
     public IPAddress? BindAddress { get; init; }
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;

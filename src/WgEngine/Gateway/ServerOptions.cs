@@ -1,5 +1,6 @@
 using System.Net;
 using WgEngine.Crypto;
+using WgEngine.Egress;
 using WgEngine.Net;
 
 namespace WgEngine.Gateway;
@@ -22,8 +23,12 @@ public sealed class ServerOptions
     /// <summary>The gateway's own tunnel addresses; each prefix is also the pool clients are allocated from.</summary>
     public IReadOnlyList<IpPrefix> Addresses { get; init; } = [IpPrefix.Parse("10.8.0.1/24")];
 
-    /// <summary>Only None is available today; Userspace and Tun come later (Start refuses them clearly).</summary>
-    public EgressMode Egress { get; init; } = EgressMode.None;
+    /// <summary>Userspace (default: the in-process network stack re-dials the peers' traffic from the host) or None
+    /// (hub only). Tun comes later (Start refuses it clearly). The Uapi backend ignores it: the external device routes.</summary>
+    public EgressMode Egress { get; init; } = EgressMode.Userspace;
+
+    /// <summary>Limits and allow list of the userspace egress; null = defaults.</summary>
+    public EgressOptions? EgressOptions { get; init; }
 
     /// <summary>"Userspace" (in-process engine). Ignored when <see cref="BackendFactory"/> is set.</summary>
     public string Backend { get; init; } = "Userspace";

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using WgEngine.Conn;
 using WgEngine.Crypto;
 using WgEngine.Device;
+using WgEngine.Egress;
 
 namespace WgEngine.Gateway;
 
@@ -10,6 +11,11 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
 {
     private readonly WgDevice _device;
     private readonly RebindableBind? _rebindable;   // null with a test bind: port and mark then fixed
+    private readonly UserspaceEgress? _egress;      // owned: built here for EgressMode.Userspace
+
+    /// <summary>The TCP part of the userspace egress; null until the TCP stack is plugged in (TCP is then counted
+    /// as unsupported). The TCP stack sets it to <c>(sink, options, counters) => new TcpEgress(sink, options, counters)</c>.</summary>
+    internal static TcpEgressFactory? TcpFactory { get; set; }
 
     public UserspaceBackend(InterfaceConfig config) : this(config, CreateBind(config)) { }
 
@@ -17,11 +23,19 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
     public UserspaceBackend(InterfaceConfig config, IBind bind, IEgress? egress = null)
     {
         _rebindable = bind as RebindableBind;
-        if (config.Egress != EgressMode.None)
+        if (config.Egress == EgressMode.Tun)
         {
             bind.Dispose();
             throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
-                $"Egress mode '{config.Egress}' is not available yet in this version; use -Egress None (hub and the gateway's own addresses).");
+                $"Egress mode '{config.Egress}' is not available yet in this version; use -Egress Userspace or None.");
+        }
+        LateBoundPacketSink? sink = null;
+        if (config.Egress == EgressMode.Userspace && egress is null)
+        {
+            sink = new LateBoundPacketSink();
+            _egress = new UserspaceEgress(sink, config.EgressOptions ?? new EgressOptions { TimeProvider = config.TimeProvider },
+                TcpFactory, config.Addresses, log: static m => System.Diagnostics.Trace.TraceWarning(m));
+            egress = _egress;
         }
         _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
         {
@@ -29,6 +43,7 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
             Addresses = config.Addresses,
             Egress = egress,
         });
+        sink?.Attach(_device);
         _device.Start();
     }
 
@@ -92,6 +107,16 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
         var c = _device.Counters;
         return new(c.Received, c.Sent, c.TotalDropped, c.Handshakes, c.CookieReplies, c.RateLimited, c.HandshakeInvalid);
     }
-    public void Stop() => _device.Stop();
-    public void Dispose() => _device.Stop();
+    /// <summary>What the userspace egress did and refused; null when this backend has none.</summary>
+    public EgressCounters? EgressCounters => _egress?.Counters;
+    /// <summary>The userspace egress, for diagnostics and tests; null when this backend has none.</summary>
+    public UserspaceEgress? Egress => _egress;
+
+    public void Stop()
+    {
+        _egress?.Dispose();   // first: no host socket hands a reply to a stopping device
+        _device.Stop();
+    }
+
+    public void Dispose() => Stop();
 }

@@ -60,9 +60,9 @@ public sealed partial class VPNServer : IDisposable
         bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
         if (options.ListenPort is < 0 or > 65535 && !(isExternal && options.ListenPort == ServerOptions.KeepDevicePort))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
-        if (options.Egress != EgressMode.None)
+        if (options.Egress == EgressMode.Tun)
             throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
-                $"Egress '{options.Egress}' is not available yet in this version; use Egress None (peers reach the gateway and each other).");
+                $"Egress '{options.Egress}' is not available yet in this version; use Egress Userspace, or None (peers reach the gateway and each other).");
         if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
             throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
                 $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
@@ -95,6 +95,7 @@ public sealed partial class VPNServer : IDisposable
             ListenPort = listenPort,
             Addresses = addresses,
             Egress = options.Egress,
+            EgressOptions = options.EgressOptions,
             BindAddress = options.BindAddress,
             TimeProvider = options.TimeProvider,
         };
@@ -135,6 +136,8 @@ public sealed partial class VPNServer : IDisposable
     public long SentBytes => _backend.GetStats().SentBytes;
     /// <summary>A snapshot of the engine's interface counters.</summary>
     public InterfaceStats Stats => _backend.GetStats();
+    /// <summary>The userspace egress's counters (flows, limits, refusals); null without one.</summary>
+    public Egress.EgressCounters? EgressCounters => (_backend as UserspaceBackend)?.EgressCounters;
     public Task Completion => _backend.Completion;
 
     /// <summary>Adds a peer; allocates one pool address per family when AllowedIPs is null or empty.</summary>

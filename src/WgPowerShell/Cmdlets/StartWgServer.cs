@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using WgPowerShell.Completion;
 using WgEngine.Crypto;
+using WgEngine.Egress;
 using WgEngine.Gateway;
 using WgEngine.Net;
 using WgEngine.Uapi;
@@ -37,8 +38,10 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [ValidateSet("Userspace", "Uapi")]
     public string Backend { get; set; } = "Userspace";
 
+    /// <summary>Userspace (default): the in-process network stack re-dials the peers' traffic from the host.
+    /// None: hub only. Not used with -Backend Uapi (the external device routes by itself).</summary>
     [Parameter]
-    public EgressMode Egress { get; set; } = EgressMode.None;
+    public EgressMode Egress { get; set; } = EgressMode.Userspace;
 
     /// <summary>
     /// A wg-quick file: loaded when it exists (key, port, addresses, every peer), created otherwise, and
@@ -58,18 +61,21 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [ValidateNotNullOrEmpty]
     public string? UapiPath { get; set; }
 
-    /// <summary>Reserved (userspace egress allow-list): refused until implemented.</summary>
+    /// <summary>Destinations (CIDRs) the userspace egress may reach; default: all but the host's loopback,
+    /// link-local and multicast addresses.</summary>
     [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ValidateCidr]
     public string[]? EgressAllow { get; set; }
 
-    private VPNServer StartServer(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath) =>
+    private VPNServer StartServer(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath, EgressMode egress, EgressOptions? egressOptions) =>
         VPNServer.Start(new ServerOptions
         {
             // An external device keeps its port unless -ListenPort is given.
             Name = Name, PrivateKey = key, Addresses = addresses,
             ListenPort = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase) && !MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort))
                 ? ServerOptions.KeepDevicePort : ListenPort,
-            Backend = Backend, Egress = Egress, UapiPath = uapiPath,
+            Backend = Backend, Egress = egress, EgressOptions = egressOptions, UapiPath = uapiPath,
             ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
             OverrideListenPort = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort)),
             OverrideAddresses = MyInvocation.BoundParameters.ContainsKey(nameof(Address)),
@@ -77,11 +83,19 @@ public sealed class StartWgServerCommand : WgCmdletBase
 
     protected override void ProcessRecord()
     {
-        foreach (var (param, given) in new[] { ("EgressAllow", EgressAllow is not null) })
-            if (given)
-                ThrowTerminatingError(new ErrorRecord(
-                    new PSNotSupportedException($"-{param} is not yet supported by this version of WireGuardGateway; leave it out."),
-                    "ParameterNotYetSupported", ErrorCategory.NotImplemented, param));
+        bool externalDevice = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
+        bool egressGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Egress));
+        // An external device forwards by itself: the in-process egress does not apply to it.
+        if (externalDevice && ((egressGiven && Egress != EgressMode.None) || EgressAllow is not null))
+            ThrowTerminatingError(new ErrorRecord(
+                new ArgumentException("-Egress and -EgressAllow apply to the in-process engine; with -Backend Uapi the external device routes its peers' traffic itself."),
+                "EgressNotApplicable", ErrorCategory.InvalidArgument, Egress));
+        if (EgressAllow is not null && Egress != EgressMode.Userspace)
+            ThrowTerminatingError(new ErrorRecord(
+                new ArgumentException($"-EgressAllow limits the userspace egress; it has no effect with -Egress {Egress}."),
+                "EgressAllowNotApplicable", ErrorCategory.InvalidArgument, EgressAllow));
+        var egress = externalDevice ? EgressMode.None : Egress;
+        var egressOptions = EgressAllow is null ? null : new EgressOptions { Allow = Parse.Prefixes(EgressAllow) };
 
         var addresses = Parse.Prefixes(Address);
         if (addresses.Count == 0)
@@ -100,20 +114,20 @@ public sealed class StartWgServerCommand : WgCmdletBase
 
         WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
         VPNServer server;
-        bool external = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
+        bool external = externalDevice;
         string? uapiPath = UapiPath is null ? null : GetUnresolvedProviderPathFromPSPath(UapiPath);
         try
         {
             if (uapiPath is null)
                 uapiPath = external ? Path.Combine(UapiSocketFile.SystemDirectory, Name + ".sock") : UapiSocketFile.DefaultPath(Name);
-            server = StartServer(key, addresses, uapiPath);
+            server = StartServer(key, addresses, uapiPath, egress, egressOptions);
         }
         catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && !external)
         {
             // The default socket belongs to another live device of the same name (another session or
             // process): run without UAPI rather than fail; an explicit -UapiPath is never silently dropped.
             WriteWarning($"{e.Message} Server '{Name}' runs without a UAPI socket; give -UapiPath to serve one elsewhere.");
-            try { server = StartServer(key, addresses, null); }
+            try { server = StartServer(key, addresses, null, egress, egressOptions); }
             catch (WgException e2) { key?.Dispose(); WriteWgError(e2, Name); return; }
         }
         catch (WgException e)

@@ -38,15 +38,29 @@ public class VPNServerTests
         Assert.True(s.Completion.IsCompleted);
     }
 
-    [Theory]
-    [InlineData(EgressMode.Userspace)]
-    [InlineData(EgressMode.Tun)]
-    public void Unavailable_egress_is_refused_clearly(EgressMode mode)
+    [Fact]
+    public void Tun_egress_is_refused_clearly()
     {
-        var e = Assert.Throws<WgException>(() => VPNServer.Start(new ServerOptions { ListenPort = 0, Egress = mode, BackendFactory = c => new FakeBackend(c) }));
+        var e = Assert.Throws<WgException>(() => VPNServer.Start(new ServerOptions { ListenPort = 0, Egress = EgressMode.Tun, BackendFactory = c => new FakeBackend(c) }));
         Assert.Equal(WgErrorKind.InvalidOperation, e.Kind);
         Assert.Equal("EgressNotAvailable", e.ErrorId);
-        Assert.Contains(mode.ToString(), e.Message);
+        Assert.Contains("Tun", e.Message);
+    }
+
+    [Fact]
+    public void Userspace_egress_is_the_default_and_reaches_the_backend_with_its_options()
+    {
+        FakeBackend? fake = null;
+        var allow = new[] { IpPrefix.Parse("192.0.2.0/24") };
+        using (var s = VPNServer.Start(new ServerOptions { ListenPort = 0, BackendFactory = c => fake = new FakeBackend(c) }))
+        {
+            Assert.Equal(EgressMode.Userspace, s.Egress);
+            Assert.Equal(EgressMode.Userspace, fake!.Config.Egress);
+            Assert.Null(fake.Config.EgressOptions);
+        }
+        var options = new WgEngine.Egress.EgressOptions { Allow = allow };
+        using (var s = VPNServer.Start(new ServerOptions { ListenPort = 0, EgressOptions = options, BackendFactory = c => fake = new FakeBackend(c) }))
+            Assert.Same(options, fake!.Config.EgressOptions);
     }
 
     [Fact]
