@@ -16,6 +16,8 @@ public sealed class InterfaceConfig
     /// <summary>The gateway's own tunnel addresses (e.g. 10.8.0.1/24); it answers ICMP echo on them.</summary>
     public IReadOnlyList<IpPrefix> Addresses { get; init; } = [];
     public EgressMode Egress { get; init; } = EgressMode.None;
+    /// <summary>The server's name; with <see cref="EgressMode.Tun"/> also the TUN interface's (at most 15 bytes on Linux).</summary>
+    public string? Name { get; init; }
     /// <summary>IP address to bind the UDP socket to; null = all addresses (IPv6 dual-stack where available).</summary>
     public IPAddress? BindAddress { get; init; }
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;

@@ -17,20 +17,38 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
     public UserspaceBackend(InterfaceConfig config, IBind bind, IEgress? egress = null)
     {
         _rebindable = bind as RebindableBind;
-        if (config.Egress != EgressMode.None)
+        Tun.DeviceSink? tunSink = null;
+        try
         {
-            bind.Dispose();
-            throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
-                $"Egress mode '{config.Egress}' is not available yet in this version; use -Egress None (hub and the gateway's own addresses).");
+            if (config.Egress == EgressMode.Tun && egress is null)
+            {
+                // A TUN named after the server, carrying its addresses; the device is its way back.
+                tunSink = new Tun.DeviceSink();
+                egress = _tun = Tun.TunEgress.Create(config.Name ?? "", config.Addresses, new DeviceOptions().Mtu, tunSink);
+            }
+            else if (config.Egress != EgressMode.None && egress is null)
+                throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
+                    $"Egress mode '{config.Egress}' is not available yet in this version; use -Egress None (hub and the gateway's own addresses).");
+            _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
+            {
+                TimeProvider = config.TimeProvider,
+                Addresses = config.Addresses,
+                Egress = egress,
+            });
         }
-        _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
+        catch
         {
-            TimeProvider = config.TimeProvider,
-            Addresses = config.Addresses,
-            Egress = egress,
-        });
+            _tun?.Dispose();
+            bind.Dispose();
+            throw;
+        }
+        if (tunSink is not null) tunSink.Device = _device;
         _device.Start();
     }
+
+    private readonly Tun.TunEgress? _tun;
+    /// <summary>The TUN egress when <see cref="EgressMode.Tun"/> (its interface name and counters), else null.</summary>
+    public Tun.TunEgress? TunEgress => _tun;
 
     private static IBind CreateBind(InterfaceConfig config)
     {
@@ -92,6 +110,6 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
         var c = _device.Counters;
         return new(c.Received, c.Sent, c.TotalDropped, c.Handshakes, c.CookieReplies, c.RateLimited, c.HandshakeInvalid);
     }
-    public void Stop() => _device.Stop();
-    public void Dispose() => _device.Stop();
+    public void Stop() { _device.Stop(); _tun?.Dispose(); }
+    public void Dispose() => Stop();
 }

@@ -61,7 +61,7 @@ public sealed partial class VPNServer : IDisposable
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
         if (options.Addresses.Count == 0)
             throw new WgException(WgErrorKind.InvalidArgument, "NoAddress", "A server needs at least one tunnel address, e.g. 10.8.0.1/24.");
-        if (options.Egress != EgressMode.None)
+        if (options.Egress == EgressMode.Userspace || (isExternal && options.Egress != EgressMode.None))
             throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
                 $"Egress '{options.Egress}' is not available yet in this version; use Egress None (peers reach the gateway and each other).");
         if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
@@ -84,6 +84,7 @@ public sealed partial class VPNServer : IDisposable
             ListenPort = options.ListenPort,
             Addresses = options.Addresses,
             Egress = options.Egress,
+            Name = options.Name,
             BindAddress = options.BindAddress,
             TimeProvider = options.TimeProvider,
         };

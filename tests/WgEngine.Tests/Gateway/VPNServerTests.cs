@@ -40,7 +40,6 @@ public class VPNServerTests
 
     [Theory]
     [InlineData(EgressMode.Userspace)]
-    [InlineData(EgressMode.Tun)]
     public void Unavailable_egress_is_refused_clearly(EgressMode mode)
     {
         var e = Assert.Throws<WgException>(() => VPNServer.Start(new ServerOptions { ListenPort = 0, Egress = mode, BackendFactory = c => new FakeBackend(c) }));
