@@ -22,6 +22,10 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
     private readonly int _wakeFd;
     private readonly Thread _reader;
     private int _disposed;
+    private long _readerAllocated;
+
+    /// <summary>Bytes the reader thread has allocated so far, as of its last drained batch (tests: none per packet).</summary>
+    internal long ReaderAllocatedBytes => Volatile.Read(ref _readerAllocated);
 
     private TunEgress(TunInterface tun, IPacketSink sink, int wakeFd)
     {
@@ -103,6 +107,7 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
                 while (Volatile.Read(ref _disposed) == 0)
                 {
                     if (!Drain(fd, buf, buffer)) return;
+                    Volatile.Write(ref _readerAllocated, GC.GetAllocatedBytesForCurrentThread());
                     fds[0].Revents = fds[1].Revents = 0;
                     if (TunNative.poll(fds, 2, -1) < 0 && TunNative.LastErrno != TunNative.EINTR) return;
                     if (fds[1].Revents != 0) return;                    // Dispose

@@ -37,6 +37,8 @@ internal sealed unsafe class TunInterface : IDisposable
         {
             Span<byte> req = stackalloc byte[TunNative.IfReqSize];
             TunNative.WriteName(req, name);
+            // Offloads (issue 7) would add IFF_VNET_HDR here and TUNSETOFFLOAD after it; the reader's
+            // 64 KiB buffer already fits a GSO super-packet.
             WriteInt16(req, TunNative.IFF_TUN | TunNative.IFF_NO_PI);
             fixed (byte* p = req)
                 if (TunNative.ioctl(fd, TunNative.TUNSETIFF, p) < 0) throw TunErrors.CreateFailed(name, TunNative.LastErrno);
