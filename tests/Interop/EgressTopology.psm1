@@ -138,13 +138,16 @@ function Start-EgressGateway {
       client as its peer, prints "READY <public key> <port>" (or "ERROR <id><TAB><message>") and runs until
       its stdin closes. -Unprivileged runs it as nobody/nogroup with no capabilities, from a hard-linked copy
       of this pwsh (the NuGet tool folder under /root is not readable by nobody) and a fresh HOME.
-      Returns Ready, PublicKey, ListenPort, ErrorId, ErrorMessage, Name, Process.
+      -ServerParameters adds Start-WgServer parameters. Returns Ready, PublicKey, ListenPort, ErrorId,
+      ErrorMessage, Name, Process (e.g. for its memory).
     #>
     [CmdletBinding()]
     param(
         [Parameter(Mandatory)]$Topology,
         [Parameter(Mandatory)][ValidateSet('None', 'Userspace', 'Tun')][string]$Egress,
         [switch]$Unprivileged,
+        # More Start-WgServer parameters for the child, e.g. @{ EgressAllow = '172.31.0.0/16' } (JSON-serialisable values).
+        [hashtable]$ServerParameters = @{},
         [int]$TimeoutSeconds = 90
     )
     $tmp = $Topology.Network.TempDir
@@ -176,7 +179,8 @@ function Start-EgressGateway {
         }
     }
     $argv = @((Join-Path $pwshHome 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $script,
-        $manifest, $name, "$script:GatewayPort", $Topology.GatewayTunnel, $Egress, $Topology.ClientKey.PublicKey, "$($Topology.ClientTunnel)/32")
+        $manifest, $name, "$script:GatewayPort", $Topology.GatewayTunnel, $Egress, $Topology.ClientKey.PublicKey, "$($Topology.ClientTunnel)/32",
+        [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes((ConvertTo-Json -Compress -InputObject $ServerParameters))))
     $entry = Start-NamespaceProcess -Topology $Topology -Namespace $Topology.Gw -FilePath (Get-Command dotnet).Source -ArgumentList $argv `
         -Environment $envVars -Unprivileged:$Unprivileged -UapiSocket "/var/run/wireguard/$name.sock"
     $gw = [pscustomobject]@{
@@ -299,13 +303,16 @@ function Remove-EgressTopology {
     Remove-WgTestNetwork $Topology.Network
 }
 
-# The child gateway. Arguments: manifest, name, port, address, egress, peer key, peer allowed IPs.
+# The child gateway. Arguments: manifest, name, port, address, egress, peer key, peer allowed IPs, and
+# further Start-WgServer parameters as base64 JSON.
 $script:GatewayScript = @'
-param($Manifest, $Name, $Port, $Address, $Egress, $PeerKey, $PeerAllowed)
+param($Manifest, $Name, $Port, $Address, $Egress, $PeerKey, $PeerAllowed, $MoreJson)
 $ErrorActionPreference = 'Stop'
 try {
     Import-Module $Manifest
-    $s = Start-WgServer -Name $Name -ListenPort ([int]$Port) -Address ($Address -split ',') -Egress $Egress
+    $more = @{}
+    if ($MoreJson) { $more = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($MoreJson)) | ConvertFrom-Json -AsHashtable }
+    $s = Start-WgServer -Name $Name -ListenPort ([int]$Port) -Address ($Address -split ',') -Egress $Egress @more
     if ($PeerKey) { Add-WgPeer -Server $Name -PublicKey $PeerKey -AllowedIPs ($PeerAllowed -split ',') | Out-Null }
     [Console]::Out.WriteLine("READY $($s.PublicKey) $($s.ListenPort)")
     [Console]::Out.Flush()
