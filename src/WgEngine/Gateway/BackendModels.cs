@@ -19,6 +19,8 @@ public sealed class InterfaceConfig
     public EgressMode Egress { get; init; } = EgressMode.Userspace;
     /// <summary>Limits and allow list of the userspace egress; null = defaults (with this config's TimeProvider).</summary>
     public EgressOptions? EgressOptions { get; init; }
+    /// <summary>The server's name; with <see cref="EgressMode.Tun"/> also the TUN interface's (at most 15 bytes on Linux).</summary>
+    public string? Name { get; init; }
     /// <summary>IP address to bind the UDP socket to; null = all addresses (IPv6 dual-stack where available).</summary>
     public IPAddress? BindAddress { get; init; }
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;

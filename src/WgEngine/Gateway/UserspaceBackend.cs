@@ -23,29 +23,44 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
     public UserspaceBackend(InterfaceConfig config, IBind bind, IEgress? egress = null)
     {
         _rebindable = bind as RebindableBind;
-        if (config.Egress == EgressMode.Tun)
-        {
-            bind.Dispose();
-            throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
-                $"Egress mode '{config.Egress}' is not available yet in this version; use -Egress Userspace or None.");
-        }
         LateBoundPacketSink? sink = null;
-        if (config.Egress == EgressMode.Userspace && egress is null)
+        try
         {
-            sink = new LateBoundPacketSink();
-            _egress = new UserspaceEgress(sink, config.EgressOptions ?? new EgressOptions { TimeProvider = config.TimeProvider },
-                TcpFactory, config.Addresses, log: static m => System.Diagnostics.Trace.TraceWarning(m));
-            egress = _egress;
+            if (egress is null && config.Egress != EgressMode.None)
+            {
+                sink = new LateBoundPacketSink();
+                if (config.Egress == EgressMode.Tun)
+                {
+                    // A TUN named after the server, carrying its addresses: the host's routing and NAT take over.
+                    egress = _tun = Tun.TunEgress.Create(config.Name ?? "", config.Addresses, new DeviceOptions().Mtu, sink);
+                }
+                else
+                {
+                    egress = _egress = new UserspaceEgress(sink, config.EgressOptions ?? new EgressOptions { TimeProvider = config.TimeProvider },
+                        TcpFactory, config.Addresses, log: static m => System.Diagnostics.Trace.TraceWarning(m));
+                }
+            }
+            _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
+            {
+                TimeProvider = config.TimeProvider,
+                Addresses = config.Addresses,
+                Egress = egress,
+            });
         }
-        _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
+        catch
         {
-            TimeProvider = config.TimeProvider,
-            Addresses = config.Addresses,
-            Egress = egress,
-        });
+            _egress?.Dispose();
+            _tun?.Dispose();
+            bind.Dispose();
+            throw;
+        }
         sink?.Attach(_device);
         _device.Start();
     }
+
+    private readonly Tun.TunEgress? _tun;
+    /// <summary>The TUN egress when <see cref="EgressMode.Tun"/> (its interface name and counters), else null.</summary>
+    public Tun.TunEgress? TunEgress => _tun;
 
     private static IBind CreateBind(InterfaceConfig config)
     {
@@ -116,6 +131,7 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
     {
         _egress?.Dispose();   // first: no host socket hands a reply to a stopping device
         _device.Stop();
+        _tun?.Dispose();      // after the device: closing the fd removes the interface
     }
 
     public void Dispose() => Stop();

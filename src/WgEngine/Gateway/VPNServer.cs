@@ -27,7 +27,7 @@ public sealed partial class VPNServer : IDisposable
         _time = options.TimeProvider;
         Name = options.Name;
         Addresses = addresses;
-        Egress = options.Egress;
+        Egress = backend is IUapiClientBackend ? EgressMode.None : options.Egress;   // an external device routes by itself
         StartedAt = options.TimeProvider.GetUtcNow();
         var own = addresses.Select(p => p.Address).ToList();
         foreach (var a in addresses) _index.Add(new IpPrefix(a.Address, a.MaxBits), Gateway);
@@ -60,9 +60,9 @@ public sealed partial class VPNServer : IDisposable
         bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
         if (options.ListenPort is < 0 or > 65535 && !(isExternal && options.ListenPort == ServerOptions.KeepDevicePort))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
-        if (options.Egress == EgressMode.Tun)
-            throw new WgException(WgErrorKind.InvalidOperation, "EgressNotAvailable",
-                $"Egress '{options.Egress}' is not available yet in this version; use Egress Userspace, or None (peers reach the gateway and each other).");
+        if (isExternal && options.Egress == EgressMode.Tun)
+            throw new WgException(WgErrorKind.InvalidArgument, "EgressNotApplicable",
+                "Egress Tun applies to the in-process engine; an external device (Backend Uapi) routes its peers' traffic itself.");
         if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
             throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
                 $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
@@ -96,6 +96,7 @@ public sealed partial class VPNServer : IDisposable
             Addresses = addresses,
             Egress = options.Egress,
             EgressOptions = options.EgressOptions,
+            Name = options.Name,
             BindAddress = options.BindAddress,
             TimeProvider = options.TimeProvider,
         };

@@ -39,15 +39,6 @@ public class VPNServerTests
     }
 
     [Fact]
-    public void Tun_egress_is_refused_clearly()
-    {
-        var e = Assert.Throws<WgException>(() => VPNServer.Start(new ServerOptions { ListenPort = 0, Egress = EgressMode.Tun, BackendFactory = c => new FakeBackend(c) }));
-        Assert.Equal(WgErrorKind.InvalidOperation, e.Kind);
-        Assert.Equal("EgressNotAvailable", e.ErrorId);
-        Assert.Contains("Tun", e.Message);
-    }
-
-    [Fact]
     public void Userspace_egress_is_the_default_and_reaches_the_backend_with_its_options()
     {
         FakeBackend? fake = null;

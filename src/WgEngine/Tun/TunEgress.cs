@@ -1,0 +1,172 @@
+using WgEngine.Crypto;
+using WgEngine.Device;
+using WgEngine.Egress;
+using WgEngine.Net;
+
+namespace WgEngine.Tun;
+
+/// <summary>
+/// Egress through a Linux TUN interface: the peers' packets are written to it, so the host's routing,
+/// firewall and NAT take over; what the host routes into it (replies, or traffic to the peers' networks)
+/// is read back on one dedicated thread and handed to the tunnel through an <see cref="IPacketSink"/>.
+/// The reader drains the non-blocking descriptor until EAGAIN, then sleeps in poll(2) on it and on an
+/// eventfd that Dispose signals. No allocation per packet either way.
+/// </summary>
+public sealed unsafe class TunEgress : IEgress, IDisposable
+{
+    /// <summary>Largest read: an IP packet cannot be larger (also with offloads, issue 7).</summary>
+    private const int ReadBufferSize = 65536;
+
+    private readonly TunInterface _tun;
+    private readonly IPacketSink _sink;
+    private readonly int _wakeFd;
+    private readonly Thread _reader;
+    private int _disposed;
+    private long _readerAllocated;
+
+    /// <summary>Bytes the reader thread has allocated so far, as of its last drained batch (tests: none per packet).</summary>
+    internal long ReaderAllocatedBytes => Volatile.Read(ref _readerAllocated);
+
+    private TunEgress(TunInterface tun, IPacketSink sink, int wakeFd)
+    {
+        _tun = tun;
+        _sink = sink;
+        _wakeFd = wakeFd;
+        _reader = new Thread(ReadLoop) { IsBackground = true, Name = $"tun-read {tun.Name}" };
+    }
+
+    /// <summary>
+    /// Creates the TUN interface <paramref name="name"/> (at most 15 bytes) in the calling thread's network
+    /// namespace with the given addresses and MTU, link up, and starts reading it into <paramref name="sink"/>.
+    /// Throws WgException TunPermissionDenied (no CAP_NET_ADMIN), TunNotAvailable (no /dev/net/tun),
+    /// TunNameInUse, InvalidTunName or TunConfigFailed; on failure nothing is left behind.
+    /// </summary>
+    public static TunEgress Create(string name, IReadOnlyList<IpPrefix> addresses, int mtu, IPacketSink sink)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var tun = TunInterface.Create(name, addresses, mtu);
+        int wake = TunNative.eventfd(0, TunNative.EFD_CLOEXEC | TunNative.EFD_NONBLOCK);
+        if (wake < 0)
+        {
+            int errno = TunNative.LastErrno;
+            tun.Dispose();
+            throw TunErrors.ConfigFailed(name, "create the reader's wake-up eventfd", errno);
+        }
+        var egress = new TunEgress(tun, sink, wake);
+        egress._reader.Start();
+        return egress;
+    }
+
+    public string InterfaceName => _tun.Name;
+    public int Mtu => _tun.Mtu;
+    public TunCounters Counters { get; } = new();
+
+    /// <summary>Writes one peer packet to the TUN (a crypto worker's thread; several may call at once:
+    /// each write(2) is one whole packet).</summary>
+    public void Deliver(WgKey fromPeer, ReadOnlySpan<byte> packet)
+    {
+        var handle = _tun.Handle;
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            nint n;
+            fixed (byte* p = packet)
+                n = TunNative.write((int)handle.DangerousGetHandle(), p, (nuint)packet.Length);
+            if (n == packet.Length)
+            {
+                Interlocked.Increment(ref Counters.toHostPackets);
+                Interlocked.Add(ref Counters.toHostBytes, n);
+            }
+            else Interlocked.Increment(ref Counters.writeErrors);   // e.g. a malformed packet the kernel refuses
+        }
+        catch (ObjectDisposedException)
+        {
+            Interlocked.Increment(ref Counters.writeErrors);        // a packet racing Dispose
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    private void ReadLoop()
+    {
+        var handle = _tun.Handle;
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            int fd = (int)handle.DangerousGetHandle();
+            var buffer = GC.AllocateUninitializedArray<byte>(ReadBufferSize, pinned: true);
+            var fds = stackalloc TunNative.PollFd[2];
+            fds[0] = new TunNative.PollFd { Fd = fd, Events = TunNative.POLLIN };
+            fds[1] = new TunNative.PollFd { Fd = _wakeFd, Events = TunNative.POLLIN };
+            fixed (byte* buf = buffer)
+            {
+                while (Volatile.Read(ref _disposed) == 0)
+                {
+                    if (!Drain(fd, buf, buffer)) return;
+                    Volatile.Write(ref _readerAllocated, GC.GetAllocatedBytesForCurrentThread());
+                    fds[0].Revents = fds[1].Revents = 0;
+                    if (TunNative.poll(fds, 2, -1) < 0 && TunNative.LastErrno != TunNative.EINTR) return;
+                    if (fds[1].Revents != 0) return;                    // Dispose
+                }
+            }
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>Reads packets until the queue is empty; false when the descriptor is dead.</summary>
+    private bool Drain(int fd, byte* buf, byte[] buffer)
+    {
+        while (true)
+        {
+            nint n = TunNative.read(fd, buf, ReadBufferSize);
+            if (n > 0)
+            {
+                Counters.fromHostPackets++;                         // single writer: this thread
+                Counters.fromHostBytes += n;
+                if (!_sink.SendPacket(buffer.AsSpan(0, (int)n))) Counters.noPeer++;
+                continue;
+            }
+            if (n == 0) return false;
+            int errno = TunNative.LastErrno;
+            if (errno == TunNative.EAGAIN) return true;
+            if (errno == TunNative.EINTR) continue;
+            Counters.readErrors++;
+            return errno is not (TunNative.EBADF or TunNative.EIO or TunNative.EINVAL);
+        }
+    }
+
+    /// <summary>Stops the reader and closes the descriptor, which removes the interface.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        ulong one = 1;
+        TunNative.write(_wakeFd, (byte*)&one, sizeof(ulong));
+        if (Thread.CurrentThread != _reader && _reader.IsAlive) _reader.Join();
+        TunNative.close(_wakeFd);
+        _tun.Dispose();
+    }
+}
+
+/// <summary>What the TUN egress moved and lost. "ToHost": peer packets written to the TUN;
+/// "FromHost": packets the host routed into the TUN, for the peers.</summary>
+public sealed class TunCounters
+{
+    internal long toHostPackets, toHostBytes, fromHostPackets, fromHostBytes, writeErrors, readErrors, noPeer;
+
+    public long ToHostPackets => Volatile.Read(ref toHostPackets);
+    public long ToHostBytes => Volatile.Read(ref toHostBytes);
+    public long FromHostPackets => Volatile.Read(ref fromHostPackets);
+    public long FromHostBytes => Volatile.Read(ref fromHostBytes);
+    /// <summary>Peer packets the kernel refused (malformed) or that raced the shutdown.</summary>
+    public long WriteErrors => Volatile.Read(ref writeErrors);
+    public long ReadErrors => Volatile.Read(ref readErrors);
+    /// <summary>Packets the host sent into the TUN for an address no peer owns (dropped).</summary>
+    public long NoPeer => Volatile.Read(ref noPeer);
+}
