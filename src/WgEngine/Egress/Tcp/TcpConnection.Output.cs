@@ -43,7 +43,7 @@ internal sealed partial class TcpConnection
         if (Gt(ack, _sndUna))
         {
             int acked = (int)(ack - _sndUna);
-            if (_timing && Gt(ack, _timedSeq)) { _rto.Sample(now - _timedAt); _timing = false; }
+            if (_timing && Ge(ack, _timedSeq)) { _rto.Sample(now - _timedAt); _timing = false; }
             int dataAcked = (int)Math.Clamp((long)(int)(ack - _sndBase), 0, _snd!.Count);
             if (dataAcked > 0) { _snd.Consume(dataAcked); _sndBase += (uint)dataAcked; }
             if (_finSent && ack == FinSeq + 1) _finAcked = true;
