@@ -72,9 +72,9 @@ internal sealed class ConnHarness : IDisposable
     public uint PeerNxt = PeerIss + 1, PeerRcvNxt;
     public readonly List<byte> Received = new();
 
-    public ConnHarness(bool v6 = false, int buffer = 64 * 1024)
+    public ConnHarness(bool v6 = false, int buffer = 64 * 1024, int idleMinutes = 5)
     {
-        Options = new EgressOptions { TcpBufferBytes = buffer, TcpIdleTimeout = TimeSpan.FromMinutes(5), TcpTimeWait = TimeSpan.FromSeconds(60) };
+        Options = new EgressOptions { TcpBufferBytes = buffer, TcpIdleTimeout = TimeSpan.FromMinutes(idleMinutes), TcpTimeWait = TimeSpan.FromSeconds(60) };
         Peer = IPAddress.Parse(v6 ? "fd00:8::2" : "10.8.0.2").GetAddressBytes();
         Remote = IPAddress.Parse(v6 ? "2001:db8::10" : "192.0.2.10").GetAddressBytes();
     }
