@@ -30,7 +30,7 @@ internal sealed partial class TcpConnection
         }
 
         int seqLen = seg.SeqLength;
-        int wnd = _rcv!.Free;
+        int wnd = _rcv?.Free ?? 0; // buffers are released once a flow waits out TIME_WAIT
         bool acceptable = seqLen == 0
             ? wnd == 0 ? seg.Seq == _rcvNxt : InWindow(seg.Seq, wnd)
             : wnd > 0 && (InWindow(seg.Seq, wnd) || InWindow(seg.Seq + (uint)seqLen - 1, wnd));
