@@ -64,7 +64,7 @@ internal sealed class ByteRing
         if (n < 0 || n > _count) throw new ArgumentOutOfRangeException(nameof(n));
         _head = (_head + n) % _capacity;
         _count -= n;
-        if (_count == 0) _head = 0; // keeps segments long when the ring drains
+        // The head is never reset on drain: a pump may be filling WritableSegment outside the owner's lock.
     }
 
     /// <summary>The readable bytes from the head up to the wrap.</summary>

@@ -10,7 +10,7 @@ internal sealed partial class TcpConnection
     private uint _rcvNxt;
     private int _rcvScale;
     private bool _wscaleOk, _sackOk;
-    private int _lastAdvertised;            // bytes of window we last advertised
+    private uint _rcvAdvRight;              // right edge of the window last advertised
     private readonly uint[] _oooStart = new uint[MaxOutOfOrderRanges], _oooEnd = new uint[MaxOutOfOrderRanges];
     private int _oooCount;
     private bool _finReceived, _finQueued;  // FIN seen in order / FIN seen ahead of missing data

@@ -190,19 +190,29 @@ internal sealed partial class TcpConnection
         if (_rtoDeadline == TimeSpan.Zero) _rtoDeadline = now + _rto.Rto;
     }
 
-    /// <summary>Our receive window for the header: free buffer space, scaled; remembers what it advertised.</summary>
+    /// <summary>
+    /// Our receive window for the header: free buffer space, scaled. Receiver SWS avoidance (RFC 1122
+    /// §4.2.3.3): the right edge only moves on by at least min(buffer/2, MSS), so a slow host reader shows
+    /// the peer a window shrinking to zero rather than a trickle of tiny windows.
+    /// </summary>
     private ushort RcvWindow()
     {
         if (_rcv is null) return 0;
-        int w = Math.Min(_rcv.Free >> _rcvScale, 65535);
-        _lastAdvertised = w << _rcvScale;
-        return (ushort)w;
+        uint candidate = _rcvNxt + (uint)_rcv.Free;
+        if ((int)(candidate - _rcvAdvRight) >= SwsThreshold) _rcvAdvRight = candidate;
+        int w = Lt(_rcvAdvRight, _rcvNxt) ? 0 : (int)(_rcvAdvRight - _rcvNxt);
+        return (ushort)Math.Min(w >> _rcvScale, 65535);
     }
+
+    private int SwsThreshold => Math.Min(_rcv!.Capacity / 2, _mss);
+
+    /// <summary>True when the window we could advertise now is enough larger than the last one to be worth an update.</summary>
+    private bool WindowUpdateDue => _rcv is not null && (int)(_rcvNxt + (uint)_rcv.Free - _rcvAdvRight) >= SwsThreshold;
 
     private void SendSynAck()
     {
         int w = Math.Min(_opt.TcpBufferBytes, 65535); // a SYN's window is never scaled
-        _lastAdvertised = w;
+        _rcvAdvRight = _rcvNxt + (uint)w;
         var opts = new TcpOptionsOut { Mss = _ourMss, WindowScale = _wscaleOk ? _rcvScale : -1, SackPermitted = _sackOk };
         int n = TcpPacketWriter.WriteControl(_tx, _remoteAddr, _peerAddr, _remotePort, _peerPort, _iss, _rcvNxt,
             TcpFlags.Syn | TcpFlags.Ack, (ushort)w, opts);

@@ -203,7 +203,7 @@ internal sealed partial class TcpConnection : IDisposable
         if (_rcv is null || n <= 0) return;
         _rcv.Consume(n);
         _lastActivity = now;
-        if (Synchronized && !_finReceived && _rcv.Free - _lastAdvertised >= Math.Min(_rcv.Capacity / 2, 2 * _mss))
+        if (Synchronized && !_finReceived && WindowUpdateDue)
             SendAck();
     }
 
