@@ -174,7 +174,11 @@ internal sealed class TcpFlow : ITcpOutput
         if (state is TcpState.TimeWait or TcpState.Closed && Counted) _owner.Uncount(this);
         if (_finished || _pumps > 0 || _connecting || state is not (TcpState.TimeWait or TcpState.Closed)) return;
         // Both pumps are out of the rings: the buffers can go back to the pool even while TIME_WAIT lasts.
-        if (_stream is not null && !_aborted) _stream.Dispose();
+        if (_stream is not null)
+        {
+            if (!_aborted) _stream.Dispose(); // an aborted stream is closed already
+            _stream = null;
+        }
         Conn.Dispose();
         if (state == TcpState.Closed)
         {
