@@ -65,7 +65,7 @@ internal sealed partial class TcpConnection
         if (!acceptable)
         {
             // Duplicates and out-of-window data are re-ACKed; with our window closed, ACKs still count (§3.10.7.4).
-            if (wnd == 0 && seg.Has(TcpFlags.Ack)) ProcessAck(seg, now);
+            if (wnd == 0 && seg.Has(TcpFlags.Ack) && !ProcessAck(seg, now)) return;
             if (State != TcpState.Closed) SendAck();
             return;
         }
@@ -81,8 +81,7 @@ internal sealed partial class TcpConnection
             _countedActive = true;
         }
 
-        ProcessAck(seg, now);
-        if (State == TcpState.Closed) return;
+        if (!ProcessAck(seg, now) || State == TcpState.Closed) return;
 
         if (!seg.Payload.IsEmpty && State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
             ProcessData(seg.Seq, seg.Payload);

@@ -26,10 +26,11 @@ internal sealed partial class TcpConnection
     /// <summary>Bytes of the send ring already sent at least once (up to snd_nxt, FIN excluded).</summary>
     private int SentData => (int)Math.Min((long)(_sndNxt - _sndBase), _snd!.Count);
 
-    private void ProcessAck(scoped in TcpSegment seg, TimeSpan now)
+    /// <summary>Processes the ACK field; false when the segment must be dropped (it acknowledges data never sent).</summary>
+    private bool ProcessAck(scoped in TcpSegment seg, TimeSpan now)
     {
         uint ack = seg.Ack;
-        if (Gt(ack, _sndMax)) { SendAck(); return; } // acknowledges something never sent
+        if (Gt(ack, _sndMax)) { SendAck(); return false; } // RFC 9293 §3.10.7.4: ACK, drop
         uint segWnd = (uint)seg.Window << _sndScale;
         bool windowChanged = false;
         if (Lt(_wl1, seg.Seq) || (_wl1 == seg.Seq && Le(_wl2, ack)))
@@ -46,7 +47,8 @@ internal sealed partial class TcpConnection
             if (_timing && Ge(ack, _timedSeq)) { _rto.Sample(now - _timedAt); _timing = false; }
             int dataAcked = (int)Math.Clamp((long)(int)(ack - _sndBase), 0, _snd!.Count);
             if (dataAcked > 0) { _snd.Consume(dataAcked); _sndBase += (uint)dataAcked; }
-            if (_finSent && ack == FinSeq + 1) _finAcked = true;
+            // our FIN went out at least once (snd_max passed it) and is now covered, even if a go-back unsent it
+            if (_hostEof && ack == FinSeq + 1 && _sndMax == ack) { _finAcked = true; _finSent = true; }
             _sndUna = ack;
             if (Lt(_sndNxt, ack)) _sndNxt = ack;
             _retries = 0;
@@ -84,6 +86,7 @@ internal sealed partial class TcpConnection
             else if (_inRecovery && _dupAcks > 3) _cwnd += _mss; // each dup ACK: a segment left the network
         }
         if (_sndWnd > 0) { _persistDeadline = TimeSpan.Zero; _persistBackoff = 0; }
+        return true;
     }
 
     /// <summary>Sends what the peer's window and the congestion window allow, then a FIN once the host is done.</summary>
@@ -109,7 +112,7 @@ internal sealed partial class TcpConnection
                 if (Gt(_sndNxt, _sndMax)) _sndMax = _sndNxt;
                 continue;
             }
-            if (_hostEof && !_finSent) SendFin(now);
+            if (_hostEof && !_finSent && !_finAcked) SendFin(now);
             break;
         }
         if (unsent > 0 && _sndWnd == 0 && _sndNxt == _sndUna && _persistDeadline == TimeSpan.Zero)
@@ -162,7 +165,8 @@ internal sealed partial class TcpConnection
         int off = (int)(_sndUna - _sndBase);
         int len = Math.Min(_mss, Math.Min(_snd!.Count - off, (int)(_sndMax - _sndUna)));
         _sndNxt = _sndUna + (uint)Math.Max(len, 0);
-        if (len <= 0 && _finSent) _sndNxt++; // the FIN went again
+        if (len > 0) _finSent = false;        // the FIN follows the resent data again
+        else if (_finSent) _sndNxt++;         // the FIN itself went again
         _rtoDeadline = now + _rto.Rto;
     }
 

@@ -106,6 +106,30 @@ public class TcpCloseTests
         Assert.Equal(data, h.HostRead());
     }
 
+    [Fact]
+    public void FinLostWithTheDataFollowsTheRetransmittedData()
+    {
+        using var h = new ConnHarness();
+        h.Establish();
+        var data = TestPackets.Data(3 * 1380, 8);
+        h.Conn.WriteSendData(data, h.Now);
+        h.Conn.HostEof(h.Now);
+        var first = h.Take();
+        Assert.True(first[^1].Has(TcpFlags.Fin));
+        h.PeerRcvNxt = first[0].Seq;                              // the whole flight was lost
+        h.Received.Clear();
+        h.Advance(h.Conn.Rtt.Rto);                                // RTO: the first segment again
+        Assert.Equal(first[0].Seq, Assert.Single(h.Take()).Seq);
+        for (int i = 0; i < 5 && h.Conn.State == TcpState.FinWait1; i++)
+        {
+            h.Ack();                                              // slow start resends the rest, then the FIN
+            h.Take();
+        }
+        Assert.Equal(data, h.Received.ToArray());
+        Assert.Equal(first[^1].Seq + 1, h.PeerRcvNxt);            // the FIN was received once, at its old place
+        Assert.Equal(TcpState.FinWait2, h.Conn.State);
+    }
+
     public enum At { SynReceived, Established, CloseWait, LastAck, FinWait1, FinWait2, Closing }
 
     /// <summary>Brings a connection to <paramref name="at"/>.</summary>

@@ -115,6 +115,17 @@ public class TcpDataTests
     }
 
     [Fact]
+    public void SegmentAcknowledgingUnsentDataIsDroppedWithAnAck()
+    {
+        using var h = new ConnHarness();
+        h.Establish();
+        h.Feed(h.Packet(h.PeerNxt, h.PeerRcvNxt + 5000, TcpFlags.Ack, 511, TestPackets.Data(100, 12)));
+        var ack = Assert.Single(h.Take());
+        Assert.Equal(h.PeerNxt, ack.Ack);                         // the data was not taken
+        Assert.Equal(0, h.Conn.ReceivedCount);
+    }
+
+    [Fact]
     public void ReorderedSegmentsAreBufferedAndSackedThenDeliveredInOrder()
     {
         using var h = new ConnHarness();
