@@ -210,4 +210,57 @@ public class TcpEgressTests
         do s = r.Sink.Next(); while (!s.Has(TcpFlags.Rst));
         Wait.Until(() => r.Egress.FlowCount == 0, "flow removed");
     }
+
+    [Fact]
+    public void TimeWaitFlowsDoNotCountAgainstLimitsAndExpireOnTheClock()
+    {
+        using var r = new Rig(perPeer: 1, total: 10);
+        r.Egress.OnPacket(PeerA, r.Syn(40010));
+        var stream = new FakeStream();
+        r.Connector.Next().Result.SetResult(new HostConnectResult(stream, HostConnectError.None));
+        var synAck = r.Sink.Next();
+        uint ours = synAck.Seq + 1;
+        r.Egress.OnPacket(PeerA, r.Build(40010, 1001, ours, TcpFlags.Ack));
+        stream.ToEgress.Writer.Complete();                        // the host closes first: we go to TIME_WAIT
+        Seg fin;
+        do fin = r.Sink.Next(); while (!fin.Has(TcpFlags.Fin));
+        r.Egress.OnPacket(PeerA, r.Build(40010, 1001, fin.Seq + 1, TcpFlags.Ack | TcpFlags.Fin));
+        Wait.Until(() => r.Egress.CountedFlows == 0, "TIME_WAIT flow uncounted");
+        Assert.Equal(1, r.Egress.FlowCount);
+
+        r.Egress.OnPacket(PeerA, r.Syn(40011));                  // the per-peer limit of 1 has room again
+        Assert.Equal(0, r.Counters.TcpLimited);
+        r.Connector.Next().Result.SetResult(new HostConnectResult(new FakeStream(), HostConnectError.None));
+        Wait.Until(() => r.Sink.Packets.Count > 0, "second flow's SYN-ACK");
+        Assert.Equal(2, r.Egress.FlowCount);
+        r.Egress.OnPacket(PeerA, r.Syn(40012));                  // ...but only for one
+        Assert.Equal(1, r.Counters.TcpLimited);
+
+        r.Clock.Advance(TimeSpan.FromSeconds(61));                // 2MSL passes on the fake clock
+        Wait.Until(() => r.Egress.FlowCount == 1, "TIME_WAIT flow expired");
+    }
+
+    [Fact]
+    public void NewSynReplacesATimeWaitFlowOfTheSameTuple()
+    {
+        using var r = new Rig();
+        r.Egress.OnPacket(PeerA, r.Syn(40013));
+        var stream = new FakeStream();
+        r.Connector.Next().Result.SetResult(new HostConnectResult(stream, HostConnectError.None));
+        var synAck = r.Sink.Next();
+        r.Egress.OnPacket(PeerA, r.Build(40013, 1001, synAck.Seq + 1, TcpFlags.Ack));
+        stream.ToEgress.Writer.Complete();
+        Seg fin;
+        do fin = r.Sink.Next(); while (!fin.Has(TcpFlags.Fin));
+        r.Egress.OnPacket(PeerA, r.Build(40013, 1001, fin.Seq + 1, TcpFlags.Ack | TcpFlags.Fin));
+        Wait.Until(() => r.Egress.CountedFlows == 0, "in TIME_WAIT");
+        r.Sink.TakeSegments();
+
+        r.Egress.OnPacket(PeerA, r.Syn(40013, seq: 900_000));    // the client reuses its port
+        var again = r.Connector.Next();                           // a fresh host connect
+        again.Result.SetResult(new HostConnectResult(new FakeStream(), HostConnectError.None));
+        var synAck2 = r.Sink.Next();
+        Assert.Equal(TcpFlags.Syn | TcpFlags.Ack, synAck2.Flags);
+        Assert.Equal(900_001u, synAck2.Ack);
+    }
 }
