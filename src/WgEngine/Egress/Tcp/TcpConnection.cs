@@ -248,6 +248,26 @@ internal sealed partial class TcpConnection : IDisposable
         if (_ackPending > 0) SendAck();
     }
 
+    /// <summary>When <see cref="OnTimer"/> next has something to do (TimeSpan.Zero: at once).</summary>
+    public TimeSpan NextDeadline
+    {
+        get
+        {
+            switch (State)
+            {
+                case TcpState.Closed: return TimeSpan.MaxValue;
+                case TcpState.Connecting: return _connectDeadline;
+                case TcpState.TimeWait: return _timeWaitUntil;
+            }
+            if (_ackPending > 0) return TimeSpan.Zero;
+            var idle = _opt.TcpIdleTimeout;
+            var due = idle >= TimeSpan.MaxValue - _lastActivity ? TimeSpan.MaxValue : _lastActivity + idle;
+            if (_rtoDeadline != TimeSpan.Zero && _rtoDeadline < due) due = _rtoDeadline;
+            if (_persistDeadline != TimeSpan.Zero && _persistDeadline < due) due = _persistDeadline;
+            return due;
+        }
+    }
+
     public void Dispose()
     {
         if (_rcv is not null) ArrayPool<byte>.Shared.Return(_rcv.Array);

@@ -16,7 +16,8 @@ internal sealed class TcpFlow : ITcpOutput
     private readonly AsyncSignal _sendSpace = new(), _received = new();
     private IHostStream? _stream;
     private int _pumps;
-    private bool _connecting, _aborted, _finished;
+    private bool _connecting = true, _aborted, _finished;
+    private long _dueTicks;   // the connection's next timer deadline, read by the sweep without the lock
 
     public TcpFlow(TcpEgress owner, IPacketSink sink, TcpFlowKey key, scoped in TcpSegment syn, uint iss, TimeSpan now)
     {
@@ -38,7 +39,6 @@ internal sealed class TcpFlow : ITcpOutput
 
     public void Start(IHostConnector connector, IPEndPoint remote)
     {
-        _connecting = true;
         _ = ConnectAsync(connector, remote);
     }
 
@@ -77,8 +77,10 @@ internal sealed class TcpFlow : ITcpOutput
         lock (this) { Conn.OnSegment(seg, _owner.Now); AfterChange(); }
     }
 
+    /// <summary>Runs the connection's timers if one is due (the sweep skips idle flows without taking their lock).</summary>
     public void OnTimer(TimeSpan now)
     {
+        if (now.Ticks < Volatile.Read(ref _dueTicks)) return;
         lock (this) { Conn.OnTimer(now); AfterChange(); }
     }
 
@@ -170,6 +172,7 @@ internal sealed class TcpFlow : ITcpOutput
             _cts.Cancel();
             _stream?.Abort();
         }
+        Volatile.Write(ref _dueTicks, Conn.NextDeadline.Ticks);
         var state = Conn.State;
         if (state is TcpState.TimeWait or TcpState.Closed && Counted) _owner.Uncount(this);
         if (_finished || _pumps > 0 || _connecting || state is not (TcpState.TimeWait or TcpState.Closed)) return;

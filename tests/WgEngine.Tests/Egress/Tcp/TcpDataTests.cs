@@ -78,6 +78,22 @@ public class TcpDataTests
     }
 
     [Fact]
+    public void NextDeadlineNamesTheEarliestTimer()
+    {
+        using var h = new ConnHarness();
+        h.Establish();
+        Assert.Equal(h.Now + h.Options.TcpIdleTimeout, h.Conn.NextDeadline);  // nothing outstanding: only idle
+        h.Conn.WriteSendData(TestPackets.Data(100, 13), h.Now);
+        h.Take();
+        Assert.Equal(h.Now + h.Conn.Rtt.Rto, h.Conn.NextDeadline);            // the retransmission timer
+        h.SendData(TestPackets.Data(1380, 14));                                // one full segment: ACK delayed
+        Assert.Empty(h.Take());
+        Assert.Equal(TimeSpan.Zero, h.Conn.NextDeadline);                      // the delayed ACK is due at the next sweep
+        h.Advance(TimeSpan.Zero);
+        Assert.Single(h.Take());
+    }
+
+    [Fact]
     public void RttSampleSetsRtoWithFloor()
     {
         using var h = new ConnHarness();
