@@ -31,6 +31,7 @@ internal sealed partial class TcpConnection
     {
         uint ack = seg.Ack;
         if (Gt(ack, _sndMax)) { SendAck(); return false; } // RFC 9293 §3.10.7.4: ACK, drop
+        if (_sackOk && !seg.SackBlocks.IsEmpty) RecordSack(seg.SackBlocks);
         uint segWnd = (uint)seg.Window << _sndScale;
         bool windowChanged = false;
         if (Lt(_wl1, seg.Seq) || (_wl1 == seg.Seq && Le(_wl2, ack)))
@@ -51,12 +52,19 @@ internal sealed partial class TcpConnection
             if (_hostEof && ack == FinSeq + 1 && _sndMax == ack) { _finAcked = true; _finSent = true; }
             _sndUna = ack;
             if (Lt(_sndNxt, ack)) _sndNxt = ack;
+            PruneSack();
             _retries = 0;
             _rto.ResetBackoff();
             if (_inRecovery)
             {
                 if (Ge(ack, _recover)) { _inRecovery = false; _cwnd = _ssthresh; }
-                else { RetransmitFirst(); _cwnd = Math.Max(_cwnd - acked + _mss, _mss); } // partial ACK: next hole
+                else
+                {
+                    // partial ACK (RFC 6582): the next hole, unless SACK recovery already resent it
+                    if (Gt(_rexmitNext, _sndUna)) RetransmitNextHole();
+                    else _rexmitNext = _sndUna + (uint)RetransmitFirst();
+                    _cwnd = Math.Max(_cwnd - acked + _mss, _mss);
+                }
             }
             else if (_cwnd < _ssthresh) _cwnd += Math.Min(acked, _mss);                    // slow start
             else _cwnd += Math.Max(1, _mss * _mss / _cwnd);                                 // congestion avoidance
@@ -81,9 +89,10 @@ internal sealed partial class TcpConnection
                 _cwnd = _ssthresh + 3 * _mss;
                 _recover = _sndMax;
                 _inRecovery = true;
-                RetransmitFirst();
+                _rexmitNext = _sndUna + (uint)RetransmitFirst();
             }
-            else if (_inRecovery && _dupAcks > 3) _cwnd += _mss; // each dup ACK: a segment left the network
+            // each further dup ACK: a segment left the network; it makes room for the next SACK hole, else new data
+            else if (_inRecovery && _dupAcks > 3 && !RetransmitNextHole()) _cwnd += _mss;
         }
         if (_sndWnd > 0) { _persistDeadline = TimeSpan.Zero; _persistBackoff = 0; }
         return true;
@@ -130,8 +139,8 @@ internal sealed partial class TcpConnection
         else if (State == TcpState.CloseWait) State = TcpState.LastAck;
     }
 
-    /// <summary>Resends the first unacknowledged segment (data or FIN), ignoring the windows; stops RTT timing (Karn).</summary>
-    private void RetransmitFirst()
+    /// <summary>Resends the first unacknowledged segment (data or FIN), ignoring the windows; stops RTT timing (Karn). Returns its data length.</summary>
+    private int RetransmitFirst()
     {
         Interlocked.Increment(ref _counters.tcpRetransmits);
         _timing = false;
@@ -139,6 +148,7 @@ internal sealed partial class TcpConnection
         int len = Math.Min(_mss, Math.Min(_snd!.Count - off, (int)(_sndMax - _sndUna)));
         if (len > 0) EmitData(_sndUna, off, len, default, retransmission: true);
         else if (_finSent) SendControl(_sndUna, _rcvNxt, TcpFlags.Fin | TcpFlags.Ack, RcvWindow());
+        return Math.Max(len, 0);
     }
 
     private void OnRetransmitTimeout(TimeSpan now)
@@ -161,6 +171,7 @@ internal sealed partial class TcpConnection
         _inRecovery = false;
         _dupAcks = 0;
         _rto.Backoff();
+        _sackN = 0; // RFC 6675 §5.1: after an RTO the scoreboard is not trusted
         RetransmitFirst();
         int off = (int)(_sndUna - _sndBase);
         int len = Math.Min(_mss, Math.Min(_snd!.Count - off, (int)(_sndMax - _sndUna)));

@@ -231,6 +231,36 @@ public class TcpDataTests
     }
 
     [Fact]
+    public void SackBlocksLetRecoveryRepairSeveralHolesWithoutWaitingARoundTrip()
+    {
+        using var h = new ConnHarness();
+        h.Establish(sackOk: true);
+        h.Conn.WriteSendData(TestPackets.Data(1380 * 8, 15), h.Now);
+        var segs = h.Take();
+        Assert.Equal(8, segs.Count);
+        uint S(int i) => segs[i].Seq;
+        uint E(int i) => segs[i].Seq + 1380;
+        // segments 1 and 4 are lost; the peer SACKs what it holds with each duplicate ACK
+        void DupAck(params uint[] sack) => h.Feed(h.Packet(h.PeerNxt, S(1), TcpFlags.Ack, 511, default, sack: sack));
+        h.AckUpTo(S(1));
+        DupAck(S(2), E(2));
+        DupAck(S(2), E(3));
+        DupAck(S(5), E(5), S(2), E(3));                           // third: fast retransmit of segment 1
+        var re = h.Take();
+        Assert.Equal(new[] { S(1) }, re.Select(s => s.Seq).ToArray());
+        DupAck(S(5), E(6), S(2), E(3));                           // fourth: the next hole, segment 4, at once
+        re = h.Take();
+        Assert.Equal(new[] { S(4) }, re.Select(s => s.Seq).ToArray());
+        Assert.Equal(2, h.Counters.TcpRetransmits);
+        DupAck(S(5), E(7), S(2), E(3));                           // no holes left below the SACKed data
+        Assert.DoesNotContain(h.Take(), s => s.Seq == S(1) || s.Seq == S(4));
+        h.AckUpTo(E(3));                                          // partial ACK: segment 4 was resent already
+        Assert.DoesNotContain(h.Take(), s => s.Seq == S(4));
+        h.AckUpTo(E(7));
+        Assert.Equal(2, h.Counters.TcpRetransmits);
+    }
+
+    [Fact]
     public void DataAcrossSequenceWrapAndRingWrap()
     {
         using var h = new ConnHarness(buffer: 4096);

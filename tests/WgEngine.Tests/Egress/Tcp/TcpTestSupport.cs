@@ -80,9 +80,9 @@ internal sealed class ConnHarness : IDisposable
     }
 
     public byte[] Packet(uint seq, uint ack, TcpFlags flags, ushort window, ReadOnlySpan<byte> payload = default,
-        ushort mss = 0, int wscale = -1, bool sackOk = false)
+        ushort mss = 0, int wscale = -1, bool sackOk = false, uint[]? sack = null)
     {
-        var opts = new TcpOptionsOut { Mss = mss, WindowScale = wscale, SackPermitted = sackOk };
+        var opts = new TcpOptionsOut { Mss = mss, WindowScale = wscale, SackPermitted = sackOk, Sack = sack };
         var buf = new byte[TcpPacketWriter.MaxHeaders + payload.Length];
         int hl = TcpPacketWriter.WriteHeaders(buf, Peer, Remote, PeerPort, RemotePort, seq, ack, flags, window, opts, payload.Length);
         payload.CopyTo(buf.AsSpan(hl));
