@@ -27,6 +27,9 @@ internal sealed class ScriptedPeer : IPacketSink
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
     public TcpEgress Egress = null!;
+    /// <summary>Loss both ways: every Nth data segment from us, and every Nth from the egress, is dropped (0 = none).</summary>
+    public int DropEvery;
+    private int _sentData, _gotData;
     public long Received { get; private set; }
     public bool FinReceived { get; private set; }
     public bool FinAcked => _finSent && _sndUna == _sndNxt;
@@ -56,6 +59,7 @@ internal sealed class ScriptedPeer : IPacketSink
         int hl = TcpPacketWriter.WriteHeaders(buf, _src, _dst, _srcPort, _dstPort, seq, _rcvNxt, flags, window, opts, payload.Length);
         payload.CopyTo(buf.AsSpan(hl));
         TcpPacketWriter.Finish(buf, hl + payload.Length);
+        if (DropEvery > 0 && payload.Length > 0 && ++_sentData % DropEvery == 0) return; // lost on the way
         Egress.OnPacket(_key, buf.AsSpan(0, hl + payload.Length));
     }
 
@@ -95,6 +99,7 @@ internal sealed class ScriptedPeer : IPacketSink
             while (drained++ < 256 && _in.TryTake(out var p, drained == 1 ? 1 : 0))
             {
                 var s = Seg.From(p);
+                if (DropEvery > 0 && s.Payload.Length > 0 && ++_gotData % DropEvery == 0) continue; // lost on the way
                 if (s.Has(TcpFlags.Rst)) throw new InvalidOperationException("reset by the egress");
                 if (s.Has(TcpFlags.Ack))
                 {

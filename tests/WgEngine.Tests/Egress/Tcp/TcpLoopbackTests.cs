@@ -59,6 +59,38 @@ public class TcpLoopbackTests
     }
 
     [Fact]
+    public async Task LossBothWaysIsRepairedEndToEnd()
+    {
+        const int size = 1024 * 1024;
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var upload = TestPackets.Data(size, 5);
+        var download = TestPackets.Data(size, 6);
+        var server = Task.Run(async () =>
+        {
+            using var c = await listener.AcceptTcpClientAsync();
+            var s = c.GetStream();
+            var send = Task.Run(async () => { await s.WriteAsync(download); c.Client.Shutdown(SocketShutdown.Send); });
+            using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buf = new byte[65536];
+            int n;
+            while ((n = await s.ReadAsync(buf)) > 0) h.AppendData(buf, 0, n);
+            await send;
+            return h.GetHashAndReset();
+        });
+
+        var counters = new EgressCounters();
+        var peer = new ScriptedPeer(IPAddress.Parse("10.8.0.2"), IPAddress.Loopback, (ushort)((IPEndPoint)listener.LocalEndpoint).Port) { DropEvery = 37 };
+        using var egress = new TcpEgress(peer, new EgressOptions(), counters);
+        peer.Egress = egress;
+        peer.Connect(TimeSpan.FromSeconds(10));
+        peer.Run(upload, p => p.FinAcked && p.FinReceived, Limit);
+        Assert.Equal(SHA256.HashData(upload), await server.WaitAsync(Limit));
+        Assert.Equal(SHA256.HashData(download), peer.ReceivedHash());
+        Assert.True(counters.TcpRetransmits > 0);                 // the egress had to repair its direction
+    }
+
+    [Fact]
     public async Task SlowHostReaderClosesTheWindowAndTheTransferResumes()
     {
         const int buffer = 64 * 1024;
