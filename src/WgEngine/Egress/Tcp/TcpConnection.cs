@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace WgEngine.Egress.Tcp;
 
 /// <summary>Where a connection's segments go (the tunnel, or a test's capture).</summary>
@@ -120,8 +118,8 @@ internal sealed partial class TcpConnection : IDisposable
     {
         if (State != TcpState.Connecting) return;
         int cap = _opt.TcpBufferBytes;
-        _rcv = new ByteRing(ArrayPool<byte>.Shared.Rent(cap), cap);
-        _snd = new ByteRing(ArrayPool<byte>.Shared.Rent(cap), cap);
+        _rcv = new ByteRing(cap);   // arrays are rented on first data and handed back when idle
+        _snd = new ByteRing(cap);
         State = TcpState.SynReceived;
         _sndNxt = _sndMax = _iss + 1;
         _lastActivity = now;
@@ -207,6 +205,18 @@ internal sealed partial class TcpConnection : IDisposable
             SendAck();
     }
 
+    /// <summary>Returns the send ring's array while it holds nothing; only while no <see cref="SendWritable"/> segment is out.</summary>
+    public void ReleaseIdleSendBuffer() => _snd?.ReleaseIfEmpty();
+
+    /// <summary>Returns the receive ring's array while it holds nothing in order or out of order; only while no <see cref="ReceivedReadable"/> segment is out.</summary>
+    public void ReleaseIdleReceiveBuffer()
+    {
+        if (_rcv is not null && _oooCount == 0) _rcv.ReleaseIfEmpty();
+    }
+
+    /// <summary>Bytes of the flow's rings currently backed by rented arrays (for memory accounting).</summary>
+    public int BufferBytes => (_rcv is { HasBuffer: true } ? _rcv.Capacity : 0) + (_snd is { HasBuffer: true } ? _snd.Capacity : 0);
+
     /// <summary>Tears the flow down (egress disposal): RST to a synchronized peer.</summary>
     public void Abort()
     {
@@ -270,8 +280,8 @@ internal sealed partial class TcpConnection : IDisposable
 
     public void Dispose()
     {
-        if (_rcv is not null) ArrayPool<byte>.Shared.Return(_rcv.Array);
-        if (_snd is not null) ArrayPool<byte>.Shared.Return(_snd.Array);
+        _rcv?.ReturnBuffer();
+        _snd?.ReturnBuffer();
         _rcv = _snd = null;
     }
 

@@ -53,6 +53,17 @@ public sealed class TcpEgress : IEgressProtocol
     /// <summary>Flows counted against the limits (connecting, open or closing; not TIME_WAIT).</summary>
     internal int CountedFlows { get { lock (_admit) return _counted; } }
 
+    /// <summary>Ring memory held by all flows (rented while data is buffered, handed back when idle).</summary>
+    internal long BufferBytes
+    {
+        get
+        {
+            long total = 0;
+            foreach (var kv in _flows) total += kv.Value.BufferBytes;
+            return total;
+        }
+    }
+
     public void OnPacket(WgKey fromPeer, ReadOnlySpan<byte> ipPacket)
     {
         if (!TcpSegment.TryParse(ipPacket, out var seg))

@@ -17,6 +17,7 @@ internal sealed class TcpFlow : ITcpOutput
     private IHostStream? _stream;
     private int _pumps;
     private bool _connecting = true, _aborted, _finished;
+    private bool _readerHolds, _writerHolds; // a pump is using ring memory outside the lock: that ring keeps its array
     private long _dueTicks;   // the connection's next timer deadline, read by the sweep without the lock
 
     public TcpFlow(TcpEgress owner, IPacketSink sink, TcpFlowKey key, scoped in TcpSegment syn, uint iss, TimeSpan now)
@@ -34,6 +35,9 @@ internal sealed class TcpFlow : ITcpOutput
     public bool Counted { get; set; } = true;
 
     public TcpState State { get { lock (this) return Conn.State; } }
+
+    /// <summary>Ring memory this flow holds right now.</summary>
+    public int BufferBytes { get { lock (this) return Conn.BufferBytes; } }
 
     void ITcpOutput.Emit(ReadOnlySpan<byte> ipPacket) => _sink.SendPacket(ipPacket);
 
@@ -96,19 +100,26 @@ internal sealed class TcpFlow : ITcpOutput
         var ct = _cts.Token;
         try
         {
+            bool drained = true;
             while (true)
             {
+                // Once the host has nothing more to give, wait for it with a zero-byte read that holds no
+                // ring memory, so the send ring's array can go back to the pool while the flow is quiet.
+                if (drained) await stream.ReadAsync(Memory<byte>.Empty, ct).ConfigureAwait(false);
                 Memory<byte> space;
                 lock (this)
                 {
                     if (_aborted || Conn.State is not (TcpState.SynReceived or TcpState.Established or TcpState.CloseWait)) break;
                     space = Conn.SendWritable;
                     if (space.IsEmpty) _sendSpace.Reset();
+                    else _readerHolds = true;
                 }
-                if (space.IsEmpty) { await _sendSpace.WaitAsync().ConfigureAwait(false); continue; }
+                if (space.IsEmpty) { await _sendSpace.WaitAsync().ConfigureAwait(false); drained = false; continue; }
                 int n = await stream.ReadAsync(space, ct).ConfigureAwait(false);
+                drained = n < space.Length;
                 lock (this)
                 {
+                    _readerHolds = false;
                     if (n == 0) { Conn.HostEof(_owner.Now); AfterChange(); break; }
                     Conn.CommitSendData(n, _owner.Now);
                     AfterChange();
@@ -135,11 +146,12 @@ internal sealed class TcpFlow : ITcpOutput
                     data = Conn.ReceivedReadable;
                     fin = Conn.PeerFinDelivered;
                     if (data.IsEmpty && !fin) _received.Reset();
+                    else _writerHolds = !data.IsEmpty;
                 }
                 if (fin) { stream.ShutdownSend(); break; }
                 if (data.IsEmpty) { await _received.WaitAsync().ConfigureAwait(false); continue; }
                 await stream.WriteAsync(data, ct).ConfigureAwait(false);
-                lock (this) { Conn.ConsumeReceived(data.Length, _owner.Now); AfterChange(); }
+                lock (this) { _writerHolds = false; Conn.ConsumeReceived(data.Length, _owner.Now); AfterChange(); }
             }
         }
         catch (Exception) { HostBroke(); }
@@ -158,7 +170,7 @@ internal sealed class TcpFlow : ITcpOutput
 
     private void PumpDone()
     {
-        lock (this) { _pumps--; AfterChange(); }
+        lock (this) { _pumps--; _readerHolds = _writerHolds = false; AfterChange(); }
     }
 
     /// <summary>After every change (under the lock): wake the pumps, abort the host on a reset, finish when done.</summary>
@@ -173,6 +185,8 @@ internal sealed class TcpFlow : ITcpOutput
             _stream?.Abort();
         }
         Volatile.Write(ref _dueTicks, Conn.NextDeadline.Ticks);
+        if (!_readerHolds) Conn.ReleaseIdleSendBuffer();      // idle rings hold no array
+        if (!_writerHolds) Conn.ReleaseIdleReceiveBuffer();
         var state = Conn.State;
         if (state is TcpState.TimeWait or TcpState.Closed && Counted) _owner.Uncount(this);
         if (_finished || _pumps > 0 || _connecting || state is not (TcpState.TimeWait or TcpState.Closed)) return;

@@ -7,7 +7,7 @@ public class ByteRingTests
     [Fact]
     public void WrapsAndKeepsOrder()
     {
-        var ring = new ByteRing(new byte[16], 10);
+        var ring = new ByteRing(10);
         ring.Write([1, 2, 3, 4, 5, 6, 7]);
         ring.Consume(5);
         ring.Write([8, 9, 10, 11, 12, 13]);                         // wraps past index 9
@@ -22,7 +22,7 @@ public class ByteRingTests
     [Fact]
     public void WriteAheadCommitsLater()
     {
-        var ring = new ByteRing(new byte[8], 8);
+        var ring = new ByteRing(8);
         ring.WriteAhead(3, [4, 5]);
         Assert.Equal(0, ring.Count);
         ring.Write([1, 2, 3]);
@@ -36,12 +36,30 @@ public class ByteRingTests
     [Fact]
     public void DrainingDoesNotMoveTheFreeRegionAHostPumpIsFilling()
     {
-        var ring = new ByteRing(new byte[8], 8);
+        var ring = new ByteRing(8);
         ring.Write([1, 2, 3]);
         var handedOut = ring.WritableSegment;                        // a pump reads into this outside the lock...
         ring.Consume(3);                                             // ...while an ACK drains the ring
         new byte[] { 7, 8 }.CopyTo(handedOut.Span);
         ring.Commit(2);
         Assert.Equal(new byte[] { 7, 8 }, ring.ReadableSegment.ToArray());
+    }
+
+    [Fact]
+    public void ArrayIsRentedOnFirstUseAndReleasedOnlyWhenEmpty()
+    {
+        var ring = new ByteRing(64);
+        Assert.False(ring.HasBuffer);
+        Assert.Equal(64, ring.Free);                                 // capacity counts without a buffer
+        Assert.True(ring.ReadableSegment.IsEmpty);
+        Assert.False(ring.HasBuffer);
+        ring.Write([1, 2, 3]);
+        Assert.True(ring.HasBuffer);
+        Assert.False(ring.ReleaseIfEmpty());
+        ring.Consume(3);
+        Assert.True(ring.ReleaseIfEmpty());
+        Assert.False(ring.HasBuffer);
+        ring.Write([4]);                                             // rented again on demand
+        Assert.Equal(new byte[] { 4 }, ring.ReadableSegment.ToArray());
     }
 }

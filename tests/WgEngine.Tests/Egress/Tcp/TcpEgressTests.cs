@@ -264,4 +264,29 @@ public class TcpEgressTests
         Assert.Equal(TcpFlags.Syn | TcpFlags.Ack, synAck2.Flags);
         Assert.Equal(900_001u, synAck2.Ack);
     }
+
+    [Fact]
+    public void IdleFlowsHandTheirBuffersBack()
+    {
+        using var r = new Rig();
+        r.Egress.OnPacket(PeerA, r.Syn(40014));
+        var stream = new FakeStream();
+        r.Connector.Next().Result.SetResult(new HostConnectResult(stream, HostConnectError.None));
+        var synAck = r.Sink.Next();
+        uint ours = synAck.Seq + 1;
+        r.Egress.OnPacket(PeerA, r.Build(40014, 1001, ours, TcpFlags.Ack));
+        Wait.Until(() => r.Egress.BufferBytes == 0, "no buffers while idle");
+
+        r.Egress.OnPacket(PeerA, r.Build(40014, 1001, ours, TcpFlags.Ack, TestPackets.Data(1000, 1)));
+        Assert.True(r.Egress.BufferBytes > 0 || stream.FromEgress.Reader.TryRead(out _)); // rented for the data (or already written)
+        Wait.Until(() => r.Egress.BufferBytes == 0, "receive buffer back after the host took the data");
+
+        stream.ToEgress.Writer.WriteAsync(TestPackets.Data(500, 2)).AsTask().Wait();
+        Seg data;
+        do data = r.Sink.Next(); while (data.Payload.Length == 0);
+        Assert.Equal(500, data.Payload.Length);
+        Assert.True(r.Egress.BufferBytes > 0);                    // unacknowledged: still held for retransmission
+        r.Egress.OnPacket(PeerA, r.Build(40014, 2001, ours + 500, TcpFlags.Ack));
+        Wait.Until(() => r.Egress.BufferBytes == 0, "send buffer back after the peer's ACK");
+    }
 }
