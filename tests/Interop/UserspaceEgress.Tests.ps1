@@ -215,7 +215,6 @@ Describe 'Egress Userspace, unprivileged, -EgressAllow srv only' -Skip:$skip {
 
     It 'echoes distinct data on 200 concurrent TCP connections through srv''s echo server' {
         $port = ($svc.TcpEcho -split ':')[1]
-        [GC]::Collect()
         $rss0 = Get-GatewayRss $topo
         $p = Start-ClientPy $topo 'echo-many', $topo.SrvAddress, $port, '200', '16384', '90'
         try {
@@ -258,7 +257,6 @@ Describe 'Egress Userspace, unprivileged, -EgressAllow srv only' -Skip:$skip {
     }
 
     It 'stalls a sender whose server never reads, and the gateway''s memory stays bounded' {
-        [GC]::Collect()
         $rss0 = Get-GatewayRss $topo
         $total = 200MB
         $p = Start-ClientPy $topo 'push', $topo.SrvAddress, ($extra.SlowReader -split ':')[1], "$total", '40', '4'
