@@ -17,6 +17,9 @@ Import-Module (Join-Path $PSScriptRoot 'WgInterop.psm1') -Force -Global
 $script:HttpPort = 8080
 $script:TcpEchoPort = 7007
 $script:UdpEchoPort = 7008
+$script:SlowReaderPort = 7009     # accepts and never reads
+$script:ClosedPort = 7010         # nothing listens here
+$script:DnsPort = 7053            # a tiny DNS-like responder
 $script:GatewayPort = 51820
 
 function Test-EgressTopologyPrerequisite {
@@ -209,11 +212,12 @@ function Start-EgressGateway {
 }
 
 function Connect-EgressClient {
-    <# Gives the wireguard-go client the running gateway as its peer for the tunnel range and srv's network. #>
-    param([Parameter(Mandatory)]$Topology)
+    <# Gives the wireguard-go client the running gateway as its peer for the tunnel range and srv's network
+       (plus -ExtraAllowedIPs, e.g. destinations a test routes into the tunnel to see them refused). #>
+    param([Parameter(Mandatory)]$Topology, [string[]]$ExtraAllowedIPs = @())
     $gw = $Topology.Gateway
     if (-not $gw -or -not $gw.Ready) { throw 'the gateway is not running' }
-    Add-WgGoPeer -Device $Topology.ClientDevice -PublicKey $gw.PublicKey -AllowedIPs $Topology.TunnelNet, $Topology.SrvNet `
+    Add-WgGoPeer -Device $Topology.ClientDevice -PublicKey $gw.PublicKey -AllowedIPs (@($Topology.TunnelNet, $Topology.SrvNet) + $ExtraAllowedIPs) `
         -Endpoint "$($Topology.GwVethA):$($gw.ListenPort)" -PersistentKeepalive 25
 }
 
@@ -263,6 +267,62 @@ function Start-EgressServices {
     $Topology.Services
 }
 
+function Get-EgressGatewayStat {
+    <# The running gateway's egress counters (EgressCounters as a hashtable), asked through its stdin. #>
+    param([Parameter(Mandatory)]$Topology, [int]$TimeoutSeconds = 10)
+    $gw = $Topology.Gateway
+    if (-not $gw -or -not $gw.Ready -or $gw.Process.HasExited) { throw 'the gateway is not running' }
+    # A folder the gateway can write to: nobody's HOME when it runs unprivileged.
+    $dir = if ($gw.Unprivileged) { Join-Path $Topology.Network.TempDir 'home-nobody' } else { $Topology.Network.TempDir }
+    $path = Join-Path $dir "stats-$([guid]::NewGuid().ToString('n')).json"
+    $gw.Process.StandardInput.WriteLine("STATS $path")
+    $gw.Process.StandardInput.Flush()
+    if (-not (Wait-WgCondition { Test-Path -LiteralPath $path } -TimeoutSeconds $TimeoutSeconds)) { throw "the gateway wrote no stats within $TimeoutSeconds s" }
+    $stats = Get-Content -Raw -LiteralPath $path | ConvertFrom-Json -AsHashtable
+    Remove-Item -LiteralPath $path -Force -ErrorAction Ignore
+    if ($stats.ContainsKey('Error')) { throw "the gateway could not read its stats: $($stats.Error)" }
+    $stats
+}
+
+function Get-EgressProcessStatus {
+    <# Uid (real, effective), CapEff (hex) and VmRSS (bytes) of a process, from /proc/<pid>/status. #>
+    param([Parameter(Mandatory)][int]$ProcessId)
+    $lines = Get-Content -LiteralPath "/proc/$ProcessId/status"
+    $get = { param($key) ($lines | Where-Object { $_ -like "${key}:*" } | Select-Object -First 1) -replace "^${key}:\s*", '' }
+    $uids = (& $get 'Uid') -split '\s+'
+    $rss = (& $get 'VmRSS') -replace '\s*kB$', ''
+    [pscustomobject]@{ RealUid = [int]$uids[0]; EffectiveUid = [int]$uids[1]; CapEff = (& $get 'CapEff'); RssBytes = [long]$rss * 1024 }
+}
+
+function Start-EgressExtraService {
+    <#
+      More of srv for the userspace egress suite: a TCP server that accepts and never reads (64 KiB receive
+      buffer, so the sender stalls soon), a DNS-like UDP responder (answers each A query with 192.0.2.<query
+      length>, echoing the id and question) and a port nothing listens on. Adds SlowReader, Dns and ClosedPort
+      to $Topology.Services (after Start-EgressServices) and waits until both listen.
+    #>
+    param([Parameter(Mandatory)]$Topology)
+    $srv = $Topology.Srv
+    $a = $Topology.SrvAddress
+    $slow = Join-Path $Topology.Network.TempDir 'slow_reader.py'
+    Set-Content -LiteralPath $slow -Value $script:SlowReaderPy
+    $dns = Join-Path $Topology.Network.TempDir 'dns_responder.py'
+    Set-Content -LiteralPath $dns -Value $script:DnsResponderPy
+    Start-NamespaceProcess -Topology $Topology -Namespace $srv -FilePath 'python3' -ArgumentList $slow, $a, "$script:SlowReaderPort" | Out-Null
+    Start-NamespaceProcess -Topology $Topology -Namespace $srv -FilePath 'python3' -ArgumentList $dns, $a, "$script:DnsPort" | Out-Null
+    $ok = Wait-WgCondition -TimeoutSeconds 15 -IntervalMilliseconds 100 -Condition {
+        $tcp = (Invoke-InNamespace $srv ss '-Htln' -AllowFailure) -join "`n"
+        $udp = (Invoke-InNamespace $srv ss '-Huln' -AllowFailure) -join "`n"
+        $tcp.Contains("$a`:$script:SlowReaderPort") -and $udp.Contains("$a`:$script:DnsPort")
+    }
+    if (-not $ok) { throw "srv's slow reader and DNS responder did not start listening within 15 s" }
+    if ($Topology.Services) {
+        $Topology.Services | Add-Member -Force -NotePropertyMembers @{
+            SlowReader = "$a`:$script:SlowReaderPort"; Dns = "$a`:$script:DnsPort"; ClosedPort = "$a`:$script:ClosedPort" }
+    }
+    [pscustomobject]@{ SlowReader = "$a`:$script:SlowReaderPort"; Dns = "$a`:$script:DnsPort"; ClosedPort = "$a`:$script:ClosedPort" }
+}
+
 function Invoke-InEgressNamespace {
     <# Runs a command in one of the topology's namespaces by role: client, gw or srv. #>
     param(
@@ -303,6 +363,43 @@ function Remove-EgressTopology {
     Remove-WgTestNetwork $Topology.Network
 }
 
+# Accepts connections and never reads from them; a small receive buffer (inherited from the listener)
+# makes the sender's window close soon. Runs until killed.
+$script:SlowReaderPy = @'
+import socket, sys, time
+ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+ls.bind((sys.argv[1], int(sys.argv[2])))
+ls.listen(64)
+held = []
+while True:
+    c, _ = ls.accept()
+    held.append(c)
+'@
+
+# A DNS-like responder: for a standard query (one question, QTYPE A) answers NOERROR with the question
+# and one A record 192.0.2.<length of the query datagram>, TTL 60. Anything else gets FORMERR. Wire format: RFC 1035 §4.1.
+$script:DnsResponderPy = @'
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    q, peer = s.recvfrom(2048)
+    if len(q) < 12:
+        continue
+    qid, flags, qd = struct.unpack('!HHH', q[:6])
+    i = 12
+    while i < len(q) and q[i] != 0:
+        i += 1 + q[i]
+    end = i + 5
+    if qd != 1 or end > len(q) or struct.unpack('!H', q[i + 1:i + 3])[0] != 1:
+        s.sendto(struct.pack('!HHHHHH', qid, 0x8001, 0, 0, 0, 0), peer)
+        continue
+    answer = struct.pack('!HHHIH', 0xC00C, 1, 1, 60, 4) + bytes([192, 0, 2, len(q) & 0xFF])
+    s.sendto(struct.pack('!HHHHHH', qid, 0x8180 | (flags & 0x0100), 1, 1, 0, 0) + q[12:end] + answer, peer)
+'@
+
 # The child gateway. Arguments: manifest, name, port, address, egress, peer key, peer allowed IPs, and
 # further Start-WgServer parameters as base64 JSON.
 $script:GatewayScript = @'
@@ -321,10 +418,19 @@ try {
     [Console]::Out.Flush()
     exit 3
 }
-# Runs until the test closes stdin (or kills it).
-while ($null -ne [Console]::In.ReadLine()) { }
+# Runs until the test closes stdin (or kills it). "STATS <path>" writes the egress counters there as JSON
+# (through a temporary file and a rename, so the reader never sees half a file).
+while ($null -ne ($line = [Console]::In.ReadLine())) {
+    if ($line -match '^STATS (.+)$') {
+        $path = $Matches[1]
+        try { (Get-WgServer -Name $Name).EgressStats | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp" }
+        catch { @{ Error = "$_" } | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp" }
+        Move-Item -LiteralPath "$path.tmp" -Destination $path -Force
+    }
+}
 Stop-WgServer -Name $Name -Confirm:$false
 '@
 
 Export-ModuleMember -Function Test-EgressTopologyPrerequisite, New-EgressTopology, Start-EgressGateway, Connect-EgressClient,
-    Stop-EgressGateway, Start-EgressServices, Invoke-InEgressNamespace, Remove-EgressTopology, Start-NamespaceProcess
+    Stop-EgressGateway, Start-EgressServices, Invoke-InEgressNamespace, Remove-EgressTopology, Start-NamespaceProcess,
+    Get-EgressGatewayStat, Get-EgressProcessStatus, Start-EgressExtraService
