@@ -142,42 +142,20 @@ function Invoke-Test {
     exit 0
 }
 
-# A best guess at an address clients can reach this host on: the first up, non-loopback IPv4 address.
-function Get-GuessedHostAddress {
-    $nics = [System.Net.NetworkInformation.NetworkInterface]::GetAllNetworkInterfaces() |
-        Where-Object { $_.OperationalStatus -eq 'Up' -and $_.NetworkInterfaceType -ne 'Loopback' }
-    foreach ($nic in $nics) {
-        foreach ($u in $nic.GetIPProperties().UnicastAddresses) {
-            if ($u.Address.AddressFamily -eq 'InterNetwork' -and -not [System.Net.IPAddress]::IsLoopback($u.Address)) {
-                return $u.Address.ToString()
-            }
-        }
-    }
-    return '127.0.0.1'
-}
-
 function Invoke-Demo {
     Invoke-Build
     Import-Module $Manifest -Force
+    # Defaults: UDP 51820, 10.8.0.1/24 (the client pool), userspace egress (clients reach the internet
+    # through this host, no privileges needed).
     $server = Start-WgServer
-    $client = New-WgKey
-    $peer = Add-WgPeer -PublicKey $client.PublicKey -Name 'demo-client' -Server $server
-    $hostAddress = Get-GuessedHostAddress
-    Write-Warning "The Endpoint $($hostAddress):$($server.ListenPort) is a guess (the first non-loopback IPv4 address of this host); use the address your clients can reach."
-    $config = @"
-[Interface]
-PrivateKey = $($client.PrivateKey)
-Address = $($peer.AllowedIPs -join ', ')
-
-[Peer]
-PublicKey = $($server.PublicKey)
-Endpoint = $($hostAddress):$($server.ListenPort)
-AllowedIPs = 10.8.0.0/24
-PersistentKeepalive = 25
-"@
+    # A client end to end: key pair, an address from the pool, its wg-quick file (the Endpoint is a guess
+    # of this host's address, with a warning; pass -Endpoint for a real deployment).
+    $client = New-WgClient -Name 'demo-client' -Server $server
     $server | Format-Table | Out-Host
     Write-Host "wg-quick config for demo-client (keep it secret: it holds the client's private key):"
-    Write-Host $config
+    Write-Host $client.Config
+    Write-Host "The same config as a QR code for the WireGuard mobile apps:"
+    $client | ConvertTo-WgQRCode | Out-Host
     Write-Host "Serving; press Ctrl+C to stop."
     try { $server | Wait-WgServer }
     finally { Stop-WgServer -Name $server.Name -ErrorAction SilentlyContinue }
