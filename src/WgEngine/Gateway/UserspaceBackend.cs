@@ -15,7 +15,7 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
 
     /// <summary>The TCP part of the userspace egress; null until the TCP stack is plugged in (TCP is then counted
     /// as unsupported). The TCP stack sets it to <c>(sink, options, counters) => new TcpEgress(sink, options, counters)</c>.</summary>
-    internal static TcpEgressFactory? TcpFactory { get; set; }
+    internal static TcpEgressFactory? TcpFactory { get; set; } = static (s, o, c) => new Egress.Tcp.TcpEgress(s, o, c);
 
     public UserspaceBackend(InterfaceConfig config) : this(config, CreateBind(config)) { }
 
