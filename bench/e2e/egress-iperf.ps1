@@ -25,6 +25,7 @@ param(
     [int[]]$Streams = @(1, 4),              # iperf3 -P values; each is run in both directions
     [int[]]$IdleConnections = @(100, 200, 300, 400, 500),  # memory test steps; the default per-peer TCP limit is 512
     [switch]$SkipMemory,
+    [string]$ProfileDir,                    # with perf installed: CPU profiles of the userspace gateway (upload, download)
     [switch]$SkipThroughput,
     [string]$Gen0Size = '0x100000',          # DOTNET_GCgen0size of the memory test's gateway (hex bytes)
     [string]$OutJson,
@@ -67,6 +68,11 @@ function Get-MachineCpu {
 function Get-RssKiB([int]$ProcessId) {
     $line = [System.IO.File]::ReadAllLines("/proc/$ProcessId/status") | Where-Object { $_ -like 'VmRSS:*' }
     [long](($line -split '\s+')[1])
+}
+
+function Get-ThreadCount([int]$ProcessId) {
+    $line = [System.IO.File]::ReadAllLines("/proc/$ProcessId/status") | Where-Object { $_ -like 'Threads:*' }
+    [int](($line -split '\s+')[1])
 }
 
 function Wait-TcpPath([int]$Port, [int]$TimeoutSeconds = 15) {
@@ -161,8 +167,10 @@ function Invoke-Iperf([int]$P, [switch]$Reverse, $Gateway) {
 }
 
 function Measure-IdleConnectionMemory {
-    # Opens N idle TCP connections from the client through a fresh userspace gateway to srv's holder,
-    # in steps, and reads the gateway's VmRSS once the gateway holds them all (ss in gw).
+    # Opens idle TCP connections from the client through a fresh userspace gateway to srv's holder, in
+    # steps, and reads the gateway's VmRSS once gw holds them all (ss). Two passes: on the fresh gateway
+    # (includes one-time costs: JIT, thread pool, heap regions), then after closing them all again (the
+    # steady cost of holding a connection).
     # A small gen-0 budget for this gateway only, so that RSS follows retained memory rather than the
     # garbage of connection set-up waiting for the next collection (the default budget is many MB).
     $env:DOTNET_GCgen0size = $Gen0Size
@@ -171,41 +179,71 @@ function Measure-IdleConnectionMemory {
     try {
         $count = { @((Invoke-InEgressNamespace $topo gw ss '-Htn', 'state', 'established', "dst $($topo.SrvAddress):$HoldPort" -AllowFailure) |
                     Where-Object { $_ }).Count }
-        [void](Wait-WgCondition { (& $count) -eq 0 } -TimeoutSeconds 10)   # the path check's connection is gone
-        [GC]::Collect()
-        Start-Sleep -Milliseconds 500   # let the gateway settle after start (allowed: nothing to wait for)
-        $base = Get-RssKiB $g.Process.Id
         $code = @"
 import socket,sys
 conns=[]
 for line in sys.stdin:
     n=int(line)
+    while len(conns)>n: conns.pop().close()
     while len(conns)<n: conns.append(socket.create_connection(('$($topo.SrvAddress)',$HoldPort),10))
     print('OPEN',len(conns),flush=True)
 "@
         $opener = Start-NamespaceProcess -Topology $topo -Namespace $topo.Client -FilePath python3 -ArgumentList '-c', $code
-        $rows = @(foreach ($n in ($IdleConnections | Sort-Object)) {
+        $setTo = {
+            param([int]$n)
             $opener.Process.StandardInput.WriteLine("$n"); $opener.Process.StandardInput.Flush()
             $t = $opener.Process.StandardOutput.ReadLineAsync()
-            if (-not $t.Wait(60000) -or $t.Result -ne "OPEN $n") { throw "the opener did not open $n connections: $($t.Result) $($opener.Stderr.Result)" }
-            if (-not (Wait-WgCondition { (& $count) -ge $n } -TimeoutSeconds 20)) { throw "the gateway does not hold $n connections ($(& $count) established to srv, opener: $($t.Result))" }
-            Start-Sleep -Milliseconds 500
-            $rss = Get-RssKiB $g.Process.Id
-            [pscustomobject]@{ Connections = $n; RssKiB = $rss; BaselineKiB = $base; KiBPerConnection = [math]::Round(($rss - $base) / $n, 1) }
-        })
-        # Least-squares slope over the baseline (0 connections) and every step: single RSS readings jump
-        # with the GC's heap growth, the fit over all steps is the per-connection figure.
-        $pts = @([pscustomobject]@{ X = 0.0; Y = [double]$base }) + @($rows | ForEach-Object { [pscustomobject]@{ X = [double]$_.Connections; Y = [double]$_.RssKiB } })
-        $mx = ($pts.X | Measure-Object -Average).Average; $my = ($pts.Y | Measure-Object -Average).Average
-        $sxy = 0.0; $sxx = 0.0
-        foreach ($q in $pts) { $sxy += ($q.X - $mx) * ($q.Y - $my); $sxx += ($q.X - $mx) * ($q.X - $mx) }
-        $rows += [pscustomobject]@{ Connections = "fit 0..$(($rows | Select-Object -Last 1).Connections)"; RssKiB = $null; BaselineKiB = $base
-            KiBPerConnection = [math]::Round($sxy / $sxx, 1) }
-        $rows
+            if (-not $t.Wait(60000) -or $t.Result -ne "OPEN $n") { throw "the opener did not get to $n connections: $($t.Result) $($opener.Stderr.Result)" }
+            if (-not (Wait-WgCondition { (& $count) -eq $n } -TimeoutSeconds 30)) { throw "gw does not hold $n connections ($(& $count) established to srv)" }
+            Start-Sleep -Milliseconds 500   # a settle time before reading RSS (the condition was met above)
+        }
+        foreach ($pass in 'fresh gateway', 'after warm-up') {
+            & $setTo 0
+            $base = Get-RssKiB $g.Process.Id
+            $baseThreads = Get-ThreadCount $g.Process.Id
+            $rows = @(foreach ($n in ($IdleConnections | Sort-Object)) {
+                & $setTo $n
+                $rss = Get-RssKiB $g.Process.Id
+                [pscustomobject]@{ Pass = $pass; Connections = $n; RssKiB = $rss; BaselineKiB = $base; KiBPerConnection = [math]::Round(($rss - $base) / $n, 1)
+                    Threads = Get-ThreadCount $g.Process.Id }
+            })
+            $rows
+            # Least-squares slope over the baseline (0 connections) and every step: single RSS readings
+            # jump with the GC's heap growth, the fit over all steps is the pass's per-connection figure.
+            $pts = @([pscustomobject]@{ X = 0.0; Y = [double]$base }) + @($rows | ForEach-Object { [pscustomobject]@{ X = [double]$_.Connections; Y = [double]$_.RssKiB } })
+            $mx = ($pts.X | Measure-Object -Average).Average; $my = ($pts.Y | Measure-Object -Average).Average
+            $sxy = 0.0; $sxx = 0.0
+            foreach ($q in $pts) { $sxy += ($q.X - $mx) * ($q.Y - $my); $sxx += ($q.X - $mx) * ($q.X - $mx) }
+            [pscustomobject]@{ Pass = $pass; Connections = "fit 0..$($rows[-1].Connections)"; RssKiB = $null; BaselineKiB = $base
+                KiBPerConnection = [math]::Round($sxy / $sxx, 1); Threads = $baseThreads }
+        }
     } finally {
         if ($opener -and -not $opener.Process.HasExited) { $opener.Process.Kill(); [void]$opener.Process.WaitForExit(3000) }
         Stop-BenchGateway $g
     }
+}
+
+function Invoke-GatewayProfile {
+    # perf record of a fresh userspace gateway (JIT symbols from the runtime's perf map) during one
+    # 1-stream upload and one download; writes perf report summaries into $ProfileDir.
+    New-Item -ItemType Directory -Force -Path $ProfileDir | Out-Null
+    $env:DOTNET_PerfMapEnabled = '1'
+    try { $g = Start-BenchGateway 'userspace' } finally { Remove-Item Env:DOTNET_PerfMapEnabled }
+    try {
+        foreach ($rev in $false, $true) {
+            $tag = if ($rev) { 'download' } else { 'upload' }
+            $data = Join-Path $topo.Network.TempDir "perf-$tag.data"
+            $perf = Start-Process -FilePath perf -ArgumentList 'record', '-F', '499', '-g', '-p', "$($g.Process.Id)", '-o', $data, '--', 'sleep', "$Duration" `
+                -PassThru -RedirectStandardError (Join-Path $topo.Network.TempDir "perf-$tag.err")
+            $m = Invoke-Iperf -P 1 -Reverse:$rev -Gateway $g
+            if (-not $perf.WaitForExit(($Duration + 20) * 1000)) { $perf.Kill(); throw 'perf record did not end' }
+            $head = "userspace gateway, TCP -P 1 $tag, $($m.Mbps) Mbit/s while profiled (perf record -F 499 -g, $Duration s)"
+            $flat = & perf report -i $data --no-children --sort dso,symbol --stdio -g none --percent-limit 0.7 2>$null
+            $byDso = & perf report -i $data --no-children --sort dso --stdio -g none 2>$null
+            Set-Content -LiteralPath (Join-Path $ProfileDir "perf-userspace-$tag.txt") -Value (@($head, '', '## by DSO') + $byDso + @('', '## by symbol') + $flat)
+            Write-Host "profile: $ProfileDir/perf-userspace-$tag.txt"
+        }
+    } finally { Stop-BenchGateway $g }
 }
 
 $topo = $null
@@ -247,6 +285,7 @@ while True:
         }
     }
     if (-not $SkipMemory) { $memory = @(Measure-IdleConnectionMemory) }
+    if ($ProfileDir) { Invoke-GatewayProfile }
 } finally {
     Remove-EgressTopology $topo
 }
@@ -304,9 +343,12 @@ if ($OutMarkdown) {
     }
     if ($memory) {
         [void]$md.AppendLine()
-        [void]$md.AppendLine('| idle TCP connections through the userspace egress | gateway RSS KiB | baseline KiB | KiB per connection |')
-        [void]$md.AppendLine('|---|---|---|---|')
-        foreach ($x in $memory) { [void]$md.AppendLine("| $($x.Connections) | $($x.RssKiB) | $($x.BaselineKiB) | **$($x.KiBPerConnection)** |") }
+        [void]$md.AppendLine('| pass | idle TCP connections through the userspace egress | gateway RSS KiB | baseline KiB | KiB per connection | gateway threads (fit row: at 0) |')
+        [void]$md.AppendLine('|---|---|---|---|---|---|')
+        foreach ($x in $memory) {
+            $v = if ("$($x.Connections)" -like 'fit*') { "**$($x.KiBPerConnection)**" } else { "$($x.KiBPerConnection)" }
+            [void]$md.AppendLine("| $($x.Pass) | $($x.Connections) | $($x.RssKiB) | $($x.BaselineKiB) | $v | $($x.Threads) |")
+        }
     }
     Set-Content -LiteralPath $OutMarkdown -Value $md.ToString().TrimEnd()
 }
