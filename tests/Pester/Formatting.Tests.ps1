@@ -39,7 +39,7 @@ Describe 'Default views' {
     It 'shows the server table with state, address, peers, egress and traffic' {
         $text = Get-WgServer | Out-String
         $text | Should -Match 'Name\s+State\s+ListenPort\s+Address\s+PeerCount\s+Egress\s+Transfer'
-        $text | Should -Match "fmt$PID\s+Running\s+$($srv.ListenPort)\s+10\.44\.0\.1/24\s+1\s+None\s+0 B / 0 B"
+        $text | Should -Match "fmt$PID\s+Running\s+$($srv.ListenPort)\s+10\.44\.0\.1/24\s+1\s+Userspace\s+0 B / 0 B"
     }
 
     It 'shows the client table with name, key, address and endpoint' {

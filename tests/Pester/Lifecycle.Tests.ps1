@@ -1,17 +1,10 @@
 # The peer life cycle: Disable-WgPeer / Enable-WgPeer, expiry, and Set-WgPeer keeping the session.
 BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-Module (Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1') -Force
     $script:Run = "wgl$PID-$([guid]::NewGuid().ToString('N').Substring(0, 6))"
     $script:Dir = (New-Item -ItemType Directory -Path (Join-Path ([IO.Path]::GetTempPath()) $Run)).FullName
 
-    function Wait-Until([scriptblock] $Condition, [int] $Seconds = 15) {
-        $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
-        while (-not (& $Condition)) {
-            if ([DateTime]::UtcNow -gt $deadline) { return $false }
-            Start-Sleep -Milliseconds 25
-        }
-        return $true
-    }
 }
 
 AfterAll { Remove-Item -Recurse -Force $Dir -ErrorAction SilentlyContinue }

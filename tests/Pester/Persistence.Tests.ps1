@@ -1,5 +1,6 @@
 # Persistence (-ConfigPath), Export-WgConfig / Import-WgConfig, and the kill -9 durability test.
 BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:Manifest = Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1'
     Import-Module $Manifest -Force
     $script:Mode0600 = [IO.UnixFileMode]::UserRead -bor [IO.UnixFileMode]::UserWrite
@@ -13,14 +14,6 @@ BeforeAll {
         Start-WgServer -ListenPort 0 -ConfigPath (Join-Path $Dir 'wg0.conf') -UapiPath (Join-Path $Dir 'wg0.sock') @Extra
     }
 
-    function Wait-Until([scriptblock] $Condition, [int] $Seconds = 20) {
-        $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
-        while (-not (& $Condition)) {
-            if ([DateTime]::UtcNow -gt $deadline) { return $false }
-            Start-Sleep -Milliseconds 25
-        }
-        return $true
-    }
 }
 
 AfterAll {

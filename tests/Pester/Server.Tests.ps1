@@ -54,7 +54,7 @@ Describe 'Servers' {
             $s = Start-WgServer -ListenPort 0
             $text = $s | Out-String
             $text | Should -Match 'Name\s+State\s+ListenPort\s+Address\s+PeerCount\s+Egress\s+Transfer'
-            $text | Should -Match "wg0\s+Running\s+$($s.ListenPort)\s+10\.8\.0\.1/24\s+0\s+None\s+0 B / 0 B"
+            $text | Should -Match "wg0\s+Running\s+$($s.ListenPort)\s+10\.8\.0\.1/24\s+0\s+Userspace\s+0 B / 0 B"
         }
 
         It 'refuses a taken port with ListenPortInUse' {
@@ -69,13 +69,6 @@ Describe 'Servers' {
             $null = Start-WgServer -Name dup -ListenPort 0
             Start-WgServer -Name dup -ListenPort 0 -ErrorVariable ev -ErrorAction SilentlyContinue
             $ev[0].FullyQualifiedErrorId | Should -BeLike 'ServerAlreadyExists,*'
-        }
-
-        It 'refuses -Egress Tun with a name Linux cannot give an interface, and starts nothing' {
-            # (The real TUN runs in tests/Interop/TunEgress.Tests.ps1, inside a namespace of its own.)
-            Start-WgServer -Name 'a-name-longer-than-15' -ListenPort 0 -Egress Tun -ErrorVariable ev -ErrorAction SilentlyContinue
-            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InvalidTunName,*'
-            Get-WgServer | Should -BeNullOrEmpty
         }
 
         It 'refuses a malformed private key and a malformed address at binding' {

@@ -1,4 +1,5 @@
 BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:Manifest = Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1'
 
     function Test-UdpPortFree([int] $Port) {
@@ -8,15 +9,6 @@ BeforeAll {
         finally { $s.Dispose() }
     }
 
-    # Polls a condition (closing a runspace stops its servers from the StateChanged event) with a deadline.
-    function Wait-Until([scriptblock] $Condition, [int] $Seconds = 10) {
-        $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
-        while (-not (& $Condition)) {
-            if ([DateTime]::UtcNow -gt $deadline) { return $false }
-            Start-Sleep -Milliseconds 20
-        }
-        return $true
-    }
 }
 
 Describe 'Per-runspace sessions' {

@@ -1,24 +1,10 @@
 # Set-WgServer: key rotation and port moves on a running gateway.
 
 BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-Module (Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1') -Force
     $script:Dir = (New-Item -ItemType Directory -Path (Join-Path ([System.IO.Path]::GetTempPath()) "wgset-$PID-$(Get-Random)")).FullName
 
-    function Get-UapiText([string]$Path) {
-        $s = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
-        try {
-            $s.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($Path))
-            [void]$s.Send([System.Text.Encoding]::ASCII.GetBytes("get=1`n`n"))
-            $s.ReceiveTimeout = 5000
-            $sb = [System.Text.StringBuilder]::new(); $buf = [byte[]]::new(4096)
-            while (-not $sb.ToString().EndsWith("`n`n")) {
-                $n = $s.Receive($buf); if ($n -le 0) { break }
-                [void]$sb.Append([System.Text.Encoding]::ASCII.GetString($buf, 0, $n))
-            }
-            $sb.ToString()
-        } finally { $s.Dispose() }
-    }
-    function ConvertTo-Hex([string]$Base64) { [Convert]::ToHexStringLower([Convert]::FromBase64String($Base64)) }
 }
 
 AfterAll { Remove-Item -LiteralPath $Dir -Recurse -Force -ErrorAction Ignore }

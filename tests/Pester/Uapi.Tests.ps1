@@ -2,25 +2,11 @@
 # (wg and wireguard-go end-to-end: tests/Interop/Uapi*.Tests.ps1.)
 
 BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:Manifest = Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1'
     Import-Module $Manifest -Force
     $script:Dir = (New-Item -ItemType Directory -Path (Join-Path ([System.IO.Path]::GetTempPath()) "wguapi-$PID-$(Get-Random)")).FullName
 
-    # One get=1 over the socket; returns the whole answer text.
-    function Get-UapiText([string]$Path) {
-        $s = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
-        try {
-            $s.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($Path))
-            [void]$s.Send([System.Text.Encoding]::ASCII.GetBytes("get=1`n`n"))
-            $s.ReceiveTimeout = 5000
-            $sb = [System.Text.StringBuilder]::new(); $buf = [byte[]]::new(4096)
-            while (-not $sb.ToString().EndsWith("`n`n")) {
-                $n = $s.Receive($buf); if ($n -le 0) { break }
-                [void]$sb.Append([System.Text.Encoding]::ASCII.GetString($buf, 0, $n))
-            }
-            $sb.ToString()
-        } finally { $s.Dispose() }
-    }
 }
 
 AfterAll { Remove-Item -LiteralPath $Dir -Recurse -Force -ErrorAction Ignore }

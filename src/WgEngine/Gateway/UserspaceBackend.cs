@@ -13,9 +13,8 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
     private readonly RebindableBind? _rebindable;   // null with a test bind: port and mark then fixed
     private readonly UserspaceEgress? _egress;      // owned: built here for EgressMode.Userspace
 
-    /// <summary>The TCP part of the userspace egress; null until the TCP stack is plugged in (TCP is then counted
-    /// as unsupported). The TCP stack sets it to <c>(sink, options, counters) => new TcpEgress(sink, options, counters)</c>.</summary>
-    internal static TcpEgressFactory? TcpFactory { get; set; } = static (s, o, c) => new Egress.Tcp.TcpEgress(s, o, c);
+    /// <summary>The TCP part of the userspace egress (<see cref="Egress.Tcp.TcpEgress"/>); null counts TCP as unsupported.</summary>
+    internal static TcpEgressFactory? TcpFactory { get; set; } = (s, o, c) => new Egress.Tcp.TcpEgress(s, o, c);
 
     public UserspaceBackend(InterfaceConfig config) : this(config, CreateBind(config)) { }
 

@@ -1,4 +1,6 @@
-using System.Text;
+using WgEngine.Config;
+using WgEngine.Crypto;
+using WgEngine.Net;
 
 namespace WgPowerShell.Formatting;
 
@@ -21,28 +23,27 @@ public sealed class ClientConfigSpec
 }
 
 /// <summary>
-/// Renders a client's wg-quick file ([Interface] then one [Peer]: the gateway), in the key order and
-/// "Key = Value" form that wg-quick(8) and the WireGuard apps read. Lines end in "\n".
+/// Renders a client's wg-quick file ([Interface] then one [Peer]: the gateway) through the engine's
+/// wg-quick writer, so a client file is exactly what the gateway's own parser and wg-quick(8) read.
 /// </summary>
 public static class ClientConfigText
 {
     public static string Render(ClientConfigSpec c)
     {
         ArgumentNullException.ThrowIfNull(c);
-        var sb = new StringBuilder(320);
-        sb.Append("[Interface]\n");
-        Line(sb, "PrivateKey", c.PrivateKey);
-        Line(sb, "Address", string.Join(", ", c.Address));
-        if (c.DNS.Count > 0) Line(sb, "DNS", string.Join(", ", c.DNS));
-        sb.Append('\n');
-        sb.Append("[Peer]\n");
-        Line(sb, "PublicKey", c.ServerPublicKey);
-        if (!string.IsNullOrEmpty(c.PresharedKey)) Line(sb, "PresharedKey", c.PresharedKey);
-        Line(sb, "AllowedIPs", string.Join(", ", c.AllowedIPs));
-        Line(sb, "Endpoint", c.Endpoint);
-        if (c.PersistentKeepalive > 0) Line(sb, "PersistentKeepalive", c.PersistentKeepalive.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        return sb.ToString();
+        var config = new WgConfig();
+        config.Interface.PrivateKey = c.PrivateKey;
+        foreach (var a in c.Address) config.Interface.Address.Add(IpPrefix.Parse(a));
+        config.Interface.Dns.AddRange(c.DNS);
+        var gateway = new WgPeerSection
+        {
+            PublicKey = WgKey.Parse(c.ServerPublicKey),
+            PresharedKey = string.IsNullOrEmpty(c.PresharedKey) ? null : WgKey.Parse(c.PresharedKey),
+            Endpoint = c.Endpoint,
+            PersistentKeepalive = c.PersistentKeepalive,
+        };
+        foreach (var a in c.AllowedIPs) gateway.AllowedIPs.Add(IpPrefix.Parse(a));
+        config.Peers.Add(gateway);
+        return WgConfigWriter.Write(config);
     }
-
-    private static void Line(StringBuilder sb, string key, string value) => sb.Append(key).Append(" = ").Append(value).Append('\n');
 }

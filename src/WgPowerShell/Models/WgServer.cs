@@ -25,10 +25,10 @@ public sealed class WgServer
     public long SentBytes => Server.SentBytes;
     /// <summary>Engine counters, read when accessed: drops, handshakes, cookie replies, rate-limited handshakes.</summary>
     public InterfaceStats Stats => Server.Stats;
-    /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
-    public string? ConfigPath => Server.ConfigPath;
     /// <summary>Userspace egress counters, read when accessed (flows, limits biting, refused destinations); null without one.</summary>
     public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
+    /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
+    public string? ConfigPath => Server.ConfigPath;
     /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
     public string? UapiPath => Server.UapiPath;
 

@@ -7,10 +7,10 @@ public class ClientConfigTextTests
 {
     private static ClientConfigSpec Spec(string? psk = null, string[]? dns = null, int keepalive = 0) => new()
     {
-        PrivateKey = "cPRIVATEcPRIVATEcPRIVATEcPRIVATEcPRIVATEcPR=",
+        PrivateKey = "cPRIVATEcPRIVATEcPRIVATEcPRIVATEcPRIVATEcPQ=",
         Address = ["10.8.0.2/32", "fd00:8::2/128"],
         DNS = dns ?? [],
-        ServerPublicKey = "sPUBLICsPUBLICsPUBLICsPUBLICsPUBLICsPUBLIC=",
+        ServerPublicKey = "sPUBLICsPUBLICsPUBLICsPUBLICsPUBLICsPUBLICw=",
         PresharedKey = psk,
         Endpoint = "203.0.113.5:51820",
         AllowedIPs = ["0.0.0.0/0", "::/0"],
@@ -20,16 +20,16 @@ public class ClientConfigTextTests
     [Fact]
     public void Full_config_has_every_line_in_wg_quick_order()
     {
-        var text = ClientConfigText.Render(Spec("pPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPS=", ["1.1.1.1", "9.9.9.9"], 25));
+        var text = ClientConfigText.Render(Spec("pPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPQ=", ["1.1.1.1", "9.9.9.9"], 25));
         Assert.Equal(
             "[Interface]\n" +
-            "PrivateKey = cPRIVATEcPRIVATEcPRIVATEcPRIVATEcPRIVATEcPR=\n" +
+            "PrivateKey = cPRIVATEcPRIVATEcPRIVATEcPRIVATEcPRIVATEcPQ=\n" +
             "Address = 10.8.0.2/32, fd00:8::2/128\n" +
             "DNS = 1.1.1.1, 9.9.9.9\n" +
             "\n" +
             "[Peer]\n" +
-            "PublicKey = sPUBLICsPUBLICsPUBLICsPUBLICsPUBLICsPUBLIC=\n" +
-            "PresharedKey = pPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPS=\n" +
+            "PublicKey = sPUBLICsPUBLICsPUBLICsPUBLICsPUBLICsPUBLICw=\n" +
+            "PresharedKey = pPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPSKpPQ=\n" +
             "AllowedIPs = 0.0.0.0/0, ::/0\n" +
             "Endpoint = 203.0.113.5:51820\n" +
             "PersistentKeepalive = 25\n", text);
