@@ -227,8 +227,11 @@ function Invoke-GatewayProfile {
     # perf record of a fresh userspace gateway (JIT symbols from the runtime's perf map) during one
     # 1-stream upload and one download; writes perf report summaries into $ProfileDir.
     New-Item -ItemType Directory -Force -Path $ProfileDir | Out-Null
-    $env:DOTNET_PerfMapEnabled = '1'
-    try { $g = Start-BenchGateway 'userspace' } finally { Remove-Item Env:DOTNET_PerfMapEnabled }
+    # W^X off: with it the JIT's code is double-mapped and perf cannot match it to the perf map.
+    $env:DOTNET_PerfMapEnabled = '1'; $env:DOTNET_EnableWriteXorExecute = '0'
+    try { $g = Start-BenchGateway 'userspace' } finally { Remove-Item Env:DOTNET_PerfMapEnabled, Env:DOTNET_EnableWriteXorExecute }
+    # Warm up first (tiered JIT), so the profile shows the steady state.
+    [void](Invoke-Iperf -P 1 -Gateway $g)
     try {
         foreach ($rev in $false, $true) {
             $tag = if ($rev) { 'download' } else { 'upload' }
@@ -240,7 +243,9 @@ function Invoke-GatewayProfile {
             $head = "userspace gateway, TCP -P 1 $tag, $($m.Mbps) Mbit/s while profiled (perf record -F 499 -g, $Duration s)"
             $flat = & perf report -i $data --no-children --sort dso,symbol --stdio -g none --percent-limit 0.7 2>$null
             $byDso = & perf report -i $data --no-children --sort dso --stdio -g none 2>$null
-            Set-Content -LiteralPath (Join-Path $ProfileDir "perf-userspace-$tag.txt") -Value (@($head, '', '## by DSO') + $byDso + @('', '## by symbol') + $flat)
+            $incl = & perf report -i $data --children --sort symbol --stdio -g none --percent-limit 3 2>$null
+            Set-Content -LiteralPath (Join-Path $ProfileDir "perf-userspace-$tag.txt") -Value (@($head, '', '## by DSO') + $byDso + @('', '## by symbol (self)') + $flat +
+                @('', '## by symbol, inclusive of callees (system calls, engine entry points)') + $incl)
             Write-Host "profile: $ProfileDir/perf-userspace-$tag.txt"
         }
     } finally { Stop-BenchGateway $g }
