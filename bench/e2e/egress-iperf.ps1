@@ -25,6 +25,7 @@ param(
     [int[]]$Streams = @(1, 4),              # iperf3 -P values; each is run in both directions
     [int[]]$IdleConnections = @(100, 200, 300, 400, 500),  # memory test steps; the default per-peer TCP limit is 512
     [switch]$SkipMemory,
+    [switch]$NoSpinVariant,                 # adds 'userspace-nospin': userspace with DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0
     [string]$ProfileDir,                    # with perf installed: CPU profiles of the userspace gateway (upload, download)
     [switch]$SkipThroughput,
     [string]$Gen0Size = '0x100000',          # DOTNET_GCgen0size of the memory test's gateway (hex bytes)
@@ -46,6 +47,7 @@ $IperfPort = 5201
 $HoldPort = 5202
 $ClkTck = [double](& getconf CLK_TCK)
 $Gateways = @('userspace', 'tun', 'wireguard-go')
+if ($NoSpinVariant) { $Gateways += 'userspace-nospin' }
 
 function Get-Median([double[]]$xs) {
     $s = [double[]]($xs | Sort-Object); $n = $s.Count
@@ -105,7 +107,10 @@ function Start-WgGoGateway {
 function Start-BenchGateway([string]$Kind) {
     if ($Kind -eq 'wireguard-go') { $g = Start-WgGoGateway }
     else {
-        $gw = Start-EgressGateway -Topology $topo -Egress $(if ($Kind -eq 'tun') { 'Tun' } else { 'Userspace' })
+        # The variant: thread-pool workers sleep at once instead of spinning (sched_yield) for work.
+        if ($Kind -eq 'userspace-nospin') { $env:DOTNET_ThreadPool_UnfairSemaphoreSpinLimit = '0' }
+        try { $gw = Start-EgressGateway -Topology $topo -Egress $(if ($Kind -eq 'tun') { 'Tun' } else { 'Userspace' }) }
+        finally { Remove-Item Env:DOTNET_ThreadPool_UnfairSemaphoreSpinLimit -ErrorAction Ignore }
         if (-not $gw.Ready) { throw "our gateway ($Kind) failed: $($gw.ErrorId) $($gw.ErrorMessage)" }
         $g = [pscustomobject]@{ Kind = $Kind; PublicKey = $gw.PublicKey; ListenPort = $gw.ListenPort; Process = $gw.Process; IfName = $gw.Name }
     }
@@ -241,7 +246,7 @@ function Invoke-GatewayProfile {
             $m = Invoke-Iperf -P 1 -Reverse:$rev -Gateway $g
             if (-not $perf.WaitForExit(($Duration + 20) * 1000)) { $perf.Kill(); throw 'perf record did not end' }
             $head = "userspace gateway, TCP -P 1 $tag, $($m.Mbps) Mbit/s while profiled (perf record -F 499 -g, $Duration s)"
-            $flat = & perf report -i $data --no-children --sort dso,symbol --stdio -g none --percent-limit 0.7 2>$null
+            $flat = & perf report -i $data --no-children --sort dso,symbol --stdio -g none --percent-limit 0.1 2>$null
             $byDso = & perf report -i $data --no-children --sort dso --stdio -g none 2>$null
             $incl = & perf report -i $data --children --sort symbol --stdio -g none --percent-limit 3 2>$null
             Set-Content -LiteralPath (Join-Path $ProfileDir "perf-userspace-$tag.txt") -Value (@($head, '', '## by DSO') + $byDso + @('', '## by symbol (self)') + $flat +
@@ -284,7 +289,7 @@ while True:
                     $m | Add-Member -NotePropertyName Gateway -NotePropertyValue $kind
                     $m | Add-Member -NotePropertyName Test -NotePropertyValue $t.Name
                     $results.Add($m)
-                    Write-Host ("round {0}: {1,-13} {2,-22} {3,8:N1} Mbit/s  gw {4,6:N2} CPU-s/GB  machine {5,6:N2} CPU-s/GB" -f ($r + 1), $kind, $t.Name, $m.Mbps, $m.ProcCpuSecPerGB, $m.MachineCpuSecPerGB)
+                    Write-Host ("round {0}: {1,-16} {2,-22} {3,8:N1} Mbit/s  gw {4,6:N2} CPU-s/GB  machine {5,6:N2} CPU-s/GB" -f ($r + 1), $kind, $t.Name, $m.Mbps, $m.ProcCpuSecPerGB, $m.MachineCpuSecPerGB)
                 }
             } finally { Stop-BenchGateway $g }
         }
