@@ -59,6 +59,10 @@ internal sealed partial class TcpConnection
         {
             // A retransmitted FIN means our last ACK was lost: ACK again and restart 2MSL (RFC 9293 §3.10.7.4).
             if (seg.Has(TcpFlags.Fin)) { SendAck(); _timeWaitUntil = now + _opt.TcpTimeWait; }
+            // So does retransmitted data (a peer resends from snd_una, not its FIN, when our ACKs for the
+            // data were lost): like any unacceptable segment it gets an ACK (RFC 9293 §3.10.7.4, first check),
+            // else the peer retransmits into silence until it gives up.
+            else if (!acceptable) SendAck();
             return;
         }
 

@@ -127,7 +127,7 @@ internal sealed class TcpFlow : ITcpOutput
             }
         }
         catch (Exception) { HostBroke(); }
-        finally { PumpDone(); }
+        finally { PumpDone(reader: true); }
     }
 
     /// <summary>Peer to host: write in-order received bytes, then half-close after the peer's FIN.</summary>
@@ -155,7 +155,7 @@ internal sealed class TcpFlow : ITcpOutput
             }
         }
         catch (Exception) { HostBroke(); }
-        finally { PumpDone(); }
+        finally { PumpDone(reader: false); }
     }
 
     private void HostBroke()
@@ -168,9 +168,17 @@ internal sealed class TcpFlow : ITcpOutput
         }
     }
 
-    private void PumpDone()
+    /// <summary>A pump ended: only its own hold on ring memory ends with it; the other pump may still be
+    /// reading or writing its ring outside the lock (the writer ends on the peer's FIN while the host still sends).</summary>
+    private void PumpDone(bool reader)
     {
-        lock (this) { _pumps--; _readerHolds = _writerHolds = false; AfterChange(); }
+        lock (this)
+        {
+            _pumps--;
+            if (reader) _readerHolds = false;
+            else _writerHolds = false;
+            AfterChange();
+        }
     }
 
     /// <summary>After every change (under the lock): wake the pumps, abort the host on a reset, finish when done.</summary>

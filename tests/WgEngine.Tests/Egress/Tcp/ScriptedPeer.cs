@@ -21,7 +21,7 @@ internal sealed class ScriptedPeer : IPacketSink
     private readonly byte[] _src, _dst;
     private readonly ushort _srcPort, _dstPort;
     private readonly uint _iss = 0x7FFF_F000;
-    private uint _sndUna, _sndNxt, _rcvNxt, _peerWnd;
+    private uint _sndUna, _sndNxt, _sndMax, _rcvNxt, _peerWnd; // _sndMax: highest sequence ever sent (go-back-N rewinds _sndNxt only)
     private int _scale;
     private bool _finSent;
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -76,7 +76,7 @@ internal sealed class ScriptedPeer : IPacketSink
             Assert.Equal(_iss + 1, s.Ack);
             _scale = Math.Max(s.WindowScale, 0);
             _rcvNxt = s.Seq + 1;
-            _sndUna = _sndNxt = _iss + 1;
+            _sndUna = _sndNxt = _sndMax = _iss + 1;
             _peerWnd = s.Window;
             Send(_sndNxt, TcpFlags.Ack);
             return;
@@ -91,9 +91,10 @@ internal sealed class ScriptedPeer : IPacketSink
         var lastProgress = sw.Elapsed;
         var zeroSince = TimeSpan.MinValue;
         var lastProbe = TimeSpan.Zero;
+        uint finalSeq = _iss + 1 + (uint)upload.Length + 1; // ACK of our FIN
         while (!done(this))
         {
-            if (sw.Elapsed > timeout) throw new TimeoutException($"peer stuck: acked {AckedBytes}, received {Received}, window {_peerWnd}");
+            if (sw.Elapsed > timeout) throw new TimeoutException($"peer stuck: acked {AckedBytes}, received {Received}, window {_peerWnd} (next {_sndNxt - _iss - 1}, highest sent {_sndMax - _iss - 1}, fin sent {_finSent}, fin received {FinReceived})");
             bool needAck = false;
             int drained = 0;
             while (drained++ < 256 && _in.TryTake(out var p, drained == 1 ? 1 : 0))
@@ -103,7 +104,16 @@ internal sealed class ScriptedPeer : IPacketSink
                 if (s.Has(TcpFlags.Rst)) throw new InvalidOperationException("reset by the egress");
                 if (s.Has(TcpFlags.Ack))
                 {
-                    if ((int)(s.Ack - _sndUna) > 0 && (int)(s.Ack - _sndNxt) <= 0) { _sndUna = s.Ack; lastProgress = sw.Elapsed; }
+                    // Anything up to the highest byte ever sent is a valid ACK, also after a go-back rewound
+                    // _sndNxt (a thread descheduled past the 300 ms timeout does that while ACKs are queued):
+                    // comparing with _sndNxt would discard them, and a peer already in TIME_WAIT never repeats them.
+                    if ((int)(s.Ack - _sndUna) > 0 && (int)(s.Ack - _sndMax) <= 0)
+                    {
+                        _sndUna = s.Ack;
+                        lastProgress = sw.Elapsed;
+                        if ((int)(_sndNxt - _sndUna) < 0) _sndNxt = _sndUna;
+                        if (_sndUna == finalSeq) _finSent = true; // our FIN went out before the go-back and is covered
+                    }
                     _peerWnd = (uint)s.Window << _scale;
                 }
                 if (s.Payload.Length > 0)
@@ -133,11 +143,13 @@ internal sealed class ScriptedPeer : IPacketSink
                 if (n <= 0) break;
                 Send(_sndNxt, TcpFlags.Ack | TcpFlags.Psh, upload.AsSpan(off, n));
                 _sndNxt += (uint)n;
+                if ((int)(_sndNxt - _sndMax) > 0) _sndMax = _sndNxt;
             }
             if (fin && !_finSent && _sndNxt - _iss - 1 == upload.Length)
             {
                 Send(_sndNxt, TcpFlags.Fin | TcpFlags.Ack);
                 _sndNxt++;
+                if ((int)(_sndNxt - _sndMax) > 0) _sndMax = _sndNxt;
                 _finSent = true;
             }
             if (_sndUna != _sndNxt && sw.Elapsed - lastProgress > TimeSpan.FromMilliseconds(300) && _peerWnd > 0)

@@ -65,6 +65,36 @@ public class TcpCloseTests
     }
 
     [Fact]
+    public void TimeWaitAcksDataRetransmittedAfterOurAcksWereLost()
+    {
+        // The peer's last window of data and its FIN arrive, but our ACKs for them are lost: the peer goes
+        // back to its first unacknowledged byte and resends data (not the FIN). TIME_WAIT must answer it.
+        using var h = new ConnHarness();
+        h.Establish();
+        h.Conn.HostEof(h.Now);                                    // the host finished first
+        Assert.True(h.Take()[^1].Has(TcpFlags.Fin));
+        h.Ack();
+        Assert.Equal(TcpState.FinWait2, h.Conn.State);
+        uint firstUnacked = h.PeerNxt;
+        var last = TestPackets.Data(3000, 7);
+        h.SendData(last.AsSpan(0, 1460));
+        h.SendData(last.AsSpan(1460), TcpFlags.Fin);
+        Assert.Equal(TcpState.TimeWait, h.Conn.State);
+        Assert.Equal(last, h.HostRead());
+        h.Take();                                                 // these ACKs never reach the peer
+
+        h.Advance(TimeSpan.FromSeconds(1));
+        h.Feed(h.Packet(firstUnacked, h.PeerRcvNxt, TcpFlags.Ack, 511, last.AsSpan(0, 1460))); // go-back-N resend
+        var ack = Assert.Single(h.Take());
+        Assert.Equal(TcpFlags.Ack, ack.Flags);
+        Assert.Equal(h.PeerNxt, ack.Ack);                         // everything, FIN included, is acknowledged
+        Assert.Equal(TcpState.TimeWait, h.Conn.State);
+
+        h.Feed(h.Packet(h.PeerNxt, h.PeerRcvNxt, TcpFlags.Ack, 511)); // an in-window bare ACK gets no answer (no ACK loop)
+        Assert.Empty(h.Take());
+    }
+
+    [Fact]
     public void SimultaneousCloseGoesThroughClosing()
     {
         using var h = new ConnHarness();

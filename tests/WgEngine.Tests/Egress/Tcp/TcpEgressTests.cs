@@ -289,4 +289,39 @@ public class TcpEgressTests
         r.Egress.OnPacket(PeerA, r.Build(40014, 2001, ours + 500, TcpFlags.Ack));
         Wait.Until(() => r.Egress.BufferBytes == 0, "send buffer back after the peer's ACK");
     }
+
+    [Fact]
+    public void PeerFinDoesNotTakeTheSendBufferFromAReadInProgress()
+    {
+        // The host fills the whole send ring, so the reader's next read goes straight into ring memory and
+        // waits there. When the peer's FIN ends the other pump, that read must keep its ring: handing the
+        // array back under it would lose what the host sends next (or reset the flow).
+        using var r = new Rig();
+        r.Egress.OnPacket(PeerA, r.Syn(40015));
+        var stream = new FakeStream();
+        r.Connector.Next().Result.SetResult(new HostConnectResult(stream, HostConnectError.None));
+        uint ours = r.Sink.Next().Seq + 1;
+        r.Egress.OnPacket(PeerA, r.Build(40015, 1001, ours, TcpFlags.Ack));
+        int ring = new EgressOptions().TcpBufferBytes;
+        stream.ToEgress.Writer.WriteAsync(TestPackets.Data(ring, 3)).AsTask().Wait();
+        uint acked = ours;
+        Wait.Until(() =>
+        {
+            foreach (var s in r.Sink.TakeSegments())
+                if (s.Payload.Length > 0 && s.Seq == acked) acked += (uint)s.Payload.Length;
+            r.Egress.OnPacket(PeerA, r.Build(40015, 1001, acked, TcpFlags.Ack));
+            return acked == ours + (uint)ring;
+        }, "the whole ring sent and acknowledged");
+        Assert.True(r.Egress.BufferBytes > 0);                    // the reader waits in the send ring's memory
+
+        r.Egress.OnPacket(PeerA, r.Build(40015, 1001, acked, TcpFlags.Ack | TcpFlags.Fin));
+        Wait.Until(() => stream.ShutDown, "the peer's FIN passed on to the host");
+        var more = TestPackets.Data(1000, 4);
+        stream.ToEgress.Writer.WriteAsync(more).AsTask().Wait();
+        Seg next;
+        do next = r.Sink.Next(); while (next.Payload.Length == 0 && !next.Has(TcpFlags.Rst));
+        Assert.False(next.Has(TcpFlags.Rst));
+        Assert.Equal(acked, next.Seq);
+        Assert.Equal(more, next.Payload);
+    }
 }
