@@ -312,7 +312,8 @@ public class TcpEgressTests
             r.Egress.OnPacket(PeerA, r.Build(40015, 1001, acked, TcpFlags.Ack));
             return acked == ours + (uint)ring;
         }, "the whole ring sent and acknowledged");
-        Assert.True(r.Egress.BufferBytes > 0);                    // the reader waits in the send ring's memory
+        // The reader's next read goes into the send ring's memory; it is issued asynchronously after the last ACK.
+        Wait.Until(() => r.Egress.BufferBytes > 0, "the host reader to wait in the send ring's memory");
 
         r.Egress.OnPacket(PeerA, r.Build(40015, 1001, acked, TcpFlags.Ack | TcpFlags.Fin));
         Wait.Until(() => stream.ShutDown, "the peer's FIN passed on to the host");
