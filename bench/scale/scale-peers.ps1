@@ -1,0 +1,74 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+  Scale benchmark (issue 7 item 5): pipes N generated peers into Add-WgPeer on a fresh gateway and
+  reports peers/s, managed heap and RSS per peer, and the time of `Get-WgPeer | Measure-Object`.
+.DESCRIPTION
+  Public keys are random 32-byte strings (any 32 bytes are a valid public key for the cmdlet), so key
+  generation is not in the figure. The input objects are built before the clock starts; what is timed
+  is the pipeline `$objects | Add-WgPeer` (PowerShell's parameter binding included).
+  Memory: GC.GetTotalMemory(true) and VmRSS before and after, minus the input objects (they are built
+  first and kept alive through both readings, so they cancel out).
+.EXAMPLE
+  dotnet pwsh -NoProfile -File bench/scale/scale-peers.ps1 -Count 100000
+  dotnet pwsh -NoProfile -File bench/scale/scale-peers.ps1 -Count 100000 -ConfigPath
+#>
+param(
+    [int] $Count = 100000,
+    [switch] $ConfigPath,
+    [switch] $Profile   # prints the engine's stopwatch sections when the build has them
+)
+$ErrorActionPreference = 'Stop'
+Import-Module (Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1') -Force
+
+function Get-RssBytes { [long]((Get-Content /proc/self/status | Select-String '^VmRSS:\s+(\d+)').Matches[0].Groups[1].Value) * 1024 }
+
+$rng = [System.Security.Cryptography.RandomNumberGenerator]
+$bytes = [byte[]]::new(32)
+$objects = [System.Collections.Generic.List[object]]::new($Count)
+for ($i = 0; $i -lt $Count; $i++) {
+    $rng::Fill($bytes)
+    $objects.Add([pscustomobject]@{ PublicKey = [Convert]::ToBase64String($bytes) })
+}
+
+$tmp = $null
+$startArgs = @{ ListenPort = 0; Address = '10.64.0.1/14'; Name = "scale$PID" }
+if ($ConfigPath) {
+    $tmp = Join-Path ([IO.Path]::GetTempPath()) "wg-scale-$PID.conf"
+    $startArgs.ConfigPath = $tmp
+}
+$srv = Start-WgServer @startArgs
+try {
+    [GC]::Collect(); [GC]::WaitForPendingFinalizers()
+    $heap0 = [GC]::GetTotalMemory($true); $rss0 = Get-RssBytes
+
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $objects | Add-WgPeer -Server $srv.Name | Out-Null
+    $sw.Stop()
+    $addSec = $sw.Elapsed.TotalSeconds
+
+    $heap1 = [GC]::GetTotalMemory($true); $rss1 = Get-RssBytes
+
+    $sw.Restart()
+    $n = (Get-WgPeer -Server $srv.Name | Measure-Object).Count
+    $sw.Stop()
+    $getSec = $sw.Elapsed.TotalSeconds
+
+    $load = (Get-Content /proc/loadavg).Split(' ')[0..2] -join ' '
+    [pscustomobject]@{
+        Peers            = $n
+        ConfigPath       = [bool]$ConfigPath
+        AddSeconds       = [math]::Round($addSec, 2)
+        PeersPerSecond   = [math]::Round($Count / $addSec)
+        HeapBytesPerPeer = [math]::Round(($heap1 - $heap0) / $Count)
+        RssBytesPerPeer  = [math]::Round(($rss1 - $rss0) / $Count)
+        GetWgPeerSeconds = [math]::Round($getSec, 2)
+        ConfigFileMB     = if ($tmp) { [math]::Round((Get-Item $tmp).Length / 1MB, 1) } else { $null }
+        LoadAverage      = $load
+    } | Format-List
+    if ($n -ne $Count) { throw "Get-WgPeer returned $n peers, expected $Count." }
+}
+finally {
+    $srv | Stop-WgServer
+    if ($tmp) { Remove-Item $tmp, "$tmp.*" -ErrorAction SilentlyContinue }
+}
