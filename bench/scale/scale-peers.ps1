@@ -42,10 +42,15 @@ try {
     [GC]::Collect(); [GC]::WaitForPendingFinalizers()
     $heap0 = [GC]::GetTotalMemory($true); $rss0 = Get-RssBytes
 
+    $gc0 = 0..2 | ForEach-Object { [GC]::CollectionCount($_) }; $pause0 = [GC]::GetTotalPauseDuration()
+    $alloc0 = [GC]::GetTotalAllocatedBytes($true)
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $objects | Add-WgPeer -Server $srv.Name | Out-Null
     $sw.Stop()
     $addSec = $sw.Elapsed.TotalSeconds
+    $allocated = [GC]::GetTotalAllocatedBytes($true) - $alloc0
+    $gcs = (0..2 | ForEach-Object { [GC]::CollectionCount($_) - $gc0[$_] }) -join ' / '
+    $pause = ([GC]::GetTotalPauseDuration() - $pause0).TotalSeconds
 
     $heap1 = [GC]::GetTotalMemory($true); $rss1 = Get-RssBytes
 
@@ -60,6 +65,9 @@ try {
         ConfigPath       = [bool]$ConfigPath
         AddSeconds       = [math]::Round($addSec, 2)
         PeersPerSecond   = [math]::Round($Count / $addSec)
+        AllocatedPerPeer = [math]::Round($allocated / $Count)
+        GcGen012DuringAdd = $gcs
+        GcPauseSeconds   = [math]::Round($pause, 2)
         HeapBytesPerPeer = [math]::Round(($heap1 - $heap0) / $Count)
         RssBytesPerPeer  = [math]::Round(($rss1 - $rss0) / $Count)
         GetWgPeerSeconds = [math]::Round($getSec, 2)

@@ -58,12 +58,23 @@ internal sealed class PeerBatch
         // Let a slow write (a large file) commit less often: writing takes at most ~20% of the time.
         var took = Stopwatch.GetElapsedTime(start);
         _interval = took * 4 > MinInterval ? took * 4 : MinInterval;
+        bool verbose = IsVerbose(cmdlet);   // formatting a message per peer is wasted work when nobody sees it
         for (int i = 0; i < results.Count; i++)
         {
             if (results[i].Error is { } error) { cmdlet.WriteWgError(error, targets[i]); continue; }
             var status = results[i].Status!;
-            cmdlet.WriteVerbose($"Added peer {WgCmdletBase.Describe(status.Name, targets[i])} with {string.Join(", ", status.AllowedIPs)} to '{server.Name}'.");
+            if (verbose)
+                cmdlet.WriteVerbose($"Added peer {WgCmdletBase.Describe(status.Name, targets[i])} with {string.Join(", ", status.AllowedIPs)} to '{server.Name}'.");
             cmdlet.WriteObject(WgPeer.From(server.Name, status));
         }
+    }
+
+    /// <summary>-Verbose given (and not -Verbose:$false), or $VerbosePreference asks for verbose output.</summary>
+    private static bool IsVerbose(WgCmdletBase cmdlet)
+    {
+        if (cmdlet.MyInvocation.BoundParameters.TryGetValue("Verbose", out var v))
+            return v is SwitchParameter s ? s.IsPresent : v is true;
+        return cmdlet.GetVariableValue("VerbosePreference") is ActionPreference p
+            && p is not (ActionPreference.SilentlyContinue or ActionPreference.Ignore);
     }
 }
