@@ -7,6 +7,8 @@
   Public keys are random 32-byte strings (any 32 bytes are a valid public key for the cmdlet), so key
   generation is not in the figure. The input objects are built before the clock starts; what is timed
   is the pipeline `$objects | Add-WgPeer` (PowerShell's parameter binding included).
+  The machine is shared: wall-clock figures move with its load (reported), AddCpuSeconds (this process's
+  CPU time during the add, all threads) much less.
   Memory: GC.GetTotalMemory(true) and VmRSS before and after, minus the input objects (they are built
   first and kept alive through both readings, so they cancel out).
 .EXAMPLE
@@ -44,11 +46,13 @@ try {
 
     $gc0 = 0..2 | ForEach-Object { [GC]::CollectionCount($_) }; $pause0 = [GC]::GetTotalPauseDuration()
     $alloc0 = [GC]::GetTotalAllocatedBytes($true)
+    $me = [Diagnostics.Process]::GetCurrentProcess(); $cpu0 = $me.TotalProcessorTime
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $objects | Add-WgPeer -Server $srv.Name | Out-Null
     $sw.Stop()
     $addSec = $sw.Elapsed.TotalSeconds
     $allocated = [GC]::GetTotalAllocatedBytes($true) - $alloc0
+    $me.Refresh(); $cpuSec = ($me.TotalProcessorTime - $cpu0).TotalSeconds   # all threads (GC, engine) of this process
     $gcs = (0..2 | ForEach-Object { [GC]::CollectionCount($_) - $gc0[$_] }) -join ' / '
     $pause = ([GC]::GetTotalPauseDuration() - $pause0).TotalSeconds
 
@@ -65,6 +69,7 @@ try {
         ConfigPath       = [bool]$ConfigPath
         AddSeconds       = [math]::Round($addSec, 2)
         PeersPerSecond   = [math]::Round($Count / $addSec)
+        AddCpuSeconds    = [math]::Round($cpuSec, 2)
         AllocatedPerPeer = [math]::Round($allocated / $Count)
         GcGen012DuringAdd = $gcs
         GcPauseSeconds   = [math]::Round($pause, 2)
