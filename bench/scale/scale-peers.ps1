@@ -2,7 +2,8 @@
 <#
 .SYNOPSIS
   Scale benchmark (issue 7 item 5): pipes N generated peers into Add-WgPeer on a fresh gateway and
-  reports peers/s, managed heap and RSS per peer, and the time of `Get-WgPeer | Measure-Object`.
+  reports peers/s, managed heap and RSS per peer, the time of `Get-WgPeer | Measure-Object`, the idle
+  CPU of the gateway holding them, and with -ConfigPath the time to start again from the file.
 .DESCRIPTION
   Public keys are random 32-byte strings (any 32 bytes are a valid public key for the cmdlet), so key
   generation is not in the figure. The input objects are built before the clock starts; what is timed
@@ -75,6 +76,23 @@ try {
     $null = (Get-WgPeer -Server $srv.Name | Measure-Object).Count
     $getSec2 = $sw.Elapsed.TotalSeconds
 
+    # Idle cost of the peers: this process's CPU with nothing to do but the engine's timer sweep (the
+    # first seconds after the add still carry background JIT and GC work: skip them).
+    Start-Sleep -Seconds 4
+    $me.Refresh(); $idle0 = $me.TotalProcessorTime
+    Start-Sleep -Seconds 4
+    $me.Refresh(); $idlePct = ($me.TotalProcessorTime - $idle0).TotalSeconds / 4 * 100
+
+    $restartSec = $null
+    if ($ConfigPath) {
+        # Restart from the file: Start-WgServer loads all peers back.
+        $srv | Stop-WgServer
+        $sw.Restart()
+        $srv = Start-WgServer -ConfigPath $tmp -Name $startArgs.Name
+        $restartSec = [math]::Round($sw.Elapsed.TotalSeconds, 2)
+        if ($srv.PeerCount -ne $Count) { throw "Restart loaded $($srv.PeerCount) peers, expected $Count." }
+    }
+
     $load = (Get-Content /proc/loadavg).Split(' ')[0..2] -join ' '
     [pscustomobject]@{
         Peers            = $n
@@ -89,6 +107,8 @@ try {
         RssBytesPerPeer  = [math]::Round(($rss1 - $rss0) / $Count)
         GetWgPeerSeconds = [math]::Round($getSec, 2)
         GetWgPeerAgainSeconds = [math]::Round($getSec2, 2)
+        IdleCpuPercent   = [math]::Round($idlePct, 1)
+        RestartFromFileSeconds = $restartSec
         Warmup           = [bool]$Warmup
         ConfigFileMB     = if ($tmp) { [math]::Round((Get-Item $tmp).Length / 1MB, 1) } else { $null }
         LoadAverage      = $load
