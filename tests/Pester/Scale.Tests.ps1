@@ -58,4 +58,17 @@ Describe 'Scale: 100,000 peers' {
         }
         Write-Host ("    {0} peers{1}: add {2:N1} s ({3:N0}/s), Get-WgPeer {4:N2} s" -f $n, ($WithFile ? ' with -ConfigPath' : ''), $addSeconds, ($n / $addSeconds), $getSeconds)
     }
+
+    # Add-WgPeer builds its per-peer verbose message only when verbose output is on: check both ways of turning it on.
+    It 'still writes a verbose line per peer with -Verbose or $VerbosePreference, and none without' {
+        $null = Start-WgServer -ListenPort 0 -Address 10.65.0.1/24 -Name "verb$PID"
+        $objs = New-RandomPeerObjects 3
+        $withSwitch = $objs[0] | Add-WgPeer -Verbose 4>&1
+        @($withSwitch | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Added peer*' }).Count | Should -Be 1
+        $withPreference = & { $VerbosePreference = 'Continue'; $objs[1] | Add-WgPeer 4>&1 }
+        @($withPreference | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Count | Should -Be 1
+        $without = $objs[2] | Add-WgPeer 4>&1
+        @($without | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Count | Should -Be 0
+        @($without).Count | Should -Be 1
+    }
 }

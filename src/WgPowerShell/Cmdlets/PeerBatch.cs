@@ -79,7 +79,8 @@ internal sealed class PeerBatch
     {
         if (cmdlet.MyInvocation.BoundParameters.TryGetValue("Verbose", out var v))
             return v is SwitchParameter s ? s.IsPresent : v is true;
-        return cmdlet.GetVariableValue("VerbosePreference") is ActionPreference p
+        // A child scope's `$VerbosePreference = 'Continue'` is a plain string: convert as PowerShell does.
+        return LanguagePrimitives.TryConvertTo(cmdlet.GetVariableValue("VerbosePreference"), out ActionPreference p)
             && p is not (ActionPreference.SilentlyContinue or ActionPreference.Ignore);
     }
 }
