@@ -8,11 +8,12 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>
 /// Group commit for cmdlets that add many peers from the pipeline (Add-WgPeer, Import-WgConfig): items
 /// are collected and handed to VPNServer.AddPeers, which writes the config file once per batch. A batch
-/// is committed after ~100 ms or at 10,000 items, whichever comes first, but a commit never takes more than
-/// ~20% of the time: when the last one took longer (a file of 100,000 peers), the next waits 4x as long
-/// whatever the item count (else the whole file would be rewritten every 10,000 items, quadratic in the
-/// peer count). Also committed when the target server changes, and in EndProcessing. Output objects are written only after the commit that
-/// covers them, so a WgPeer on the pipeline always means "in effect and on disk".
+/// is committed after ~100 ms or at 10,000 items, whichever comes first, but commits take at most ~20%
+/// of the time: when the last one took longer (a file of 100,000 peers), the next waits 4x as long
+/// whatever the item count (else the whole file would be rewritten every 10,000 items: quadratic in the
+/// peer count). Also committed when the target server changes, and in EndProcessing. Output objects are
+/// written only after the commit that covers them, so a WgPeer on the pipeline always means "in effect
+/// and on disk".
 /// </summary>
 internal sealed class PeerBatch
 {
