@@ -46,8 +46,15 @@ if ($Warmup) {
 $tmp = $null
 $startArgs = @{ ListenPort = 0; Address = '10.64.0.1/14'; Name = "scale$PID" }
 if ($ConfigPath) {
-    $tmp = Join-Path ([IO.Path]::GetTempPath()) "wg-scale-$PID.conf"
+    $tmpDir = Join-Path ([IO.Path]::GetTempPath()) "wg-scale-$PID"
+    $null = New-Item -ItemType Directory $tmpDir
+    $tmp = Join-Path $tmpDir 'wg.conf'
     $startArgs.ConfigPath = $tmp
+    # Counts the file's commits: each is a temp file renamed over it (AtomicFile).
+    $watcher = [IO.FileSystemWatcher]::new($tmpDir, 'wg.conf')
+    $watcher.NotifyFilter = [IO.NotifyFilters]::FileName
+    $null = Register-ObjectEvent $watcher Renamed -SourceIdentifier "wgscale$PID"
+    $watcher.EnableRaisingEvents = $true
 }
 $srv = Start-WgServer @startArgs
 try {
@@ -63,6 +70,12 @@ try {
     $addSec = $sw.Elapsed.TotalSeconds
     $allocated = [GC]::GetTotalAllocatedBytes($true) - $alloc0
     $me.Refresh(); $cpuSec = ($me.TotalProcessorTime - $cpu0).TotalSeconds   # all threads (GC, engine) of this process
+    $commits = $null
+    if ($ConfigPath) {
+        Start-Sleep -Milliseconds 500   # let the watcher deliver the last rename
+        $commits = @(Get-Event -SourceIdentifier "wgscale$PID" -ErrorAction SilentlyContinue).Count
+        Unregister-Event "wgscale$PID"; $watcher.Dispose()
+    }
     $gcs = (0..2 | ForEach-Object { [GC]::CollectionCount($_) - $gc0[$_] }) -join ' / '
     $pause = ([GC]::GetTotalPauseDuration() - $pause0).TotalSeconds
 
@@ -108,6 +121,7 @@ try {
         GetWgPeerSeconds = [math]::Round($getSec, 2)
         GetWgPeerAgainSeconds = [math]::Round($getSec2, 2)
         IdleCpuPercent   = [math]::Round($idlePct, 1)
+        FileCommitsDuringAdd = $commits
         RestartFromFileSeconds = $restartSec
         Warmup           = [bool]$Warmup
         ConfigFileMB     = if ($tmp) { [math]::Round((Get-Item $tmp).Length / 1MB, 1) } else { $null }
@@ -117,5 +131,5 @@ try {
 }
 finally {
     $srv | Stop-WgServer
-    if ($tmp) { Remove-Item $tmp, "$tmp.*" -ErrorAction SilentlyContinue }
+    if ($tmp) { Remove-Item -Recurse $tmpDir -ErrorAction SilentlyContinue }
 }
