@@ -12,13 +12,19 @@ internal enum HandshakeState { Zeroed, InitiationCreated, InitiationConsumed, Re
 /// One remote peer: its configuration, its handshake, its keypairs (current / previous / next, as the
 /// kernel and wireguard-go keep them), endpoint, counters and timer timestamps. Timestamps are
 /// TimeProvider ticks (GetTimestamp); 0 means never.
+/// Scale (100,000 mostly idle peers): what only a handshake or traffic needs (the Noise state, the
+/// ephemeral keys, the cookie/MAC keys, the staging queue) is allocated on first use, so an idle peer
+/// costs under 1 KB with its table entries (IdlePeerFootprintTests). Lazy members are created at most
+/// once and never replaced.
 /// </summary>
 internal sealed class Peer
 {
+    private readonly TimeProvider _time;
+
     public Peer(WgKey publicKey, TimeProvider time, int worker)
     {
         PublicKey = publicKey;
-        Cookies = new CookieGenerator(publicKey, time);
+        _time = time;
         Worker = worker;
     }
 
@@ -33,14 +39,27 @@ internal sealed class Peer
     public volatile SocketAddress? Endpoint;
     public volatile bool Removed;
 
-    public readonly CookieGenerator Cookies;
+    private CookieGenerator? _cookies;
+    /// <summary>MAC keys for our handshake messages to this peer (two BLAKE2s hashes: derived on first use).</summary>
+    public CookieGenerator Cookies
+    {
+        get
+        {
+            var c = Volatile.Read(ref _cookies);
+            if (c is not null) return c;
+            Interlocked.CompareExchange(ref _cookies, new CookieGenerator(PublicKey, _time), null);
+            return _cookies!;
+        }
+    }
 
     // Handshake state: guarded by HandshakeLock.
     public readonly object HandshakeLock = new();
-    public readonly NoiseHandshake Noise = new();
+    private NoiseHandshake? _noise;
+    private byte[]? _localEphemeral, _remoteEphemeral;
+    public NoiseHandshake Noise => LazyInitializer.EnsureInitialized(ref _noise);
     public HandshakeState State;
-    public readonly byte[] LocalEphemeral = new byte[32];
-    public readonly byte[] RemoteEphemeral = new byte[32];
+    public byte[] LocalEphemeral => LazyInitializer.EnsureInitialized(ref _localEphemeral, static () => new byte[32]);
+    public byte[] RemoteEphemeral => LazyInitializer.EnsureInitialized(ref _remoteEphemeral, static () => new byte[32]);
     public uint HandshakeLocalIndex;
     public uint HandshakeRemoteIndex;
     public readonly byte[] LastTimestamp = new byte[12];
@@ -58,7 +77,9 @@ internal sealed class Peer
     public volatile Keypair? Next;
 
     /// <summary>Packets waiting for a session (whitepaper: queued while the handshake completes).</summary>
-    public readonly ConcurrentQueue<PacketBuffer> Staged = new();
+    private ConcurrentQueue<PacketBuffer>? _staged;
+    /// <summary>A ConcurrentQueue holds a 32-slot segment even when empty: created when the first packet waits.</summary>
+    public ConcurrentQueue<PacketBuffer> Staged => LazyInitializer.EnsureInitialized(ref _staged);
     public int StagedCount;
 
     // Counters and timer inputs (see WgDevice.Timers.cs for the events that set them).
@@ -74,4 +95,24 @@ internal sealed class Peer
     public long UnansweredSince;
     /// <summary>The initiator's one handshake when receiving on a key near Reject-After-Time.</summary>
     public volatile bool SentLastMinuteHandshake;
+
+    /// <summary>Erases the handshake secrets (caller holds HandshakeLock); allocates nothing for a peer that never had any.</summary>
+    public void ClearHandshakeSecrets()
+    {
+        _noise?.Clear();
+        if (_localEphemeral is { } l) Array.Clear(l);
+        if (_remoteEphemeral is { } r) Array.Clear(r);
+    }
+
+    /// <summary>Takes a staged packet; false when none (also when nothing was ever staged).</summary>
+    public bool TryTakeStaged(out PacketBuffer buffer)
+    {
+        var q = Volatile.Read(ref _staged);
+        if (q is not null && q.TryDequeue(out buffer!)) return true;
+        buffer = null!;
+        return false;
+    }
+
+    /// <summary>Whether the lazy handshake/staging state exists (tests: an idle peer has none).</summary>
+    internal bool HasLazyState => _noise is not null || _localEphemeral is not null || _staged is not null || _cookies is not null;
 }

@@ -183,9 +183,7 @@ public sealed partial class WgDevice : IDisposable
         {
             if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
             peer.State = HandshakeState.Zeroed;
-            peer.Noise.Clear();
-            Array.Clear(peer.LocalEphemeral);
-            Array.Clear(peer.RemoteEphemeral);
+            peer.ClearHandshakeSecrets();
         }
         lock (peer.KeypairLock)
         {
@@ -193,7 +191,7 @@ public sealed partial class WgDevice : IDisposable
             DeleteKeypair(peer.Current); peer.Current = null;
             DeleteKeypair(peer.Next); peer.Next = null;
         }
-        while (peer.Staged.TryDequeue(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
+        while (peer.TryTakeStaged(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
     }
 
     private void DeleteKeypair(Keypair? kp)

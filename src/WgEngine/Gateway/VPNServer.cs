@@ -322,20 +322,26 @@ public sealed partial class VPNServer : IDisposable
         if (_pools.Count == 0)
             throw new WgException(WgErrorKind.InvalidArgument, "NoAddressPool",
                 $"Server '{Name}' has no address prefix to allocate from; give the peer AllowedIPs explicitly.");
-        var result = new List<IpPrefix>(_pools.Count);
-        foreach (var pool in _pools)
+        var result = new IpPrefix[_pools.Count];
+        for (int i = 0; i < result.Length; i++)
         {
-            if (pool.TryAllocate(out var address, a => _index.FindOverlap(new IpPrefix(a, pool.IsIPv4 ? 32 : 128)) is not null))
+            var pool = _pools[i];
+            if (pool.TryAllocate(out var address, _isTaken ??= IsTaken))
             {
-                result.Add(new IpPrefix(address, pool.IsIPv4 ? 32 : 128));
+                result[i] = new IpPrefix(address, pool.IsIPv4 ? 32 : 128);
                 continue;
             }
-            foreach (var taken in result) PoolOf(taken)?.Release(taken.Address);
+            for (int j = 0; j < i; j++) PoolOf(result[j])?.Release(result[j].Address);
             throw new WgException(WgErrorKind.LimitExceeded, "AddressPoolExhausted",
                 $"No free address left in {pool.Prefix} on server '{Name}'; remove peers, give AllowedIPs explicitly, or use a larger -Address prefix.");
         }
         return result;
     }
+
+    // One delegate for the server's lifetime (not a closure per allocation): a candidate address is
+    // taken when any peer's range (or the gateway's own address) covers it.
+    private Func<IPAddress, bool>? _isTaken;
+    private bool IsTaken(IPAddress a) => _index.FindOverlap(new IpPrefix(a, AddressMath.IsV4(a) ? 32 : 128)) is not null;
 
     private void CheckOverlaps(IReadOnlyList<IpPrefix> allowed, WgKey self)
     {

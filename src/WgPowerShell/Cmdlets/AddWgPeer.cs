@@ -51,7 +51,8 @@ public sealed class AddWgPeerCommand : WgPeerCmdletBase
         var server = ResolveServer();
         if (server is null) return;
         var key = Parse.Key(PublicKey);
-        var allowed = Parse.Prefixes(AllowedIPs);
+        // The common bulk case (no AllowedIPs: allocate) needs no list per item.
+        IReadOnlyList<WgEngine.Net.IpPrefix> allowed = AllowedIPs is { Length: > 0 } ? Parse.Prefixes(AllowedIPs) : [];
         var what = allowed.Count == 0 ? "an allocated address" : string.Join(", ", allowed);
         if (!ShouldProcess($"peer {Describe(Name, PublicKey)} with {what} on server '{server.Name}'", "Add")) return;
         var spec = new PeerSpec

@@ -8,9 +8,12 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>
 /// Group commit for cmdlets that add many peers from the pipeline (Add-WgPeer, Import-WgConfig): items
 /// are collected and handed to VPNServer.AddPeers, which writes the config file once per batch. A batch
-/// is committed after ~100 ms (longer when the file write itself takes longer), at 10,000 items, when the
-/// target server changes, and in EndProcessing. Output objects are written only after the commit that
-/// covers them, so a WgPeer on the pipeline always means "in effect and on disk".
+/// is committed after ~100 ms or at 10,000 items, whichever comes first, but commits take at most ~20%
+/// of the time: when the last one took longer (a file of 100,000 peers), the next waits 4x as long
+/// whatever the item count (else the whole file would be rewritten every 10,000 items: quadratic in the
+/// peer count). Also committed when the target server changes, and in EndProcessing. Output objects are
+/// written only after the commit that covers them, so a WgPeer on the pipeline always means "in effect
+/// and on disk".
 /// </summary>
 internal sealed class PeerBatch
 {
@@ -23,6 +26,7 @@ internal sealed class PeerBatch
     private bool _allocate;
     private long _firstTicks;
     private TimeSpan _interval = MinInterval;
+    private TimeSpan _commitBound;   // 4x the last commit's duration
 
     public void Add(WgCmdletBase cmdlet, VPNServer server, PeerSpec spec, string target, bool allocateWhenEmpty)
     {
@@ -32,7 +36,8 @@ internal sealed class PeerBatch
         _allocate = allocateWhenEmpty;
         _specs.Add(spec);
         _targets.Add(target);
-        if (_specs.Count >= MaxItems || Stopwatch.GetElapsedTime(_firstTicks) >= _interval) Flush(cmdlet);
+        var elapsed = Stopwatch.GetElapsedTime(_firstTicks);
+        if (elapsed >= _interval || (_specs.Count >= MaxItems && elapsed >= _commitBound)) Flush(cmdlet);
     }
 
     public void Flush(WgCmdletBase cmdlet)
@@ -57,13 +62,26 @@ internal sealed class PeerBatch
         }
         // Let a slow write (a large file) commit less often: writing takes at most ~20% of the time.
         var took = Stopwatch.GetElapsedTime(start);
-        _interval = took * 4 > MinInterval ? took * 4 : MinInterval;
+        _commitBound = took * 4;
+        _interval = _commitBound > MinInterval ? _commitBound : MinInterval;
+        bool verbose = IsVerbose(cmdlet);   // formatting a message per peer is wasted work when nobody sees it
         for (int i = 0; i < results.Count; i++)
         {
             if (results[i].Error is { } error) { cmdlet.WriteWgError(error, targets[i]); continue; }
             var status = results[i].Status!;
-            cmdlet.WriteVerbose($"Added peer {WgCmdletBase.Describe(status.Name, targets[i])} with {string.Join(", ", status.AllowedIPs)} to '{server.Name}'.");
+            if (verbose)
+                cmdlet.WriteVerbose($"Added peer {WgCmdletBase.Describe(status.Name, targets[i])} with {string.Join(", ", status.AllowedIPs)} to '{server.Name}'.");
             cmdlet.WriteObject(WgPeer.From(server.Name, status));
         }
+    }
+
+    /// <summary>-Verbose given (and not -Verbose:$false), or $VerbosePreference asks for verbose output.</summary>
+    private static bool IsVerbose(WgCmdletBase cmdlet)
+    {
+        if (cmdlet.MyInvocation.BoundParameters.TryGetValue("Verbose", out var v))
+            return v is SwitchParameter s ? s.IsPresent : v is true;
+        // A child scope's `$VerbosePreference = 'Continue'` is a plain string: convert as PowerShell does.
+        return LanguagePrimitives.TryConvertTo(cmdlet.GetVariableValue("VerbosePreference"), out ActionPreference p)
+            && p is not (ActionPreference.SilentlyContinue or ActionPreference.Ignore);
     }
 }

@@ -27,7 +27,7 @@ public sealed class WgPeer
         Server = server,
         Name = p.Name,
         PublicKey = p.PublicKey.ToBase64(),
-        AllowedIPs = p.AllowedIPs.Select(a => a.ToString()).ToArray(),
+        AllowedIPs = Format(p.AllowedIPs),
         Endpoint = FormatEndpoint(p.Endpoint),
         LatestHandshake = p.LatestHandshake,
         ReceivedBytes = p.ReceivedBytes,
@@ -37,6 +37,15 @@ public sealed class WgPeer
         Enabled = p.Enabled,
         ExpiresAt = p.ExpiresAt,
     };
+
+    // Runs once per peer for Get-WgPeer over 100,000 peers: a plain loop, no LINQ.
+    private static string[] Format(IReadOnlyList<WgEngine.Net.IpPrefix> list)
+    {
+        if (list.Count == 0) return [];
+        var result = new string[list.Count];
+        for (int i = 0; i < result.Length; i++) result[i] = list[i].ToString();
+        return result;
+    }
 
     private static string? FormatEndpoint(IPEndPoint? e)
     {
