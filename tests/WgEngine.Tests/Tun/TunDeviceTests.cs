@@ -191,6 +191,8 @@ public class TunAllocationTests
         Assert.True(SpinWait.SpinUntil(() => tun.Counters.FromHostPackets >= seen + 2000 && tun.ReaderAllocatedBytes >= readerBefore, 10_000));
         Thread.Sleep(200);
         Assert.Equal(0, deliverAllocated);
-        Assert.Equal(readerBefore, tun.ReaderAllocatedBytes);
+        // Per packet: nothing. A one-off of a few bytes on the reader thread (seen: 32 B once under load,
+        // e.g. a late tier-1 JIT of the loop) is not per-packet, so the bound is under 1 B per packet.
+        Assert.InRange(tun.ReaderAllocatedBytes - readerBefore, 0, 2000 - 1);
     }
 }
