@@ -72,14 +72,19 @@ public sealed partial class WgDevice
     private void FlushOutgoing(OutgoingBatch batch)
     {
         int count = batch.Count;
-        _bind.SendBatch(batch.Datagrams.AsSpan(0, count), batch.To.AsSpan(0, count), batch.Sent.AsSpan(0, count));
-        long now = Now;
-        for (int i = 0; i < count; i++)
+        try
         {
-            if (batch.Sent[i]) OnSent(batch.Peers[i], batch.Datagrams[i].Length, batch.CarriesData[i], now);
-            _pool.Return(batch.Buffers[i]);
+            _bind.SendBatch(batch.Datagrams.AsSpan(0, count), batch.To.AsSpan(0, count), batch.Sent.AsSpan(0, count));
+            long now = Now;
+            for (int i = 0; i < count; i++)
+                if (batch.Sent[i]) OnSent(batch.Peers[i], batch.Datagrams[i].Length, batch.CarriesData[i], now);
         }
-        batch.Clear();
+        finally
+        {
+            // Whatever happened, the buffers go back and the batch starts empty.
+            for (int i = 0; i < count; i++) _pool.Return(batch.Buffers[i]);
+            batch.Clear();
+        }
     }
 
     private void OnSent(Peer peer, int bytes, bool carriesData, long now)

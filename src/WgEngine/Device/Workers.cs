@@ -65,9 +65,6 @@ internal abstract class QueueThread
                 try
                 {
                     Process(buffer);
-                    // Queue drained: this wake-up's work is done, let batched output go.
-                    if (Volatile.Read(ref _count) == 0) OnIdle();
-                    Volatile.Write(ref _allocated, GC.GetAllocatedBytesForCurrentThread());
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
@@ -75,6 +72,9 @@ internal abstract class QueueThread
                     OnError(e);
                     Discard(buffer);
                 }
+                // Queue drained: this wake-up's work is done, let batched output go.
+                if (Volatile.Read(ref _count) == 0) OnIdle();
+                Volatile.Write(ref _allocated, GC.GetAllocatedBytesForCurrentThread());
             }
         }
         finally
