@@ -22,6 +22,12 @@ internal static unsafe partial class LinuxBatchIo
     public const int MsgTrunc = 0x20;
     public const int MsgWaitForOne = 0x10000;
 
+    // UDP generic segmentation offload (linux/udp.h): one send of equal-size segments, split by the kernel.
+    public const int SolUdp = 17, UdpSegment = 103, MaxSegments = 64, MaxGsoBytes = 65000;
+    /// <summary>CMSG_SPACE(sizeof(ushort)) and CMSG_LEN(sizeof(ushort)) on LP64: a 16-byte cmsghdr + data, 8-aligned.</summary>
+    public const int GsoControlSpace = 24, GsoControlLength = 18;
+
+    public const int EIo = 5, EInval = 22, EOpNotSupp = 95;
     public const int EIntr = 4, EAgain = 11, ENoSys = 38, EMsgSize = 90, ENetUnreach = 101,
         EConnReset = 104, EConnRefused = 111, EHostUnreach = 113, ENoBufs = 105, EPerm = 1;
 

@@ -121,15 +121,27 @@ public sealed unsafe partial class UdpBind
         return ok;
     }
 
+    /// <summary>Sends runs of equal-size datagrams to one destination as one UDP GSO send (UDP_SEGMENT),
+    /// when native batching is on. Turned off for good after the kernel or route refuses it.</summary>
+    public bool UdpSegmentation
+    {
+        get => _gso && NativeBatching;
+        set => _gso = value;
+    }
+    private volatile bool _gso = true;
+
     private int SendNative(ReadOnlySpan<ReadOnlyMemory<byte>> datagrams, ReadOnlySpan<SocketAddress> to, Span<bool> sent)
     {
         int count = datagrams.Length;
         var msgs = stackalloc MMsgHdr[count];
         var iov = stackalloc IoVec[count];
         var names = stackalloc byte[count * AddressRoom];
+        var control = stackalloc byte[count * GsoControlSpace];
+        var first = stackalloc int[count + 1];   // message m carries datagrams first[m] .. first[m + 1] - 1
         var pins = t_pins ??= new MemoryHandle[MaxBatch];
+        bool gso = UdpSegmentation;
         sent.Clear();
-        int ok = 0;
+        int ok = 0, messages = 0;
         bool added = false;
         try
         {
@@ -140,19 +152,37 @@ public sealed unsafe partial class UdpBind
                 pins[i] = datagrams[i].Pin();
                 iov[i].Base = (byte*)pins[i].Pointer;
                 iov[i].Length = (nuint)datagrams[i].Length;
+            }
+            for (int i = 0; i < count; i = first[messages])
+            {
+                int end = gso ? GsoRunEnd(datagrams, to, i) : i + 1;
                 int nameLength = Math.Min(to[i].Size, AddressRoom);
-                to[i].Buffer.Span[..nameLength].CopyTo(new Span<byte>(names + i * AddressRoom, AddressRoom));
-                msgs[i].Header = new MsgHdr { Name = names + i * AddressRoom, NameLength = (uint)nameLength, Iov = iov + i, IovLength = 1 };
-                msgs[i].Length = 0;
+                to[i].Buffer.Span[..nameLength].CopyTo(new Span<byte>(names + messages * AddressRoom, AddressRoom));
+                var m = &msgs[messages];
+                m->Header = new MsgHdr { Name = names + messages * AddressRoom, NameLength = (uint)nameLength, Iov = iov + i, IovLength = (nuint)(end - i) };
+                m->Length = 0;
+                if (end - i > 1)
+                {
+                    // cmsghdr { size_t len; int level; int type; } + the segment size (a u16).
+                    byte* c = control + messages * GsoControlSpace;
+                    *(nuint*)c = GsoControlLength;
+                    *(int*)(c + 8) = SolUdp;
+                    *(int*)(c + 12) = UdpSegment;
+                    *(ushort*)(c + 16) = (ushort)datagrams[i].Length;
+                    m->Header.Control = c;
+                    m->Header.ControlLength = GsoControlSpace;
+                }
+                first[messages] = i;
+                first[++messages] = end;
             }
             int next = 0;
-            while (next < count)
+            while (next < messages)
             {
-                int r = SendMMsg(fd, msgs + next, (uint)(count - next), 0);
+                int r = SendMMsg(fd, msgs + next, (uint)(messages - next), 0);
                 if (r > 0)
                 {
-                    for (int i = next; i < next + r; i++) sent[i] = true;
-                    ok += r;
+                    for (int i = first[next]; i < first[next + r]; i++) sent[i] = true;
+                    ok += first[next + r] - first[next];
                     next += r;
                     continue;
                 }
@@ -161,11 +191,19 @@ public sealed unsafe partial class UdpBind
                 if (errno == ENoSys)
                 {
                     MarkMissing();
-                    return ok + SendEach(datagrams[next..], to[next..], sent[next..]);
+                    int from = first[next];
+                    return ok + SendEach(datagrams[from..], to[from..], sent[from..]);
                 }
-                // The first remaining datagram failed (sendmmsg reports an error only when none left):
-                // EAGAIN goes through the managed call, which waits; anything else drops that one datagram.
-                if (errno == EAgain && (sent[next] = Send(datagrams[next].Span, to[next]))) ok++;
+                int a = first[next], b = first[next + 1];
+                if (b - a > 1 && errno is EIo or EInval or EOpNotSupp)
+                {
+                    // No segmentation offload here (old kernel, no checksum offload): stop asking, send one by one.
+                    _gso = false;
+                    ok += SendEach(datagrams[a..b], to[a..b], sent[a..b]);
+                }
+                // The first remaining message failed (sendmmsg reports an error only when none left):
+                // EAGAIN goes through the managed call, which waits; anything else drops that message.
+                else if (errno == EAgain) ok += SendEach(datagrams[a..b], to[a..b], sent[a..b]);
                 next++;
             }
             return ok;
@@ -179,5 +217,22 @@ public sealed unsafe partial class UdpBind
             for (int i = 0; i < count; i++) pins[i].Dispose();
             if (added) _handle.DangerousRelease();
         }
+    }
+
+    /// <summary>End (exclusive) of the run from <paramref name="start"/> that one GSO send can carry: same
+    /// destination, same size (the last may be shorter), at most 64 segments and 65,000 bytes.</summary>
+    private static int GsoRunEnd(ReadOnlySpan<ReadOnlyMemory<byte>> datagrams, ReadOnlySpan<SocketAddress> to, int start)
+    {
+        int size = datagrams[start].Length, total = size, end = start + 1;
+        if (size == 0) return end;
+        while (end < datagrams.Length && end - start < MaxSegments)
+        {
+            int next = datagrams[end].Length;
+            if (next == 0 || next > size || total + next > MaxGsoBytes || !to[end].SameAs(to[start])) break;
+            total += next;
+            end++;
+            if (next < size) break;   // a shorter datagram can only be the last segment
+        }
+        return end;
     }
 }

@@ -131,6 +131,41 @@ public class UdpBindBatchTests
     }
 
     [Theory]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public void RunsOfEqualSizeDatagramsArriveAsSeparateDatagramsInOrder(bool segmentation, bool dualStack)
+    {
+        using var bind = new UdpBind(0, dualStack ? null : IPAddress.Loopback) { UdpSegmentation = segmentation };
+        Assert.Equal(segmentation && OperatingSystem.IsLinux(), bind.UdpSegmentation);
+        using var r1 = Peer(AddressFamily.InterNetwork);
+        using var r2 = Peer(AddressFamily.InterNetwork);
+        var to1 = bind.ToSocketAddress((IPEndPoint)r1.LocalEndPoint!);
+        var to2 = bind.ToSocketAddress((IPEndPoint)r2.LocalEndPoint!);
+        // 20 full-size datagrams to r1 ending in a short one (one GSO send), 2 to r2, then 10 more to r1.
+        var list = new List<(byte[] Data, SocketAddress To)>();
+        for (int i = 0; i < 20; i++) list.Add((Payload(i, 1452), to1));
+        list.Add((Payload(20, 77), to1));
+        list.Add((Payload(21, 1452), to2));
+        list.Add((Payload(22, 1452), to2));
+        for (int i = 23; i < 33; i++) list.Add((Payload(i, 1000), to1));
+        var sent = new bool[list.Count];
+        Assert.Equal(list.Count, bind.SendBatch(list.Select(x => (ReadOnlyMemory<byte>)x.Data).ToArray(), list.Select(x => x.To).ToArray(), sent));
+        Assert.All(sent, Assert.True);
+        Assert.Equal(segmentation && OperatingSystem.IsLinux(), bind.UdpSegmentation);   // loopback takes GSO: not switched off
+
+        var buffer = new byte[4096];
+        foreach (var (receiver, target) in new[] { (r1, to1), (r2, to2) })
+            foreach (var (data, _) in list.Where(x => x.To == target))
+            {
+                int n = receiver.Receive(buffer);   // one datagram per segment, not one 30 KB datagram
+                Assert.Equal(data, buffer[..n]);
+            }
+        Assert.Equal(0, r1.Available);
+        Assert.Equal(0, r2.Available);
+    }
+
+    [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void AFailingDatagramDoesNotStopTheRestOfTheBatch(bool native)
