@@ -9,8 +9,9 @@ namespace WgEngine.Conn;
 /// <summary>
 /// Batched I/O for <see cref="UdpBind"/>: on Linux one recvmmsg/sendmmsg moves up to
 /// <see cref="MaxBatch"/> datagrams; elsewhere, with batching off, or once the kernel says ENOSYS,
-/// the single-datagram Socket calls. Everything native lives on the stack: no allocation per call
-/// beyond a per-thread pin table made once.
+/// the single-datagram Socket calls. Sends also use UDP GSO for runs of equal-size datagrams to one
+/// destination. Everything native lives on the stack: no allocation per call beyond a per-thread pin
+/// table made once.
 /// </summary>
 public sealed unsafe partial class UdpBind
 {
