@@ -11,14 +11,16 @@ namespace WgEngine.Conn;
 public sealed class RebindableBind : IBind
 {
     private readonly IPAddress? _bindAddress;
+    private readonly bool _nativeBatching;
     private readonly object _lock = new();
     private volatile UdpBind _inner;
     private volatile bool _closed;
 
-    public RebindableBind(int port, IPAddress? bindAddress = null)
+    public RebindableBind(int port, IPAddress? bindAddress = null, bool nativeBatching = true)
     {
         _bindAddress = bindAddress;
-        _inner = new UdpBind(port, bindAddress);
+        _nativeBatching = nativeBatching;
+        _inner = new UdpBind(port, bindAddress, nativeBatching);
     }
 
     public int Port => _inner.Port;
@@ -33,7 +35,7 @@ public sealed class RebindableBind : IBind
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_closed, this);
-            var fresh = new UdpBind(port, _bindAddress);
+            var fresh = new UdpBind(port, _bindAddress, _nativeBatching);
             try
             {
                 if (Mark != 0) fresh.SetMark(Mark);
@@ -72,6 +74,26 @@ public sealed class RebindableBind : IBind
         }
         return -1;
     }
+
+    public int ReceiveBatch(ReadOnlySpan<Memory<byte>> buffers, ReadOnlySpan<System.Net.SocketAddress> from, Span<int> lengths)
+    {
+        int size = from[0].Size;
+        while (!_closed)
+        {
+            var current = _inner;
+            int n = current.ReceiveBatch(buffers, from, lengths);
+            if (n >= 0) return n;
+            if (ReferenceEquals(current, _inner)) return -1;
+            from[0].Size = size;
+        }
+        return -1;
+    }
+
+    public int SendBatch(ReadOnlySpan<ReadOnlyMemory<byte>> datagrams, ReadOnlySpan<System.Net.SocketAddress> to, Span<bool> sent) =>
+        _inner.SendBatch(datagrams, to, sent);
+
+    /// <summary>True while the current socket moves datagrams with recvmmsg/sendmmsg.</summary>
+    public bool NativeBatching => _inner.NativeBatching;
 
     public bool Send(ReadOnlySpan<byte> datagram, System.Net.SocketAddress to) => _inner.Send(datagram, to);
 

@@ -5,16 +5,20 @@ namespace WgEngine.Conn;
 
 /// <summary>
 /// The portable bind: one dual-stack UDP socket (IPv6 with IPv4-mapped addresses) unless a specific
-/// IPv4 bind address is asked for. Linux batching (recvmmsg/sendmmsg, GSO/GRO) is a later layer.
+/// IPv4 bind address is asked for. On Linux datagrams move in batches (UdpBind.Batch.cs).
 /// </summary>
-public sealed class UdpBind : IBind
+public sealed partial class UdpBind : IBind
 {
     private readonly Socket _socket;
+    private readonly SafeSocketHandle _handle;
+    private readonly bool _nativeBatching;
     private readonly bool _dualStack;
     private volatile bool _closed;
 
-    public UdpBind(int port, IPAddress? bindAddress = null)
+    /// <param name="nativeBatching">Use recvmmsg/sendmmsg where available (Linux); false: one Socket call per datagram.</param>
+    public UdpBind(int port, IPAddress? bindAddress = null, bool nativeBatching = true)
     {
+        _nativeBatching = nativeBatching;
         bindAddress ??= IPAddress.IPv6Any;
         _dualStack = bindAddress.AddressFamily == AddressFamily.InterNetworkV6;
         _socket = new Socket(bindAddress.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
@@ -31,6 +35,7 @@ public sealed class UdpBind : IBind
             throw;
         }
         Port = ((IPEndPoint)_socket.LocalEndPoint!).Port;
+        _handle = _socket.SafeHandle;
     }
 
     public int Port { get; }

@@ -25,26 +25,53 @@ public sealed partial class WgDevice
         }
     }
 
+    /// <summary>Datagrams the receive thread asks the bind for per call (recvmmsg on Linux).</summary>
+    internal const int ReceiveBatchSize = 32;
+
     /// <summary>
-    /// The receive thread: classify each datagram by type and size, check mac1 of handshake messages
-    /// here (cheap, before any queueing or DH), and hand transport packets to their peer's worker.
+    /// The receive thread: takes datagrams from the bind in batches, classifies each by type and size,
+    /// checks mac1 of handshake messages here (cheap, before any queueing or DH), and hands transport
+    /// packets to their peer's worker. It holds one batch of pooled buffers and replaces each one it
+    /// hands on, so the bind always has a full batch to fill.
     /// </summary>
     private void ReceiveLoop()
     {
-        while (!_stop.IsCancellationRequested)
+        var bufs = new PacketBuffer[ReceiveBatchSize];
+        var memory = new Memory<byte>[ReceiveBatchSize];
+        var from = new System.Net.SocketAddress[ReceiveBatchSize];
+        var lengths = new int[ReceiveBatchSize];
+        for (int i = 0; i < bufs.Length; i++) Refill(bufs, memory, from, i);
+        try
         {
-            var buf = _pool.Rent();
-            int n = _bind.Receive(buf.Data, buf.Address);
-            if (n < 0)
+            while (!_stop.IsCancellationRequested)
             {
-                _pool.Return(buf);
-                break;
+                int n = _bind.ReceiveBatch(memory, from, lengths);
+                if (n < 0) break;
+                long bytes = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    var buf = bufs[i];
+                    buf.Length = lengths[i];
+                    bytes += buf.Length;
+                    Refill(bufs, memory, from, i);
+                    Dispatch(buf);
+                }
+                Interlocked.Add(ref Counters.ReceivedBytes, bytes);
+                Volatile.Write(ref _receiveThreadAllocated, GC.GetAllocatedBytesForCurrentThread());
             }
-            buf.Length = n;
-            Interlocked.Add(ref Counters.ReceivedBytes, n);
-            Dispatch(buf);
-            Volatile.Write(ref _receiveThreadAllocated, GC.GetAllocatedBytesForCurrentThread());
         }
+        finally
+        {
+            foreach (var b in bufs) _pool.Return(b);
+        }
+    }
+
+    private void Refill(PacketBuffer[] bufs, Memory<byte>[] memory, System.Net.SocketAddress[] from, int i)
+    {
+        var fresh = _pool.Rent();
+        bufs[i] = fresh;
+        memory[i] = fresh.Data;
+        from[i] = fresh.Address;
     }
 
     /// <summary>Routes one received datagram. Also the entry point for in-process tests.</summary>

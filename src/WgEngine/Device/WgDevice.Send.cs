@@ -39,18 +39,60 @@ public sealed partial class WgDevice
         var plain = data.Slice(MessageLayout.TransportHeaderSize, padded);
         kp.Seal(counter, plain, data.Slice(MessageLayout.TransportHeaderSize, padded + ChaChaPoly.TagSize));
         int total = MessageLayout.TransportHeaderSize + padded + ChaChaPoly.TagSize;
-        if (_bind.Send(data[..total], ep))
+        var batch = t_outgoing;
+        if (batch is not null && ReferenceEquals(batch.Owner, this))
         {
-            Interlocked.Add(ref Counters.SentBytes, total);
-            Interlocked.Add(ref peer.SentBytes, total);
-            OnAuthenticatedPacketSent(peer, now);
-            if (length > 0) OnDataSent(peer, now);
+            // A worker thread: send with the rest of this wake-up's packets (FlushOutgoing).
+            batch.Add(buf, total, ep, peer, length > 0);
+            if (batch.IsFull) FlushOutgoing(batch);
         }
-        _pool.Return(buf);
+        else
+        {
+            if (_bind.Send(data[..total], ep)) OnSent(peer, total, length > 0, now);
+            _pool.Return(buf);
+        }
 
         // Rekey-After-Time applies to the initiator only (whitepaper §6.2); Rekey-After-Messages to both.
         if ((kp.IsInitiator && Older(kp.CreatedAt, now, ProtocolConstants.RekeyAfterTime)) || counter >= ProtocolConstants.RekeyAfterMessages)
             InitiateHandshake(peer, retry: false);
+    }
+
+    // The calling worker thread's pending sends; null on other threads (timers, handshake, TUN readers).
+    [ThreadStatic] private static OutgoingBatch? t_outgoing;
+
+    /// <summary>Makes the calling thread (a crypto worker) collect its sends for <see cref="FlushOutgoing"/>.</summary>
+    internal void BeginOutgoingBatches() => t_outgoing = new OutgoingBatch(this);
+
+    /// <summary>Sends what the calling thread collected, in one bind call, then accounts for each datagram.</summary>
+    internal void FlushOutgoing()
+    {
+        if (t_outgoing is { Count: > 0 } batch && ReferenceEquals(batch.Owner, this)) FlushOutgoing(batch);
+    }
+
+    private void FlushOutgoing(OutgoingBatch batch)
+    {
+        int count = batch.Count;
+        try
+        {
+            _bind.SendBatch(batch.Datagrams.AsSpan(0, count), batch.To.AsSpan(0, count), batch.Sent.AsSpan(0, count));
+            long now = Now;
+            for (int i = 0; i < count; i++)
+                if (batch.Sent[i]) OnSent(batch.Peers[i], batch.Datagrams[i].Length, batch.CarriesData[i], now);
+        }
+        finally
+        {
+            // Whatever happened, the buffers go back and the batch starts empty.
+            for (int i = 0; i < count; i++) _pool.Return(batch.Buffers[i]);
+            batch.Clear();
+        }
+    }
+
+    private void OnSent(Peer peer, int bytes, bool carriesData, long now)
+    {
+        Interlocked.Add(ref Counters.SentBytes, bytes);
+        Interlocked.Add(ref peer.SentBytes, bytes);
+        OnAuthenticatedPacketSent(peer, now);
+        if (carriesData) OnDataSent(peer, now);
     }
 
     /// <summary>Pads to a multiple of 16 but never past the MTU (whitepaper §5.4.6).</summary>

@@ -53,25 +53,38 @@ internal abstract class QueueThread
 
     private void Run()
     {
-        while (true)
+        OnThreadStart();
+        try
         {
-            _signal.Wait();
-            if (_stopping) return;
-            if (!_queue.TryDequeue(out var buffer)) continue;
-            Interlocked.Decrement(ref _count);
-            try
+            while (true)
             {
-                Process(buffer);
+                _signal.Wait();
+                if (_stopping) return;
+                if (!_queue.TryDequeue(out var buffer)) continue;
+                Interlocked.Decrement(ref _count);
+                try
+                {
+                    Process(buffer);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // A malformed packet must never take the device down; count and go on.
+                    OnError(e);
+                    Discard(buffer);
+                }
+                // Queue drained: this wake-up's work is done, let batched output go.
+                if (Volatile.Read(ref _count) == 0) OnIdle();
                 Volatile.Write(ref _allocated, GC.GetAllocatedBytesForCurrentThread());
             }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                // A malformed packet must never take the device down; count and go on.
-                OnError(e);
-                Discard(buffer);
-            }
+        }
+        finally
+        {
+            OnIdle();
         }
     }
+
+    protected virtual void OnThreadStart() { }
+    protected virtual void OnIdle() { }
 
     protected abstract void Process(PacketBuffer buffer);
     protected abstract void Discard(PacketBuffer buffer);
@@ -82,6 +95,8 @@ internal abstract class QueueThread
 internal sealed class Worker(WgDevice device, int id) : QueueThread($"wg-crypto-{id}", 8192)
 {
     protected override void Process(PacketBuffer buffer) => device.ProcessTransport(buffer);
+    protected override void OnThreadStart() => device.BeginOutgoingBatches();
+    protected override void OnIdle() => device.FlushOutgoing();
     protected override void Discard(PacketBuffer buffer) => device.ReturnBuffer(buffer);
     protected override void OnError(Exception e) => device.CountMalformed();
 }
