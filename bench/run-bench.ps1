@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-  Benchmark entry point (build.ps1 Bench): the end-to-end iperf3 comparisons (bench/e2e/hub-iperf.ps1,
+  Benchmark entry point (build.ps1 Bench): the end-to-end comparisons (bench/e2e/hub-iperf.ps1, hub-latency.ps1,
   bench/e2e/egress-iperf.ps1, whose tables replace the generated part of docs/performance.md's egress
   section) and, with -Micro, the BenchmarkDotNet micro-benchmarks in bench/WgEngine.Bench.
 .EXAMPLE
@@ -14,6 +14,7 @@ param(
     [string]$MicroFilter = '*',
     [switch]$SkipE2E,
     [switch]$SkipHub,
+    [switch]$SkipLatency,
     [switch]$SkipEgress,
     [int]$EgressDuration = 5,         # per iperf3 run; the egress benchmark runs 4 tests x 3 gateways per round
     [string]$Doc = (Join-Path (Resolve-Path (Join-Path $PSScriptRoot '..')).Path 'docs/performance.md'),
@@ -35,6 +36,10 @@ if (-not $SkipE2E -and -not $SkipHub) {
     & (Join-Path $PSScriptRoot 'e2e/hub-iperf.ps1') -Duration $Duration -Rounds $Rounds -OutJson $json
     if (-not $?) { $failed = $true }
     Write-Host "e2e results: $json"
+}
+if (-not $SkipE2E -and -not $SkipLatency) {
+    & (Join-Path $PSScriptRoot 'e2e/hub-latency.ps1') -Rounds $Rounds -OutJson (Join-Path $OutDir 'e2e-hub-latency.json')
+    if (-not $?) { $failed = $true }
 }
 if (-not $SkipE2E -and -not $SkipEgress) {
     $json = Join-Path $OutDir 'e2e-egress-iperf.json'
