@@ -31,8 +31,7 @@ public abstract class SetWgPeerStateCommandBase : WgPeerCmdletBase
             var peer = server.GetPeerInfo(key);
             if (peer is null)
             {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {text} on server '{server.Name}'."),
-                    "PeerNotFound", ErrorCategory.ObjectNotFound, text));
+                WritePeerNotFound(server, text);
                 continue;
             }
             if (!ShouldProcess($"peer {Describe(peer.Name, text)} on server '{server.Name}'", Verb)) continue;

@@ -31,8 +31,7 @@ public sealed class GetWgPeerCommand : WgPeerCmdletBase
             {
                 var p = server.GetPeerInfo(Parse.Key(text));
                 if (p is null)
-                    WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {text} on server '{server.Name}'."),
-                        "PeerNotFound", ErrorCategory.ObjectNotFound, text));
+                    WritePeerNotFound(server, text);
                 else if (NameMatches(p.Name))
                     WriteObject(WgPeer.From(server.Name, p));
             }

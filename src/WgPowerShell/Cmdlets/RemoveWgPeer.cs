@@ -24,16 +24,14 @@ public sealed class RemoveWgPeerCommand : WgPeerCmdletBase
             var peer = server.GetPeerInfo(key);
             if (peer is null)
             {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {text} on server '{server.Name}'."),
-                    "PeerNotFound", ErrorCategory.ObjectNotFound, text));
+                WritePeerNotFound(server, text);
                 continue;
             }
             if (!ShouldProcess($"peer {Describe(peer.Name, text)} ({string.Join(", ", peer.AllowedIPs)}) on server '{server.Name}'", "Remove")) continue;
             if (server.RemovePeer(key))
                 WriteVerbose($"Removed peer {Describe(peer.Name, text)} from '{server.Name}'.");
             else
-                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {text} on server '{server.Name}'."),
-                    "PeerNotFound", ErrorCategory.ObjectNotFound, text));
+                WritePeerNotFound(server, text);
         }
     }
 }

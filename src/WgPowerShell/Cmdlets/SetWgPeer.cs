@@ -60,8 +60,7 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
         var current = server.GetPeerInfo(key);
         if (current is null)
         {
-            WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {PublicKey} on server '{server.Name}'."),
-                "PeerNotFound", ErrorCategory.ObjectNotFound, PublicKey));
+            WritePeerNotFound(server, PublicKey);
             return;
         }
         var update = new PeerUpdate

@@ -16,4 +16,9 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
 
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
     internal VPNServer? ResolveServer() => ResolveServer(Server);
+
+    /// <summary>The non-terminating ObjectNotFound error every peer cmdlet gives for an unknown key.</summary>
+    internal void WritePeerNotFound(VPNServer server, string publicKey) =>
+        WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {publicKey} on server '{server.Name}'."),
+            "PeerNotFound", ErrorCategory.ObjectNotFound, publicKey));
 }
