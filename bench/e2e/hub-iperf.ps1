@@ -24,15 +24,11 @@ $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $repoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
 Import-Module (Join-Path $repoRoot 'tests/Interop/WgInterop.psm1') -Force
+Import-Module (Join-Path $PSScriptRoot 'HubTopologies.psm1') -Force
 
 $prereq = Test-WgInteropPrerequisite
 $missing = @($prereq.Missing) + @(if (-not (Get-Command iperf3 -ErrorAction Ignore)) { 'iperf3' })
 if ($missing.Count) { throw "hub-iperf needs: $($missing -join ', ') (see .ci/run)" }
-
-function Get-Median([double[]]$xs) {
-    $s = [double[]]($xs | Sort-Object); $n = $s.Count
-    if ($n % 2) { $s[($n - 1) / 2] } else { ($s[$n / 2 - 1] + $s[$n / 2]) / 2 }
-}
 
 function Invoke-Iperf($Server, $Client, [string]$Target) {
     # One-off server (-1) in the receiving namespace, bound to its tunnel address only.
@@ -68,58 +64,8 @@ $net = New-WgTestNetwork
 $server = $null
 $results = [System.Collections.Generic.List[object]]::new()
 try {
-    $topos = [ordered]@{}
-    $A = { param($n) Get-WgTestAddress $net $n }
-
-    # (a) direct: d1 <-> d2, d2 dials d1.
-    $k1 = New-WgGoKeyPair; $k2 = New-WgGoKeyPair
-    $a1 = & $A 11; $a2 = & $A 12
-    $d1 = New-WgGoDevice -Network $net -Role d1 -PrivateKey $k1.PrivateKey -Address $a1.V4Cidr
-    $d2 = New-WgGoClient -Network $net -Role d2 -PrivateKey $k2.PrivateKey -Address $a2.V4Cidr -PeerPublicKey $k1.PublicKey `
-        -Endpoint "127.0.0.1:$($d1.ListenPort)" -AllowedIPs $a1.V4Host -PersistentKeepalive 25
-    Add-WgGoPeer -Device $d1 -PublicKey $k2.PublicKey -AllowedIPs $a2.V4Host
-    $topos['direct (wireguard-go <-> wireguard-go)'] = @{ C = $d1; S = $d2; Target = $a2.V4; Hub = $null }
-
-    # (b1) wireguard-go hub with kernel forwarding in its namespace.
-    $kh = New-WgGoKeyPair; $kc1 = New-WgGoKeyPair; $kc2 = New-WgGoKeyPair
-    $ah = & $A 21; $ac1 = & $A 22; $ac2 = & $A 23
-    $hub = New-WgGoDevice -Network $net -Role h -PrivateKey $kh.PrivateKey -Address $ah.V4Cidr -Forwarding
-    Add-WgGoPeer $hub $kc1.PublicKey $ac1.V4Host
-    Add-WgGoPeer $hub $kc2.PublicKey $ac2.V4Host
-    $hc = foreach ($x in @(@('h1', $kc1, $ac1), @('h2', $kc2, $ac2))) {
-        New-WgGoClient -Network $net -Role $x[0] -PrivateKey $x[1].PrivateKey -Address $x[2].V4Cidr -PeerPublicKey $kh.PublicKey `
-            -Endpoint "127.0.0.1:$($hub.ListenPort)" -AllowedIPs $ah.V4Net -PersistentKeepalive 25
-    }
-    $topos['hub: wireguard-go + kernel forwarding'] = @{ C = $hc[0]; S = $hc[1]; Target = $ac2.V4; Hub = $hub.Process }
-
-    # (b2) our gateway, in this process.
-    if (-not $Module) { $Module = Join-Path $repoRoot 'module/WireGuardGateway.psd1' }
-    $built = (Test-Path $Module) -and ($Module -ne (Join-Path $repoRoot 'module/WireGuardGateway.psd1') -or (Test-Path (Join-Path $repoRoot 'module/bin')))
-    if ($SkipGateway) {
-        Write-Host 'SKIPPED: our gateway (-SkipGateway)' -ForegroundColor Yellow
-    } elseif (-not $built) {
-        Write-Host "SKIPPED: our gateway - module not built ($Module); run ./build.ps1 Build first" -ForegroundColor Yellow
-    } else {
-        Import-Module $Module -Force
-        $ag = & $A 31; $ag1 = & $A 32; $ag2 = & $A 33
-        $server = Start-WgServer -Name "gwb$($net.RunId)" -ListenPort 0 -Address "$($ag.V4)/24" -Egress None
-        $kg1 = New-WgGoKeyPair; $kg2 = New-WgGoKeyPair
-        Add-WgPeer -Server $server.Name -PublicKey $kg1.PublicKey -AllowedIPs $ag1.V4Host | Out-Null
-        Add-WgPeer -Server $server.Name -PublicKey $kg2.PublicKey -AllowedIPs $ag2.V4Host | Out-Null
-        $gc = foreach ($x in @(@('g1', $kg1, $ag1), @('g2', $kg2, $ag2))) {
-            New-WgGoClient -Network $net -Role $x[0] -PrivateKey $x[1].PrivateKey -Address $x[2].V4Cidr -PeerPublicKey $server.PublicKey `
-                -Endpoint "127.0.0.1:$($server.ListenPort)" -AllowedIPs $ag.V4Net -PersistentKeepalive 25
-        }
-        $topos['hub: WireGuardGateway (this pwsh)'] = @{ C = $gc[0]; S = $gc[1]; Target = $ag2.V4; Hub = [System.Diagnostics.Process]::GetCurrentProcess() }
-    }
-
-    # Every path must carry a ping before it is measured: a broken topology fails loudly, not as 0 Mbit/s.
-    foreach ($name in $topos.Keys) {
-        $t = $topos[$name]
-        [void](Test-Ping $t.S.Namespace ($t.C.Address[0] -replace '/.*') -Count 1 -Deadline 5)   # receiver handshakes too
-        $p = Test-Ping $t.C.Namespace $t.Target -Count 3 -Deadline 5 -MinReceived 1
-        if (-not $p.Success) { throw "no ping through '$name' ($($t.Target))" }
-    }
+    $built = New-HubTopologies -Network $net -RepoRoot $repoRoot -Module $Module -SkipGateway:$SkipGateway -ServerName "gwb$($net.RunId)"
+    $topos = $built.Topologies; $server = $built.Server
 
     $names = @($topos.Keys)
     for ($r = 0; $r -lt $Rounds; $r++) {
