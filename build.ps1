@@ -59,7 +59,10 @@ function Invoke-XunitTests {
     # A crashed test host leaves a TRX with fewer results than tests and a non-zero exit code.
     if ($LASTEXITCODE -ne 0 -and $failed -eq 0) { $failed = 1 }
     Write-Host "xunit: $($counters.passed) passed, $failed failed"
-    return @{ Passed = [int]$counters.passed; Failed = $failed }
+    $ns = @{ t = 'http://microsoft.com/schemas/VisualStudio/TeamTest/2010' }
+    [string[]] $names = Select-Xml -Path $trx.FullName -Namespace $ns -XPath "//t:UnitTestResult[@outcome!='Passed' and @outcome!='NotExecuted']" |
+        ForEach-Object { "xunit: $($_.Node.testName): $(([string]$_.Node.Output.ErrorInfo.Message).Trim())" }
+    return @{ Passed = [int]$counters.passed; Failed = $failed; Failures = $names }
 }
 
 function Restore-Pester {
@@ -86,7 +89,17 @@ $c.TestResult.OutputFormat = 'JUnitXml'
 $c.TestResult.OutputPath = $Junit
 $r = Invoke-Pester -Configuration $c
 $failed = $r.FailedCount + $r.FailedBlocksCount + $r.FailedContainersCount
-@{ Passed = $r.PassedCount; Failed = $failed } | ConvertTo-Json | Set-Content -Path $Summary
+# Names and first error lines of what failed, so the end of the log says it (CI shows only the tail).
+function Get-Why($records) {
+    $e = @($records)[0]
+    if (-not $e) { return '(no error record: a failed block above it)' }
+    $at = @(([string]$e.ScriptStackTrace) -split "`n" | Where-Object { $_ -notmatch 'Pester\.psm1' })[0]
+    "$($e.Exception.Message) [$at]"
+}
+$names = @($r.Failed | ForEach-Object { "$($_.ExpandedPath): $(Get-Why $_.ErrorRecord)" }) +
+    @($r.FailedBlocks | ForEach-Object { "block $($_.Path -join '.'): $(Get-Why $_.ErrorRecord)" }) +
+    @($r.FailedContainers | ForEach-Object { "container $($_.Item): $(Get-Why $_.ErrorRecord)" })
+@{ Passed = $r.PassedCount; Failed = $failed; Failures = $names } | ConvertTo-Json | Set-Content -Path $Summary
 '@
     $scriptFile = Join-Path $Artifacts "run-pester-$Label.ps1"
     Set-Content -Path $scriptFile -Value $script
@@ -103,7 +116,7 @@ $failed = $r.FailedCount + $r.FailedBlocksCount + $r.FailedContainersCount
         return @{ Passed = 0; Failed = 1 }
     }
     $s = Get-Content -Raw $summary | ConvertFrom-Json
-    return @{ Passed = [int]$s.Passed; Failed = [int]$s.Failed }
+    return @{ Passed = [int]$s.Passed; Failed = [int]$s.Failed; Failures = @($s.Failures | ForEach-Object { "Pester ($Label): $_" }) }
 }
 
 # A bounded AFL++ run over the SharpFuzz harness (fuzz/run-fuzz.sh): one check, failed on any crash.
@@ -137,6 +150,13 @@ function Invoke-Test {
     $runs += Invoke-FuzzCheck
     $passed = ($runs | ForEach-Object { $_.Passed } | Measure-Object -Sum).Sum
     $failed = ($runs | ForEach-Object { $_.Failed } | Measure-Object -Sum).Sum
+    if ($failed -gt 0) {
+        Write-Host "== Failures (repeated here so the end of the log names them)"
+        foreach ($f in $runs | ForEach-Object { $_.Failures } | Where-Object { $_ }) {
+            $text = [string]$f
+            Write-Host ($text.Length -gt 600 ? $text.Substring(0, 600) + ' ...' : $text)
+        }
+    }
     Write-Host "$passed passed, $failed failed"
     if ($failed -gt 0) { exit 1 }
     exit 0
