@@ -9,7 +9,10 @@
 param(
     [Parameter(Position = 0)]
     [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
-    [string] $Task = 'Build'
+    [string] $Task = 'Build',
+    # Bench only: passed on to bench/run-bench.ps1 (e.g. -Only hub-latency,scale -Rounds 5)
+    [Parameter(ValueFromRemainingArguments)]
+    [object[]] $BenchArguments = @()
 )
 
 $ErrorActionPreference = 'Stop'
@@ -183,8 +186,20 @@ function Invoke-Demo {
 
 function Invoke-Bench {
     $bench = Join-Path $Root 'bench/run-bench.ps1'
-    if (-not (Test-Path $bench)) { Write-Host "bench/run-bench.ps1 does not exist yet: nothing to run."; return }
-    & $bench
+    # "-Name value" pairs and bare switches, as typed after "Bench", become named parameters of run-bench.ps1
+    # (an array splat would pass "-Name" as a positional string); "a,b" from -File is a list.
+    $named = @{}
+    for ($i = 0; $i -lt $BenchArguments.Count; $i++) {
+        if ("$($BenchArguments[$i])" -notmatch '^-([A-Za-z]\w*):?$') { throw "Bench: expected a parameter name, got '$($BenchArguments[$i])'" }
+        $name = $Matches[1]
+        if ($i + 1 -lt $BenchArguments.Count -and "$($BenchArguments[$i + 1])" -notmatch '^-[A-Za-z]') {
+            $value = $BenchArguments[++$i]
+            $named[$name] = ($value -is [string] -and $value.Contains(',')) ? ($value -split ',') : $value
+        } else { $named[$name] = $true }
+    }
+    Invoke-Build   # the end-to-end parts drive the built module
+    & $bench @named
+    if (-not $?) { exit 1 }
 }
 
 function Invoke-Clean {

@@ -1,67 +1,150 @@
 <#
 .SYNOPSIS
-  Benchmark entry point (build.ps1 Bench): the end-to-end comparisons (bench/e2e/hub-iperf.ps1, hub-latency.ps1,
-  bench/e2e/egress-iperf.ps1, whose tables replace the generated part of docs/performance.md's egress
-  section) and, with -Micro, the BenchmarkDotNet micro-benchmarks in bench/WgEngine.Bench.
+  The whole benchmark set (build.ps1 Bench): every figure of docs/performance.md, measured in one run
+  against wireguard-go on this machine, written into the document's generated blocks.
+.DESCRIPTION
+  Parts, each with its own generated block (<!-- NAME:begin ... --> / <!-- NAME:end --> in the doc):
+    hub-iperf     iperf3 between two wireguard-go clients through our hub vs a wireguard-go hub (bench/e2e/hub-iperf.ps1)
+    hub-latency   ping RTT through the same hubs, median and p99 (bench/e2e/hub-latency.ps1)
+    egress-iperf  userspace egress, TUN egress, wireguard-go + kernel forwarding (bench/e2e/egress-iperf.ps1)
+    handshake     completed responder handshakes per CPU-second vs wireguard-go (bench/e2e/handshake-rate.ps1)
+    scale         100,000 peers: Add-WgPeer rate, memory per peer, Get-WgPeer, idle CPU; wireguard-go's
+                  memory per peer (bench/scale/scale-peers.ps1, bench/scale/wggo-peers.ps1)
+    micro         BenchmarkDotNet: AEAD, handshake, BLAKE2s, allowed-IPs, UDP batching, with allocations
+  A part that fails is reported and the others still run; the exit code is 1 if any failed. Every
+  load loop of the parts is bounded in time; traffic stays on loopback and in namespaces they create.
+  The whole set takes about 25 minutes on the 2-core CI machine.
 .EXAMPLE
-  dotnet pwsh -NoProfile -File bench/run-bench.ps1 -Duration 10 -Rounds 3
+  dotnet pwsh -NoProfile -File ./build.ps1 Bench
+  dotnet pwsh -NoProfile -File bench/run-bench.ps1 -Only hub-latency,scale -Rounds 3
 #>
 [CmdletBinding()]
 param(
-    [int]$Duration = 10,
-    [int]$Rounds = 3,
-    [switch]$Micro,                   # also run BenchmarkDotNet (minutes)
+    [int]$Duration = 10,              # seconds per hub iperf3 run
+    [int]$Rounds = 3,                 # A/B rounds per comparison (the figure is the median)
+    [int]$EgressDuration = 5,         # per egress iperf3 run; it runs 4 tests x 3 gateways per round
+    [int]$ScalePeers = 100000,
+    [string]$MicroJob = 'short',      # BenchmarkDotNet job: short (3 iterations) or default (claims)
     [string]$MicroFilter = '*',
-    [switch]$SkipE2E,
-    [switch]$SkipHub,
-    [switch]$SkipLatency,
-    [switch]$SkipEgress,
-    [int]$EgressDuration = 5,         # per iperf3 run; the egress benchmark runs 4 tests x 3 gateways per round
+    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake', 'scale', 'micro')]
+    [string[]]$Only,                  # run only these parts
+    [string[]]$Skip = @(),            # leave these parts out
+    [switch]$NoDocUpdate,             # measure and print, leave docs/performance.md as it is
     [string]$Doc = (Join-Path (Resolve-Path (Join-Path $PSScriptRoot '..')).Path 'docs/performance.md'),
     [string]$OutDir = (Join-Path (Resolve-Path (Join-Path $PSScriptRoot '..')).Path 'artifacts/bench')
 )
 $ErrorActionPreference = 'Stop'
 $env:NO_COLOR = '1'
+Import-Module (Join-Path $PSScriptRoot 'BenchReport.psm1') -Force
 New-Item -ItemType Directory -Force -Path $OutDir | Out-Null
+[string[]] $pwshArgs = if (Test-Path (Join-Path $PSHOME 'pwsh')) { @((Join-Path $PSHOME 'pwsh')) } else { @('dotnet', (Join-Path $PSHOME 'pwsh.dll')) }
 
-# The machine description that goes next to every figure (docs/performance.md).
-$cpu = (& lscpu 2>$null | Select-String '^Model name:\s*(.*)$' | Select-Object -First 1)
-Write-Host ("machine: {0}, {1} cores, Linux {2}, load avg {3}" -f $(if ($cpu) { $cpu.Matches[0].Groups[1].Value } else { '?' }),
-    [Environment]::ProcessorCount, (& uname -r), (((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '))
-Write-Host ("tools: {0}; {1}" -f ((& wireguard-go --version 2>$null | Select-Object -First 1)), ((& iperf3 --version 2>$null | Select-Object -First 1)))
+function Test-Part([string] $Name) { (-not $Only -or $Only -contains $Name) -and $Skip -notcontains $Name }
+$failed = [System.Collections.Generic.List[string]]::new()
+function Write-Part([string] $Name, [string] $Command, [string] $Body) {
+    $md = New-BenchSection -Command $Command -Body $Body
+    Set-Content -LiteralPath (Join-Path $OutDir "$Name.md") -Value $md
+    if ($NoDocUpdate) { Write-Host $md; return }
+    if (Set-BenchDocSection -Doc $Doc -Name $Name -Markdown $md) { Write-Host "$Name`: written into $Doc" }
+    else { $failed.Add("$Name (no markers in the doc; results in $OutDir/$Name.md)") }
+}
+function Invoke-Part([string] $Name, [scriptblock] $Body) {
+    if (-not (Test-Part $Name)) { return }
+    Write-Host "== bench: $Name ($(Get-BenchMachine))"
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    try { & $Body } catch { Write-Warning "$Name failed: $_"; $failed.Add($Name) }
+    Write-Host ("== bench: $Name took {0:N0} s" -f $sw.Elapsed.TotalSeconds)
+}
+function Invoke-ChildPwsh([string[]] $Arguments) {
+    & $pwshArgs[0] @($pwshArgs | Select-Object -Skip 1) -NoProfile -NonInteractive @Arguments | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "$($Arguments -join ' ') exited $LASTEXITCODE" }
+}
 
-$failed = $false
-if (-not $SkipE2E -and -not $SkipHub) {
+Invoke-Part 'hub-iperf' {
     $json = Join-Path $OutDir 'e2e-hub-iperf.json'
-    & (Join-Path $PSScriptRoot 'e2e/hub-iperf.ps1') -Duration $Duration -Rounds $Rounds -OutJson $json
-    if (-not $?) { $failed = $true }
-    Write-Host "e2e results: $json"
-}
-if (-not $SkipE2E -and -not $SkipLatency) {
-    & (Join-Path $PSScriptRoot 'e2e/hub-latency.ps1') -Rounds $Rounds -OutJson (Join-Path $OutDir 'e2e-hub-latency.json')
-    if (-not $?) { $failed = $true }
-}
-if (-not $SkipE2E -and -not $SkipEgress) {
-    $json = Join-Path $OutDir 'e2e-egress-iperf.json'
-    $md = Join-Path $OutDir 'e2e-egress-iperf.md'
-    & (Join-Path $PSScriptRoot 'e2e/egress-iperf.ps1') -Duration $EgressDuration -Rounds $Rounds -OutJson $json -OutMarkdown $md
-    if (-not $? -or -not (Test-Path $md)) { $failed = $true }
-    else {
-        # Only the text between the markers is generated; the prose around it stays as written.
-        $begin = '<!-- egress-iperf:begin (generated by bench/run-bench.ps1) -->'; $end = '<!-- egress-iperf:end -->'
-        $text = [System.IO.File]::ReadAllText($Doc)
-        $i = $text.IndexOf($begin); $j = $text.IndexOf($end)
-        if ($i -lt 0 -or $j -lt $i) { Write-Warning "no egress markers in $Doc`: results left in $md"; $failed = $true }
-        else {
-            $text = $text.Substring(0, $i + $begin.Length) + "`n" + [System.IO.File]::ReadAllText($md).TrimEnd() + "`n" + $text.Substring($j)
-            [System.IO.File]::WriteAllText($Doc, $text)
-            Write-Host "egress results: $json, tables written into $Doc"
+    $summary = & (Join-Path $PSScriptRoot 'e2e/hub-iperf.ps1') -Duration $Duration -Rounds $Rounds -OutJson $json -PassThru
+    $ref = $summary | Where-Object Topology -Like 'hub: wireguard-go*'
+    $rows = foreach ($s in $summary) {
+        [pscustomobject]@{
+            Topology = $s.Topology; 'median Mbit/s' = $s.MedianMbps; rounds = $s.Runs; 'vs direct' = $s.VsDirect
+            'throughput vs wireguard-go hub (goal >= 1.5)' = "**$($s.VsWireGuardGoHub)**"
+            'hub CPU-s per GB' = $s.HubCpuSecPerGB
+            'CPU per GB vs wireguard-go hub (goal <= 0.67)' = if ($s.HubCpuSecPerGB -and $ref.HubCpuSecPerGB) { "**$([math]::Round($s.HubCpuSecPerGB / $ref.HubCpuSecPerGB, 2))**" } else { '' }
+            'gen-0 GCs per million packets' = $s.Gen0PerMillionPackets
         }
     }
+    Write-Part 'hub-iperf' "bench/e2e/hub-iperf.ps1 -Duration $Duration -Rounds $Rounds" (ConvertTo-BenchTable $rows @($rows[0].PSObject.Properties.Name))
 }
-if ($Micro) {
+
+Invoke-Part 'hub-latency' {
+    $summary = & (Join-Path $PSScriptRoot 'e2e/hub-latency.ps1') -Rounds $Rounds -OutJson (Join-Path $OutDir 'e2e-hub-latency.json') -PassThru
+    $rows = foreach ($s in $summary) {
+        [pscustomobject]@{
+            Topology = $s.Topology; 'median ms' = $s.MedianMs; 'p99 ms' = $s.P99Ms; 'max ms' = $s.MaxMs; 'loss %' = $s.LossPct
+            'median rounds' = $s.RoundsMedian; 'p99 rounds' = $s.RoundsP99
+            'median vs wireguard-go hub (goal <= 1)' = "**$($s.MedianVsWgGoHub)**"; 'p99 vs wireguard-go hub (goal <= 1)' = "**$($s.P99VsWgGoHub)**"
+        }
+    }
+    Write-Part 'hub-latency' "bench/e2e/hub-latency.ps1 -Count 200 -Rounds $Rounds" (ConvertTo-BenchTable $rows @($rows[0].PSObject.Properties.Name))
+}
+
+Invoke-Part 'egress-iperf' {
+    $json = Join-Path $OutDir 'e2e-egress-iperf.json'
+    $md = Join-Path $OutDir 'e2e-egress-iperf-tables.md'
+    & (Join-Path $PSScriptRoot 'e2e/egress-iperf.ps1') -Duration $EgressDuration -Rounds $Rounds -OutJson $json -OutMarkdown $md
+    if (-not (Test-Path $md)) { throw 'egress-iperf.ps1 wrote no tables' }
+    Write-Part 'egress-iperf' "bench/e2e/egress-iperf.ps1 -Duration $EgressDuration -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
+}
+
+Invoke-Part 'handshake' {
+    $script = Join-Path $PSScriptRoot 'e2e/handshake-rate.ps1'
+    if (-not (Test-Path $script)) { throw "$script does not exist" }
+    $md = Join-Path $OutDir 'handshake-rate-tables.md'
+    & $script -Rounds $Rounds -OutMarkdown $md
+    if (-not (Test-Path $md)) { throw 'handshake-rate.ps1 wrote no tables' }
+    Write-Part 'handshake' "bench/e2e/handshake-rate.ps1 -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
+}
+
+Invoke-Part 'scale' {
+    # Each in a fresh process: the figures are that process's memory and CPU.
+    $ours = Join-Path $OutDir 'scale-ours.json'; $oursFile = Join-Path $OutDir 'scale-ours-file.json'; $theirs = Join-Path $OutDir 'scale-wggo.json'
+    Invoke-ChildPwsh @('-File', (Join-Path $PSScriptRoot 'scale/scale-peers.ps1'), '-Count', "$ScalePeers", '-OutJson', $ours)
+    Invoke-ChildPwsh @('-File', (Join-Path $PSScriptRoot 'scale/scale-peers.ps1'), '-Count', "$ScalePeers", '-ConfigPath', '-OutJson', $oursFile)
+    Invoke-ChildPwsh @('-File', (Join-Path $PSScriptRoot 'scale/wggo-peers.ps1'), '-Count', "$ScalePeers", '-OutJson', $theirs)
+    $o = Get-Content -Raw $ours | ConvertFrom-Json; $f = Get-Content -Raw $oursFile | ConvertFrom-Json; $w = Get-Content -Raw $theirs | ConvertFrom-Json
+    $rows = @(
+        [pscustomobject]@{ gateway = 'WireGuardGateway, Add-WgPeer pipeline'; peers = $o.Peers; 'peers/s (goal >= 20,000)' = "**$($o.PeersPerSecond)**"
+            'RSS B/peer (goal <= 2,048)' = "**$($o.RssBytesPerPeer)**"; 'heap B/peer' = $o.HeapBytesPerPeer; 'Get-WgPeer s (goal < 1)' = "**$($o.GetWgPeerSeconds)** / $($o.GetWgPeerAgainSeconds)"
+            'idle CPU %' = $o.IdleCpuPercent; 'restart from file s' = '' }
+        [pscustomobject]@{ gateway = 'WireGuardGateway, with -ConfigPath'; peers = $f.Peers; 'peers/s (goal >= 20,000)' = "**$($f.PeersPerSecond)**"
+            'RSS B/peer (goal <= 2,048)' = $f.RssBytesPerPeer; 'heap B/peer' = $f.HeapBytesPerPeer; 'Get-WgPeer s (goal < 1)' = "$($f.GetWgPeerSeconds) / $($f.GetWgPeerAgainSeconds)"
+            'idle CPU %' = $f.IdleCpuPercent; 'restart from file s' = $f.RestartFromFileSeconds }
+        [pscustomobject]@{ gateway = "$($w.Version), one ``wg addconf``"; peers = $w.Peers; 'peers/s (goal >= 20,000)' = $w.PeersPerSecond
+            'RSS B/peer (goal <= 2,048)' = $w.RssBytesPerPeer; 'heap B/peer' = ''; 'Get-WgPeer s (goal < 1)' = ''
+            'idle CPU %' = $w.IdleCpuPercent; 'restart from file s' = '' }
+    )
+    $body = (ConvertTo-BenchTable $rows @($rows[0].PSObject.Properties.Name)) +
+        "`n`nRSS per peer, ours / wireguard-go's: **$([math]::Round($o.RssBytesPerPeer / [math]::Max(1, $w.RssBytesPerPeer), 2))**. " +
+        "Load average at the end of each: $($o.LoadAverage) / $($f.LoadAverage) / $($w.LoadAverage)."
+    Write-Part 'scale' "bench/scale/scale-peers.ps1 -Count $ScalePeers [-ConfigPath]; bench/scale/wggo-peers.ps1 -Count $ScalePeers" $body
+}
+
+Invoke-Part 'micro' {
     $proj = Join-Path $PSScriptRoot 'WgEngine.Bench'
-    & dotnet run -c Release --project $proj -- --filter $MicroFilter --artifacts (Join-Path $OutDir 'micro')
-    if ($LASTEXITCODE -ne 0) { $failed = $true }
+    $art = Join-Path $OutDir 'micro'
+    if (Test-Path $art) { Remove-Item $art -Recurse -Force }
+    & dotnet run -c Release --project $proj -- --filter $MicroFilter --job $MicroJob --memory --exporters github --artifacts $art | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "BenchmarkDotNet exited $LASTEXITCODE" }
+    $reports = @(Get-ChildItem (Join-Path $art 'results') -Filter '*-report-github.md' -ErrorAction Ignore | Sort-Object Name)
+    if (-not $reports) { throw "no BenchmarkDotNet reports in $art/results" }
+    # Each report: its title and table, without the environment block (the section head says the machine).
+    $body = foreach ($r in $reports) {
+        $lines = [System.IO.File]::ReadAllLines($r.FullName)
+        $table = $lines | Where-Object { $_ -like '|*' }
+        "#### $($r.BaseName -replace '-report-github$' -replace '^WgEngine\.Bench\.', '')`n`n$($table -join "`n")`n"
+    }
+    Write-Part 'micro' "dotnet run -c Release --project bench/WgEngine.Bench -- --filter '$MicroFilter' --job $MicroJob --memory" ($body -join "`n")
 }
-if ($failed) { exit 1 }
+
+if ($failed.Count) { Write-Warning "bench parts that failed: $($failed -join ', ')"; exit 1 }
+Write-Host 'bench: all parts done'

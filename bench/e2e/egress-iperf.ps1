@@ -336,9 +336,8 @@ if ($OutJson) {
 }
 if ($OutMarkdown) {
     $md = [System.Text.StringBuilder]::new()
-    $cpuName = (& lscpu 2>$null | Select-String '^Model name:\s*(.*)$' | Select-Object -First 1)
-    [void]$md.AppendLine("Generated $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC by ``bench/e2e/egress-iperf.ps1 -Duration $Duration -Rounds $Rounds`` " +
-        "($([Environment]::ProcessorCount) CPUs$(if ($cpuName) { ', ' + $cpuName.Matches[0].Groups[1].Value }), Linux $(& uname -r), load average before: $(((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '); $([math]::Round($elapsed.TotalMinutes, 1)) min).")
+    # run-bench.ps1 puts the date, command and machine above these tables.
+    [void]$md.AppendLine("Duration of this run: $([math]::Round($elapsed.TotalMinutes, 1)) min.")
     [void]$md.AppendLine()
     [void]$md.AppendLine('| test | gateway | median Mbit/s | rounds | gateway process CPU-s/GB | machine CPU-s/GB | of which softirq |')
     [void]$md.AppendLine('|---|---|---|---|---|---|---|')

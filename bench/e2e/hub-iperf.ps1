@@ -74,10 +74,18 @@ try {
         foreach ($name in $order) {
             $t = $topos[$name]
             $cpu0 = if ($t.Hub) { $t.Hub.Refresh(); $t.Hub.TotalProcessorTime.TotalSeconds } else { 0 }
+            # Our gateway runs in this process: its gen-0 collections during the run (the script itself
+            # only waits on iperf3) show whether the data path allocates per packet.
+            $inProcess = $t.Hub -and $t.Hub.Id -eq $PID
+            $gen0 = [GC]::CollectionCount(0)
             $m = Invoke-Iperf -Server $t.S -Client $t.C -Target $t.Target
+            $gen0 = [GC]::CollectionCount(0) - $gen0
             $cpu = if ($t.Hub) { $t.Hub.Refresh(); $t.Hub.TotalProcessorTime.TotalSeconds - $cpu0 } else { $null }
+            # Packets relayed: each received byte crossed the hub once, in full-size (MSS) segments.
+            $packets = [math]::Max(1, $m.Bytes / 1380)
             $results.Add([pscustomobject]@{ Round = $r + 1; Topology = $name; Mbps = $m.Mbps; Retransmits = $m.Retransmits
-                    HubCpuSecPerGB = if ($null -ne $cpu -and $m.Bytes) { [math]::Round($cpu / ($m.Bytes / 1e9), 1) } else { $null } })
+                    HubCpuSecPerGB = if ($null -ne $cpu -and $m.Bytes) { [math]::Round($cpu / ($m.Bytes / 1e9), 1) } else { $null }
+                    Gen0PerMillionPackets = if ($inProcess) { [math]::Round($gen0 / ($packets / 1e6), 1) } else { $null } })
             Write-Host ("round {0}: {1,-42} {2,8:N1} Mbit/s" -f ($r + 1), $name, $m.Mbps)
         }
     }
@@ -99,6 +107,7 @@ $summary = foreach ($name in $names) {
         VsDirect         = [math]::Round($med / $direct, 2)
         VsWireGuardGoHub = [math]::Round($med / $refHub, 2)
         HubCpuSecPerGB   = if ($cpuRows.Count) { Get-Median @($cpuRows.HubCpuSecPerGB) } else { $null }
+        Gen0PerMillionPackets = if (@($rows | Where-Object { $null -ne $_.Gen0PerMillionPackets }).Count) { Get-Median @($rows.Gen0PerMillionPackets | Where-Object { $null -ne $_ }) } else { $null }
     }
 }
 $summary | Format-Table -AutoSize | Out-String -Width 200 | Write-Host

@@ -21,7 +21,9 @@ param(
     [switch] $ConfigPath,
     # First pipe 5,000 peers into a throwaway server, so that the timed run measures jitted (tier-1)
     # code rather than a fresh process's first use. Without it: what a fresh pwsh sees.
-    [switch] $Warmup
+    [switch] $Warmup,
+    [string] $OutJson,   # also write the result here (run-bench.ps1 runs this in a fresh process)
+    [switch] $PassThru   # output the result object (for run-bench.ps1) instead of a list on the host
 )
 $ErrorActionPreference = 'Stop'
 Import-Module (Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1') -Force
@@ -107,7 +109,7 @@ try {
     }
 
     $load = (Get-Content /proc/loadavg).Split(' ')[0..2] -join ' '
-    [pscustomobject]@{
+    $result = [pscustomobject]@{
         Peers            = $n
         ConfigPath       = [bool]$ConfigPath
         AddSeconds       = [math]::Round($addSec, 2)
@@ -126,7 +128,9 @@ try {
         Warmup           = [bool]$Warmup
         ConfigFileMB     = if ($tmp) { [math]::Round((Get-Item $tmp).Length / 1MB, 1) } else { $null }
         LoadAverage      = $load
-    } | Format-List
+    }
+    if ($PassThru) { $result } else { $result | Format-List }
+    if ($OutJson) { $result | ConvertTo-Json | Set-Content -LiteralPath $OutJson }
     if ($n -ne $Count) { throw "Get-WgPeer returned $n peers, expected $Count." }
 }
 finally {
