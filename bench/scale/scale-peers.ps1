@@ -97,6 +97,10 @@ try {
     $me.Refresh(); $idle0 = $me.TotalProcessorTime
     Start-Sleep -Seconds 4
     $me.Refresh(); $idlePct = ($me.TotalProcessorTime - $idle0).TotalSeconds / 4 * 100
+    # Resident memory once idle: the listings' garbage collected, and the free memory the GC kept from the
+    # bulk add returned to the OS (what a gateway holding these peers settles at).
+    [GC]::Collect(2, [GCCollectionMode]::Aggressive, $true, $true); [GC]::WaitForPendingFinalizers()
+    $rssSettled = Get-RssBytes
 
     $restartSec = $null
     if ($ConfigPath) {
@@ -120,6 +124,7 @@ try {
         GcPauseSeconds   = [math]::Round($pause, 2)
         HeapBytesPerPeer = [math]::Round(($heap1 - $heap0) / $Count)
         RssBytesPerPeer  = [math]::Round(($rss1 - $rss0) / $Count)
+        RssBytesPerPeerSettled = [math]::Round(($rssSettled - $rss0) / $Count)
         GetWgPeerSeconds = [math]::Round($getSec, 2)
         GetWgPeerAgainSeconds = [math]::Round($getSec2, 2)
         IdleCpuPercent   = [math]::Round($idlePct, 1)

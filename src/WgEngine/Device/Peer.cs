@@ -38,6 +38,8 @@ internal sealed class Peer
     public int PersistentKeepaliveSeconds;
     public volatile SocketAddress? Endpoint;
     public volatile bool Removed;
+    /// <summary>1 while the peer is on the timer sweep's list (WgDevice.Timers.cs); changed only with Interlocked.</summary>
+    public int TimerListed;
 
     private CookieGenerator? _cookies;
     /// <summary>MAC keys for our handshake messages to this peer (two BLAKE2s hashes: derived on first use).</summary>

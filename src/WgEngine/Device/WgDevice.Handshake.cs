@@ -252,6 +252,7 @@ public sealed partial class WgDevice
             }
             peer.HandshakeLocalIndex = localIndex;
             peer.State = HandshakeState.InitiationCreated;
+            MarkTimersDue(peer);   // retransmission and give-up are the sweep's
             peer.LastInitiationSentAt = now;
             peer.RetransmitAt = now + Ticks(ProtocolConstants.RekeyTimeout) +
                 Ticks(TimeSpan.FromMilliseconds(Random.Shared.Next(ProtocolConstants.RekeyTimeoutJitterMaxMs)));

@@ -179,10 +179,13 @@ public sealed partial class WgDevice
     }
 
     /// <summary>Roaming (whitepaper §2.1): an authenticated packet from a new address moves the peer there.</summary>
-    private static void UpdateEndpoint(Peer peer, PacketBuffer buf)
+    private void UpdateEndpoint(Peer peer, PacketBuffer buf)
     {
         var current = peer.Endpoint;
-        if (current is null || !current.SameAs(buf.Address)) peer.Endpoint = buf.Address.Copy();
+        if (current is not null && current.SameAs(buf.Address)) return;
+        peer.Endpoint = buf.Address.Copy();
+        // A first endpoint starts the persistent keepalive.
+        if (current is null && peer.PersistentKeepaliveSeconds > 0) MarkTimersDue(peer);
     }
 
     /// <summary>The responder's new session becomes current once the initiator has used it.</summary>

@@ -1,13 +1,20 @@
+using System.Collections.Concurrent;
+
 namespace WgEngine.Device;
 
 public sealed partial class WgDevice
 {
     private int _sweeping;
+    // Peers that may have a timer due: only these are visited. A peer joins through MarkTimersDue when one
+    // of its timer fields leaves its idle value, and leaves when a sweep finds it idle, so 100,000 idle
+    // peers cost nothing per tick. _timerPeers belongs to the sweeping thread (_sweeping).
+    private readonly ConcurrentQueue<Peer> _timersDue = new();
+    private readonly List<Peer> _timerPeers = new();
 
     /// <summary>
-    /// One sweep over all peers per tick instead of timer objects per peer. Implements the whitepaper's
-    /// §6 timers: handshake retransmission and give-up, passive and persistent keepalives, a new
-    /// handshake when data went unanswered, and erasing keys of a silent peer.
+    /// One sweep per tick over the peers that may have a timer due, instead of timer objects per peer.
+    /// Implements the whitepaper's §6 timers: handshake retransmission and give-up, passive and persistent
+    /// keepalives, a new handshake when data went unanswered, and erasing keys of a silent peer.
     /// </summary>
     internal void SweepTimers()
     {
@@ -15,12 +22,37 @@ public sealed partial class WgDevice
         try
         {
             long now = Now;
-            foreach (var peer in _peers.Values) SweepPeer(peer, now);
+            while (_timersDue.TryDequeue(out var joined)) _timerPeers.Add(joined);
+            for (int i = 0; i < _timerPeers.Count;)
+            {
+                var peer = _timerPeers[i];
+                if (!peer.Removed) SweepPeer(peer, now);
+                if (!peer.Removed && !IsIdle(peer)) { i++; continue; }
+                // Off the list: clear the flag first, then look again. A packet thread sets a field before it
+                // tries to set the flag, and both sides use full fences, so either this second look sees its
+                // change (the peer stays) or its MarkTimersDue sees the flag clear (the peer comes back queued).
+                Interlocked.Exchange(ref peer.TimerListed, 0);
+                if (!peer.Removed && !IsIdle(peer) && Interlocked.CompareExchange(ref peer.TimerListed, 1, 0) == 0) { i++; continue; }
+                _timerPeers[i] = _timerPeers[^1];
+                _timerPeers.RemoveAt(_timerPeers.Count - 1);
+            }
         }
         finally
         {
             Volatile.Write(ref _sweeping, 0);
         }
+    }
+
+    /// <summary>Peers the sweep visits now (tests and diagnostics; racy by nature).</summary>
+    internal int TimerPeerCount => _timerPeers.Count + _timersDue.Count;
+
+    /// <summary>
+    /// Puts the peer on the sweep's list. Call after the field that made it non-idle was written: the
+    /// Interlocked exchange orders that write before the flag is read.
+    /// </summary>
+    private void MarkTimersDue(Peer peer)
+    {
+        if (Interlocked.CompareExchange(ref peer.TimerListed, 1, 0) == 0) _timersDue.Enqueue(peer);
     }
 
     private void SweepPeer(Peer peer, long now)
@@ -129,7 +161,11 @@ public sealed partial class WgDevice
     }
 
     /// <summary>New keys on either side: the key-erasure clock restarts (3 x Reject-After-Time).</summary>
-    private static void OnSessionDerived(Peer peer, long now) => Volatile.Write(ref peer.SessionDerivedAt, now);
+    private void OnSessionDerived(Peer peer, long now)
+    {
+        Volatile.Write(ref peer.SessionDerivedAt, now);
+        MarkTimersDue(peer);
+    }
 
     /// <summary>
     /// A handshake is complete: the initiator got the response, or the responder got the first packet
@@ -143,13 +179,18 @@ public sealed partial class WgDevice
         Interlocked.Increment(ref Counters.HandshakesCompleted);
     }
 
-    private static void OnDataSent(Peer peer, long now)
+    // Only a field's change from 0 can make an idle peer due, so only then is the list touched.
+    private void OnDataSent(Peer peer, long now)
     {
-        if (Volatile.Read(ref peer.UnansweredSince) == 0) Volatile.Write(ref peer.UnansweredSince, now);
+        if (Volatile.Read(ref peer.UnansweredSince) != 0) return;
+        Volatile.Write(ref peer.UnansweredSince, now);
+        MarkTimersDue(peer);
     }
 
-    private static void OnDataReceived(Peer peer, long now)
+    private void OnDataReceived(Peer peer, long now)
     {
-        if (Volatile.Read(ref peer.KeepaliveOwedSince) == 0) Volatile.Write(ref peer.KeepaliveOwedSince, now);
+        if (Volatile.Read(ref peer.KeepaliveOwedSince) != 0) return;
+        Volatile.Write(ref peer.KeepaliveOwedSince, now);
+        MarkTimersDue(peer);
     }
 }

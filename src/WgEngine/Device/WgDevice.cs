@@ -128,6 +128,8 @@ public sealed partial class WgDevice : IDisposable
         peer.PersistentKeepaliveSeconds = config.PersistentKeepalive;
         if (config.Endpoint is not null) peer.Endpoint = _bind.ToSocketAddress(config.Endpoint);
         foreach (var prefix in config.AllowedIPs) _allowedIps.Insert(prefix, peer);
+        // A persistent keepalive may now be due (the sweep drops the peer again if nothing is).
+        if (peer.PersistentKeepaliveSeconds > 0 && peer.Endpoint is not null) MarkTimersDue(peer);
     }
 
     public bool RemovePeer(WgKey publicKey)

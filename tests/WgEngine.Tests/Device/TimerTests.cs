@@ -260,4 +260,37 @@ public class TimerTests
         Advance(clock, TimeSpan.FromSeconds(12));
         TestNet.WaitFor(() => !gw.HasKeyMaterial(clientKey.PublicKey), "keys erased after 540 s");
     }
+    [Fact]
+    public void TheSweepVisitsOnlyPeersWithSomethingDueAndForgetsThemWhenTheyAreIdleAgain()
+    {
+        var clock = NewClock();
+        using var net = new TestNet(clock);
+        var sink = new CaptureEgress();
+        var (gw, gwKey, gwBind, client, clientKey, clientBind) = net.GatewayWithClient(clientEgress: sink);
+        for (int i = 0; i < 200; i++)
+            gw.AddPeer(TestNet.Peer(WgEngine.Crypto.WgPrivateKey.Generate().PublicKey, [$"10.9.{i / 250}.{i % 250 + 1}/32"]));
+        // A peer with a persistent keepalive and an endpoint always has something due.
+        var keepalivePeer = WgEngine.Crypto.WgPrivateKey.Generate().PublicKey;
+        gw.AddPeer(TestNet.Peer(keepalivePeer, ["10.9.9.9/32"], new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 9), keepalive: 25));
+        Advance(clock, TimeSpan.FromMilliseconds(300));
+        TestNet.WaitFor(() => gw.TimerPeerCount == 1, "only the keepalive peer on the sweep's list of 202 peers");
+
+        // Traffic puts the client on the list (keys to erase, a keepalive owed)...
+        Assert.True(client.SendPacket(Packets.EchoRequestV4("10.8.0.2", "10.8.0.1", 1, 1)));
+        sink.Next();
+        Advance(clock, TimeSpan.FromMilliseconds(300));
+        Assert.Equal(2, gw.TimerPeerCount);
+        // ...and its timers still work from there: the keys are erased after 3 x Reject-After-Time...
+        net.DropFilter = (_, _, _) => true;
+        Advance(clock, TimeSpan.FromSeconds(545));
+        TestNet.WaitFor(() => !gw.HasKeyMaterial(clientKey.PublicKey), "keys erased after 540 s");
+        // ...after which nothing is due and it leaves the list.
+        Advance(clock, TimeSpan.FromMilliseconds(300));
+        TestNet.WaitFor(() => gw.TimerPeerCount == 1, "the silent client off the list");
+
+        // Removing the keepalive peer takes it off too.
+        Assert.True(gw.RemovePeer(keepalivePeer));
+        Advance(clock, TimeSpan.FromMilliseconds(300));
+        TestNet.WaitFor(() => gw.TimerPeerCount == 0, "no peer on the list");
+    }
 }
