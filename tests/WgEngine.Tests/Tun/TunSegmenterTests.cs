@@ -25,14 +25,14 @@ public class TunSegmenterTests
 
     // ---- an independent checksum: 16-bit big-endian words, one at a time ----
 
-    private static uint NaiveSum(ReadOnlySpan<byte> data, uint sum = 0)
+    internal static uint NaiveSum(ReadOnlySpan<byte> data, uint sum = 0)
     {
         for (int i = 0; i < data.Length; i += 2)
             sum += (uint)(data[i] << 8) | (i + 1 < data.Length ? data[i + 1] : 0u);
         return sum;
     }
 
-    private static ushort NaiveFold(uint sum)
+    internal static ushort NaiveFold(uint sum)
     {
         while (sum > 0xFFFF) sum = (sum & 0xFFFF) + (sum >> 16);
         return (ushort)sum;
@@ -46,7 +46,7 @@ public class TunSegmenterTests
         return NaiveSum(dst, NaiveSum(src)) + proto + (uint)(l4Length >> 16) + (uint)(l4Length & 0xFFFF);
     }
 
-    private static bool TransportChecksumValid(byte[] p, int l4, byte proto) =>
+    internal static bool TransportChecksumValid(byte[] p, int l4, byte proto) =>
         NaiveFold(NaiveSum(p.AsSpan(l4), PseudoSum(p, p.Length - l4, proto))) == 0xFFFF;
 
     // ---- synthetic super-packets ----
