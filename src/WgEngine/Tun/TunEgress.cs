@@ -8,7 +8,8 @@ namespace WgEngine.Tun;
 /// <summary>
 /// Egress through a Linux TUN interface: the peers' packets are written to it, so the host's routing,
 /// firewall and NAT take over; what the host routes into it (replies, or traffic to the peers' networks)
-/// is read back on one dedicated thread and handed to the tunnel through an <see cref="IPacketSink"/>.
+/// is read back on one dedicated thread and handed to the tunnel through an <see cref="IPacketSink"/>
+/// (with offloads, a read may be a TCP/UDP super-packet that <see cref="TunSegmenter"/> cuts up first).
 /// The reader drains the non-blocking descriptor until EAGAIN, then sleeps in poll(2) on it and on an
 /// eventfd that Dispose signals. No allocation per packet either way.
 /// </summary>
