@@ -41,7 +41,8 @@ internal sealed unsafe class TunInterface : IDisposable
     /// <summary>Creates and configures the interface. With <paramref name="offloads"/> it asks for a vnet
     /// header and the largest offload set the kernel accepts; if it accepts none, the interface is made
     /// again without the header (plain packets), before anything is configured on it.</summary>
-    public static TunInterface Create(string name, IReadOnlyList<IpPrefix> addresses, int mtu, bool offloads = true)
+    /// <param name="offloadSets">Tests: other TUN_F_* sets to try instead of the usual ones.</param>
+    public static TunInterface Create(string name, IReadOnlyList<IpPrefix> addresses, int mtu, bool offloads = true, uint[]? offloadSets = null)
     {
         TunErrors.ValidateName(name);
         ArgumentNullException.ThrowIfNull(addresses);
@@ -54,7 +55,7 @@ internal sealed unsafe class TunInterface : IDisposable
         {
             (handle, actual) = Open(name, TunNative.IFF_TUN | TunNative.IFF_NO_PI | TunNative.IFF_VNET_HDR);
             int fd = (int)handle.DangerousGetHandle();
-            foreach (uint set in OffloadSets)
+            foreach (uint set in offloadSets is null ? OffloadSets : offloadSets)
                 if (TunNative.ioctlValue(fd, TunNative.TUNSETOFFLOAD, set) == 0) { enabled = set; break; }
             if (enabled == 0)
             {

@@ -107,3 +107,44 @@ public class TunOffloadTests
         Assert.True(WaitFor(() => sink.Packets.Any(p => p[9] == 1 && p[20] == 0)), "no echo reply");
     }
 }
+
+/// <summary>The fallbacks when the kernel refuses offload sets (it answers EINVAL to any unknown TUN_F_ bit,
+/// drivers/net/tun.c set_offload), driven through such a bit.</summary>
+public class TunOffloadFallbackTests
+{
+    private const uint Unknown = 0x4000_0000;
+    private const uint Tso = TunNative.TUN_F_CSUM | TunNative.TUN_F_TSO4 | TunNative.TUN_F_TSO6;
+
+    /// <summary>The kernel's own record of the TUN's IFF_* flags (sysfs tun_flags, hex).</summary>
+    private static int KernelFlags(TestNamespace ns, string name) =>
+        Convert.ToInt32(ns.Exec("cat", $"/sys/class/net/{name}/tun_flags").Output.Trim(), 16);
+
+    private static TunInterface Create(TestNamespace ns, string name, uint[] sets) =>
+        ns.Inside(() => TunInterface.Create(name, [WgEngine.Net.IpPrefix.Parse($"10.{Random.Shared.Next(100, 250)}.0.1/24")], 1400, offloadSets: sets));
+
+    [TunFact]
+    public void A_refused_set_falls_back_to_the_next_one()
+    {
+        using var ns = new TestNamespace();
+        string name = $"wgt{Random.Shared.Next(0x100000):x}";
+        using var tun = Create(ns, name, [Tso | Unknown, Tso]);
+        Assert.Equal(Tso, tun.Offloads);
+        Assert.True(tun.VnetHeader);
+        Assert.NotEqual(0, KernelFlags(ns, name) & TunNative.IFF_VNET_HDR);
+    }
+
+    [TunFact]
+    public void When_every_set_is_refused_the_interface_is_made_again_without_a_vnet_header_and_configured()
+    {
+        using var ns = new TestNamespace();
+        string name = $"wgt{Random.Shared.Next(0x100000):x}";
+        using var tun = Create(ns, name, [Tso | Unknown, Unknown]);
+        Assert.Equal(0u, tun.Offloads);
+        Assert.False(tun.VnetHeader);
+        Assert.Equal(TunNative.IFF_TUN | TunNative.IFF_NO_PI, KernelFlags(ns, name));
+        var link = ns.Exec("ip", "-o", "link", "show", "dev", name).Output;
+        Assert.Contains("mtu 1400", link);
+        Assert.Contains(",UP", link);
+        Assert.Single(ns.Exec("ip", "-o", "link", "show").Output.Split('\n'), l => l.Contains($": {name}:"));
+    }
+}
