@@ -91,9 +91,9 @@ Invoke-Part 'hub-latency' {
 Invoke-Part 'egress-iperf' {
     $json = Join-Path $OutDir 'e2e-egress-iperf.json'
     $md = Join-Path $OutDir 'e2e-egress-iperf-tables.md'
-    & (Join-Path $PSScriptRoot 'e2e/egress-iperf.ps1') -Duration $EgressDuration -Rounds $Rounds -OutJson $json -OutMarkdown $md
+    & (Join-Path $PSScriptRoot 'e2e/egress-iperf.ps1') -Duration $EgressDuration -Rounds $Rounds -TunOffloadVariant -OutJson $json -OutMarkdown $md
     if (-not (Test-Path $md)) { throw 'egress-iperf.ps1 wrote no tables' }
-    Write-Part 'egress-iperf' "bench/e2e/egress-iperf.ps1 -Duration $EgressDuration -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
+    Write-Part 'egress-iperf' "bench/e2e/egress-iperf.ps1 -Duration $EgressDuration -Rounds $Rounds -TunOffloadVariant" ([System.IO.File]::ReadAllText($md))
 }
 
 Invoke-Part 'handshake' {
