@@ -61,7 +61,7 @@ function Invoke-Flood([string]$Target) {
     }
     $lines[0..($lines.Count - 2)] | ForEach-Object { Write-Host "    $_" }
     $r = $lines[-1] | ConvertFrom-Json
-    if ($r.responses -le 0) { throw "Flood --target $Target: no handshake answered" }
+    if ($r.responses -le 0) { throw "Flood --target ${Target}: no handshake answered" }
     $r | Add-Member -NotePropertyName load1 -NotePropertyValue ([double]::Parse($load, $inv))
     $r
 }
@@ -95,24 +95,32 @@ $summary = [ordered]@{
     oursCookieRepliesPerCpuSecond = Get-Median ($ours | ForEach-Object cookieRepliesPerCpuSecond)
     wggoPerCpuSecond = Get-Median ($wggo | ForEach-Object perCpuSecond)
     wggoPerSecond = Get-Median ($wggo | ForEach-Object perSecond)
+    # The host's speed in the same runs: CPU time of one libsodium X25519, and each handshake's cost in those.
+    x25519Us = Get-Median ($runs | ForEach-Object x25519Us)
+    oursX25519PerHandshake = Get-Median ($ours | ForEach-Object x25519PerHandshake)
+    oursX25519PerHandshakeThread = Get-Median ($ours | ForEach-Object x25519PerHandshakeThread)
+    wggoX25519PerHandshake = Get-Median ($wggo | ForEach-Object x25519PerHandshake)
     runs = $runs
 }
 $summary.ratioPerCpuSecond = [math]::Round($summary.oursPerCpuSecond / $summary.wggoPerCpuSecond, 2)
 $summary.ratioPerSecond = [math]::Round($summary.oursPerSecond / $summary.wggoPerSecond, 2)
 
 function F0($v) { ([double]$v).ToString('N0', $inv) }
+function F2($v) { ([double]$v).ToString('F2', $inv) }
 $rows = @(
-    '| responder | per CPU-second (median) | rounds | wall rate /s (median) | rounds | lost |'
-    '|---|---|---|---|---|---|'
-    "| WireGuardGateway, device threads (wg-*) | $(F0 $summary.oursPerCpuSecond) | $(($ours | ForEach-Object { F0 $_.perCpuSecond }) -join ' / ') | $(F0 $summary.oursPerSecond) | $(($ours | ForEach-Object { F0 $_.perSecond }) -join ' / ') | $(($ours | Measure-Object lost -Sum).Sum) |"
-    "| WireGuardGateway, handshake thread alone | $(F0 $summary.oursPerHandshakeThreadCpuSecond) | $(($ours | ForEach-Object { F0 $_.perHandshakeThreadCpuSecond }) -join ' / ') | | | |"
-    "| wireguard-go, whole process | $(F0 $summary.wggoPerCpuSecond) | $(($wggo | ForEach-Object { F0 $_.perCpuSecond }) -join ' / ') | $(F0 $summary.wggoPerSecond) | $(($wggo | ForEach-Object { F0 $_.perSecond }) -join ' / ') | $(($wggo | Measure-Object lost -Sum).Sum) |"
-    "| **ours / wireguard-go** | **$($summary.ratioPerCpuSecond.ToString('F2', $inv))** | | **$($summary.ratioPerSecond.ToString('F2', $inv))** | | |"
+    '| responder | per CPU-second (median) | rounds | wall rate /s (median) | rounds | lost | cost in X25519 ops (median) |'
+    '|---|---|---|---|---|---|---|'
+    "| WireGuardGateway, device threads (wg-*) | $(F0 $summary.oursPerCpuSecond) | $(($ours | ForEach-Object { F0 $_.perCpuSecond }) -join ' / ') | $(F0 $summary.oursPerSecond) | $(($ours | ForEach-Object { F0 $_.perSecond }) -join ' / ') | $(($ours | Measure-Object lost -Sum).Sum) | $(F2 $summary.oursX25519PerHandshake) |"
+    "| WireGuardGateway, handshake thread alone | $(F0 $summary.oursPerHandshakeThreadCpuSecond) | $(($ours | ForEach-Object { F0 $_.perHandshakeThreadCpuSecond }) -join ' / ') | | | | $(F2 $summary.oursX25519PerHandshakeThread) |"
+    "| wireguard-go, whole process | $(F0 $summary.wggoPerCpuSecond) | $(($wggo | ForEach-Object { F0 $_.perCpuSecond }) -join ' / ') | $(F0 $summary.wggoPerSecond) | $(($wggo | ForEach-Object { F0 $_.perSecond }) -join ' / ') | $(($wggo | Measure-Object lost -Sum).Sum) | $(F2 $summary.wggoX25519PerHandshake) |"
+    "| **ours / wireguard-go** | **$(F2 $summary.ratioPerCpuSecond)** | | **$(F2 $summary.ratioPerSecond)** | | | |"
 )
 $md = @(
     "Run $($summary.date): ``bench/e2e/handshake-rate.ps1 -Seconds $Seconds -Rounds $Rounds`` ($Peers peers, $InFlight in flight),"
     "load average (1 min) before each run: $(($summary.load1 | ForEach-Object { $_.ToString('F1', $inv) }) -join ', '). Ours cookie replies (device forced under load):"
-    "$(F0 $summary.oursCookieRepliesPerCpuSecond) per CPU-second of the handshake thread (median)."
+    "$(F0 $summary.oursCookieRepliesPerCpuSecond) per CPU-second of the handshake thread (median). One X25519 (libsodium) took"
+    "$($summary.x25519Us.ToString('F1', $inv)) us of CPU in these runs (median; ~23 us on a quiet host, TOOLCHAIN.md's 43k/s); the last column is each"
+    "handshake's CPU in such operations, which moves less with the host's load than the rates do."
     ''
 ) + $rows
 Write-Host ''

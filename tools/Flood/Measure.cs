@@ -57,26 +57,30 @@ internal static class Measure
         using var load = new HandshakeLoad(wg.Endpoint);
         var warm = load.Run(messages, 0, peers.Length, 10, inFlight, cycle: false);
         if (warm.Responses == 0) throw new InvalidOperationException("wireguard-go answered none of the warm-up initiations");
+        double x1 = Calibration.X25519Microseconds();
         double cpu0 = ProcCpu.Process(wg.Pid);
         var r = load.Run(messages, peers.Length, messages.Length, seconds, inFlight, cycle: false);
         double cpu = ProcCpu.Process(wg.Pid) - cpu0;
+        double x25519 = (x1 + Calibration.X25519Microseconds()) / 2;
         Report("wireguard-go full handshakes", r, cpu, "process");
-        Json("wggo", r, cpu, double.NaN, double.NaN);
+        Json("wggo", r, cpu, double.NaN, double.NaN, x25519);
     }
 
     private static void RunOurs(WgPrivateKey key, (byte[] Priv, byte[] Pub)[] peers, byte[][] messages, double seconds, int inFlight)
     {
         HandshakeLoad.Result full;
-        double cpu, hsCpu;
+        double cpu, hsCpu, x1;
         using (var device = NewDevice(key, peers, threshold: int.MaxValue))
         using (var load = new HandshakeLoad(new IPEndPoint(IPAddress.Loopback, device.ListenPort)))
         {
             load.Run(messages, 0, peers.Length, 10, inFlight, cycle: false);
+            x1 = Calibration.X25519Microseconds();
             double all0 = ProcCpu.OwnThreads("wg-"), hs0 = ProcCpu.OwnThreads("wg-handshake");
             full = load.Run(messages, peers.Length, messages.Length, seconds, inFlight, cycle: false);
             cpu = ProcCpu.OwnThreads("wg-") - all0;
             hsCpu = ProcCpu.OwnThreads("wg-handshake") - hs0;
         }
+        double x25519 = (x1 + Calibration.X25519Microseconds()) / 2;
         Report("ours full handshakes (never under load)", full, cpu, "device threads");
         Report("ours full handshakes (never under load)", full, hsCpu, "handshake thread");
 
@@ -91,7 +95,7 @@ internal static class Measure
             Report("ours cookie replies (always under load)", cookie, c, "handshake thread");
             cookiePerCpu = cookie.CookieReplies / c;
         }
-        Json("ours", full, cpu, hsCpu, cookiePerCpu);
+        Json("ours", full, cpu, hsCpu, cookiePerCpu, x25519);
     }
 
     private static WgDevice NewDevice(WgPrivateKey key, (byte[] Priv, byte[] Pub)[] peers, int threshold)
@@ -114,11 +118,15 @@ internal static class Measure
             $"{what}: {r.Responses} responses + {r.CookieReplies} cookie replies to {r.Sent} sent ({r.Lost} lost) in {r.Seconds:F2} s = {done / r.Seconds:F0}/s; {cpuOf} CPU {cpu:F2} s = {done / cpu:F0} per CPU-second ({1e6 * cpu / done:F1} us each)"));
     }
 
-    private static void Json(string target, HandshakeLoad.Result r, double cpu, double hsCpu, double cookiePerCpu)
+    /// <param name="x25519Us">CPU time of one X25519 on this host in the same run (<see cref="Calibration"/>).</param>
+    private static void Json(string target, HandshakeLoad.Result r, double cpu, double hsCpu, double cookiePerCpu, double x25519Us)
     {
+        double perHandshakeUs = 1e6 * cpu / r.Responses;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"same run: one X25519 took {x25519Us:F1} us of CPU, so a handshake cost {perHandshakeUs / x25519Us:F2} X25519 operations"));
         static string N(double v) => double.IsFinite(v) ? v.ToString("F0", CultureInfo.InvariantCulture) : "null";
         // The last line is JSON, for bench/e2e/handshake-rate.ps1.
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"target\":\"{target}\",\"sent\":{r.Sent},\"responses\":{r.Responses},\"cookieReplies\":{r.CookieReplies},\"lost\":{r.Lost},\"seconds\":{r.Seconds:F3},\"cpuSeconds\":{cpu:F2},\"perSecond\":{N(r.Responses / r.Seconds)},\"perCpuSecond\":{N(r.Responses / cpu)},\"handshakeThreadCpuSeconds\":{(double.IsFinite(hsCpu) ? hsCpu.ToString("F2", CultureInfo.InvariantCulture) : "null")},\"perHandshakeThreadCpuSecond\":{N(r.Responses / hsCpu)},\"cookieRepliesPerCpuSecond\":{N(cookiePerCpu)}}}"));
+            $"{{\"target\":\"{target}\",\"sent\":{r.Sent},\"responses\":{r.Responses},\"cookieReplies\":{r.CookieReplies},\"lost\":{r.Lost},\"seconds\":{r.Seconds:F3},\"cpuSeconds\":{cpu:F2},\"perSecond\":{N(r.Responses / r.Seconds)},\"perCpuSecond\":{N(r.Responses / cpu)},\"handshakeThreadCpuSeconds\":{(double.IsFinite(hsCpu) ? hsCpu.ToString("F2", CultureInfo.InvariantCulture) : "null")},\"perHandshakeThreadCpuSecond\":{N(r.Responses / hsCpu)},\"cookieRepliesPerCpuSecond\":{N(cookiePerCpu)},\"x25519Us\":{x25519Us:F2},\"x25519PerHandshake\":{perHandshakeUs / x25519Us:F2},\"x25519PerHandshakeThread\":{(double.IsFinite(hsCpu) ? (1e6 * hsCpu / r.Responses / x25519Us).ToString("F2", CultureInfo.InvariantCulture) : "null")}}}"));
     }
 }
