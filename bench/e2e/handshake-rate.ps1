@@ -44,17 +44,31 @@ if (-not $NoBuild) {
 $dll = Join-Path $proj 'bin/Release/net10.0/Flood.dll'
 if (-not (Test-Path $dll)) { throw "$dll not found (build tools/Flood -c Release)" }
 
+function Remove-WgGoLeftover([string]$Name) {
+    # Flood removes its wireguard-go, TUN namespace and UAPI socket itself, unless it was killed.
+    if ((& ip netns list 2>$null) -match "^$Name\b") { & ip netns delete $Name 2>$null }
+    Remove-Item -LiteralPath "/var/run/wireguard/$Name.sock" -ErrorAction Ignore
+}
+
 function Invoke-Flood([string]$Target) {
+    # A name of our own for wireguard-go's interface and namespace, so a killed run can be cleaned up.
+    $name = 'whs' + [System.Guid]::NewGuid().ToString('N').Substring(0, 6)
     $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
-    foreach ($a in $dll, '--measure', '--target', $Target, '--seconds', $Seconds.ToString($inv), '--peers', "$Peers", '--inflight', "$InFlight") {
+    foreach ($a in $dll, '--measure', '--target', $Target, '--seconds', $Seconds.ToString($inv), '--peers', "$Peers", '--inflight', "$InFlight", '--name', $name) {
         $psi.ArgumentList.Add($a)
     }
     $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
     $load = ((Get-Content /proc/loadavg) -split ' ')[0]
     $p = [System.Diagnostics.Process]::Start($psi)
-    $outTask = $p.StandardOutput.ReadToEndAsync(); $errTask = $p.StandardError.ReadToEndAsync()
-    if (-not $p.WaitForExit($TimeoutSeconds * 1000)) { $p.Kill($true); throw "Flood --target $Target exceeded $TimeoutSeconds s" }
-    $p.WaitForExit()
+    try {
+        $outTask = $p.StandardOutput.ReadToEndAsync(); $errTask = $p.StandardError.ReadToEndAsync()
+        if (-not $p.WaitForExit($TimeoutSeconds * 1000)) { $p.Kill($true); throw "Flood --target $Target exceeded $TimeoutSeconds s" }
+        $p.WaitForExit()
+    }
+    finally {
+        if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit(5000) | Out-Null }
+        if ($Target -eq 'wggo') { Remove-WgGoLeftover $name }
+    }
     $lines = @($outTask.GetAwaiter().GetResult() -split "`n" | Where-Object { $_.Trim() })
     if ($p.ExitCode -ne 0 -or -not $lines.Count -or -not $lines[-1].StartsWith('{')) {
         throw "Flood --target $Target failed ($($p.ExitCode)): $($errTask.GetAwaiter().GetResult()) $($lines -join ' | ')"

@@ -22,7 +22,7 @@ internal static class Measure
     /// <summary>Initiations are prepared for at most this rate (each peer's timestamps must grow).</summary>
     private const int MaxRate = 16_000;
 
-    public static void Run(string target, double seconds, int peerCount, int inFlight)
+    public static void Run(string target, double seconds, int peerCount, int inFlight, string? name = null)
     {
         seconds = Math.Clamp(seconds, 0.5, 10);
         // wireguard-go (QueueHandshakeSize 1024) goes under load, answering with cookies, at 128 queued.
@@ -46,14 +46,14 @@ internal static class Measure
         });
         Console.WriteLine($"prepared {messages.Length} initiations from {peerCount} peers; target {target}, {seconds} s, {inFlight} in flight");
 
-        if (target == "wggo") RunWgGo(gwKey, peers, messages, seconds, inFlight);
+        if (target == "wggo") RunWgGo(gwKey, peers, messages, seconds, inFlight, name);
         else if (target == "ours") RunOurs(gwKey, peers, messages, seconds, inFlight);
         else throw new ArgumentException("--target is ours or wggo");
     }
 
-    private static void RunWgGo(WgPrivateKey key, (byte[] Priv, byte[] Pub)[] peers, byte[][] messages, double seconds, int inFlight)
+    private static void RunWgGo(WgPrivateKey key, (byte[] Priv, byte[] Pub)[] peers, byte[][] messages, double seconds, int inFlight, string? name)
     {
-        using var wg = new WgGoTarget(key, peers);
+        using var wg = new WgGoTarget(key, peers, name);
         using var load = new HandshakeLoad(wg.Endpoint);
         var warm = load.Run(messages, 0, peers.Length, 10, inFlight, cycle: false);
         if (warm.Responses == 0) throw new InvalidOperationException("wireguard-go answered none of the warm-up initiations");

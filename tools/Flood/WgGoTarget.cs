@@ -20,11 +20,13 @@ internal sealed class WgGoTarget : IDisposable
     public IPEndPoint Endpoint { get; }
     public int Pid => _process.Id;
 
-    public WgGoTarget(WgPrivateKey key, (byte[] Priv, byte[] Pub)[] peers)
+    /// <param name="name">Interface and namespace name (a caller that may have to kill this process uses it to clean up); default whs + 6 random hex digits.</param>
+    public WgGoTarget(WgPrivateKey key, (byte[] Priv, byte[] Pub)[] peers, string? name = null)
     {
-        string run = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.Next())).ToLowerInvariant()[..6];
-        _name = "whs" + run; // within IFNAMSIZ - 1 = 15
-        _ns = "whs" + run;
+        name ??= "whs" + Convert.ToHexString(BitConverter.GetBytes(Random.Shared.Next())).ToLowerInvariant()[..6];
+        if (name.Length is 0 or > 15 || !name.All(char.IsAsciiLetterOrDigit)) throw new ArgumentException("--name: 1-15 letters or digits");
+        _name = name; // within IFNAMSIZ - 1 = 15
+        _ns = name;
         Exec("ip", ["netns", "add", _ns]);
         var psi = new ProcessStartInfo("wireguard-go") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(_name);
