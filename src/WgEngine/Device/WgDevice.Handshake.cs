@@ -19,15 +19,6 @@ public sealed partial class WgDevice
     /// <summary>Handshake thread: initiations, responses and cookie replies (mac1 already checked).</summary>
     internal void ProcessHandshakeMessage(PacketBuffer buf)
     {
-        // Like a crypto worker, the handshake thread collects what it sends and sends it in one call
-        // when its queue is empty or the batch is due: on loopback each send otherwise costs a system
-        // call and a wake-up of the receiver, ~9% of a handshake's CPU (docs/performance.md).
-        var batch = t_outgoing;
-        if (batch is null || !ReferenceEquals(batch.Owner, this))
-        {
-            BeginOutgoingBatches();
-            batch = t_outgoing!;
-        }
         switch (buf.Data[0])
         {
             case MessageLayout.TypeInitiation: ConsumeInitiation(buf); break;
@@ -35,7 +26,11 @@ public sealed partial class WgDevice
             case MessageLayout.TypeCookieReply: ConsumeCookieReply(buf); break;
         }
         _pool.Return(buf);
-        if (batch.Count > 0 && (batch.Count >= HandshakeSendBatch || _handshakes.Count == 0)) FlushOutgoing(batch);
+        // Like a crypto worker, the handshake thread (HandshakeQueue) collects what it sends and sends it
+        // in one call when its queue is empty (OnIdle) or the batch is due: on loopback each send otherwise
+        // costs a system call and a wake-up of the receiver, ~9% of a handshake's CPU (docs/performance.md).
+        // Other callers (tests, the fuzzing driver) have no batch and send at once.
+        if (t_outgoing is { Count: >= HandshakeSendBatch } batch && ReferenceEquals(batch.Owner, this)) FlushOutgoing(batch);
     }
 
     // Monotonic timestamp until which the device still counts as under load (wireguard-go: UnderLoadAfterTime).
