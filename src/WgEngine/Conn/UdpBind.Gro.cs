@@ -41,9 +41,17 @@ public sealed unsafe partial class UdpBind
         {
             if (value == _gro) return;
             if (value && !NativeBatching) return;
-            if (!TrySetGro(value)) return;
-            _gro = value;
+            // The splitting receive path first: a receiver already blocked in the plain recvmmsg may still
+            // get one coalesced message truncated (switching on at run time only; the constructor does it
+            // before any receive).
+            bool wasReceiving = _groReceive;
             if (value) _groReceive = true;
+            if (!TrySetGro(value))
+            {
+                _groReceive = wasReceiving;
+                return;
+            }
+            _gro = value;
         }
     }
 
