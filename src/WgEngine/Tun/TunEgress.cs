@@ -133,7 +133,10 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
             {
                 while (Volatile.Read(ref _disposed) == 0)
                 {
-                    if (!Drain(fd, buf, buffer)) return;
+                    // What one drain reads goes to the peers as a batch, sent before poll blocks.
+                    bool batch = _sink.BeginBatch();
+                    try { if (!Drain(fd, buf, buffer)) return; }
+                    finally { if (batch) _sink.EndBatch(); }
                     Volatile.Write(ref _readerAllocated, GC.GetAllocatedBytesForCurrentThread());
                     fds[0].Revents = fds[1].Revents = 0;
                     if (TunNative.poll(fds, 2, -1) < 0 && TunNative.LastErrno != TunNative.EINTR) return;
