@@ -7,7 +7,7 @@
     hub-iperf     iperf3 between two wireguard-go clients through our hub vs a wireguard-go hub (bench/e2e/hub-iperf.ps1)
     hub-latency   ping RTT through the same hubs, median and p99 (bench/e2e/hub-latency.ps1)
     egress-iperf  userspace egress, TUN egress, wireguard-go + kernel forwarding (bench/e2e/egress-iperf.ps1)
-    handshake     completed responder handshakes per CPU-second vs wireguard-go (bench/e2e/handshake-rate.ps1)
+    handshake-rate completed responder handshakes per CPU-second vs wireguard-go (bench/e2e/handshake-rate.ps1)
     scale         100,000 peers: Add-WgPeer rate, memory per peer, Get-WgPeer, idle CPU; wireguard-go's
                   memory per peer (bench/scale/scale-peers.ps1, bench/scale/wggo-peers.ps1)
     micro         BenchmarkDotNet: AEAD, handshake, BLAKE2s, allowed-IPs, UDP batching, with allocations
@@ -26,7 +26,7 @@ param(
     [int]$ScalePeers = 100000,
     [string]$MicroJob = 'short',      # BenchmarkDotNet job: short (3 iterations) or default (claims)
     [string]$MicroFilter = '*',
-    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake', 'scale', 'micro')]
+    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'scale', 'micro')]
     [string[]]$Only,                  # run only these parts
     [string[]]$Skip = @(),            # leave these parts out
     [switch]$NoDocUpdate,             # measure and print, leave docs/performance.md as it is
@@ -91,18 +91,18 @@ Invoke-Part 'hub-latency' {
 Invoke-Part 'egress-iperf' {
     $json = Join-Path $OutDir 'e2e-egress-iperf.json'
     $md = Join-Path $OutDir 'e2e-egress-iperf-tables.md'
-    & (Join-Path $PSScriptRoot 'e2e/egress-iperf.ps1') -Duration $EgressDuration -Rounds $Rounds -OutJson $json -OutMarkdown $md
+    & (Join-Path $PSScriptRoot 'e2e/egress-iperf.ps1') -Duration $EgressDuration -Rounds $Rounds -TunOffloadVariant -OutJson $json -OutMarkdown $md
     if (-not (Test-Path $md)) { throw 'egress-iperf.ps1 wrote no tables' }
-    Write-Part 'egress-iperf' "bench/e2e/egress-iperf.ps1 -Duration $EgressDuration -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
+    Write-Part 'egress-iperf' "bench/e2e/egress-iperf.ps1 -Duration $EgressDuration -Rounds $Rounds -TunOffloadVariant" ([System.IO.File]::ReadAllText($md))
 }
 
-Invoke-Part 'handshake' {
+Invoke-Part 'handshake-rate' {
     $script = Join-Path $PSScriptRoot 'e2e/handshake-rate.ps1'
     if (-not (Test-Path $script)) { throw "$script does not exist" }
     $md = Join-Path $OutDir 'handshake-rate-tables.md'
     & $script -Rounds $Rounds -OutMarkdown $md
     if (-not (Test-Path $md)) { throw 'handshake-rate.ps1 wrote no tables' }
-    Write-Part 'handshake' "bench/e2e/handshake-rate.ps1 -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
+    Write-Part 'handshake-rate' "bench/e2e/handshake-rate.ps1 -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
 }
 
 Invoke-Part 'scale' {

@@ -26,6 +26,7 @@ param(
     [int[]]$IdleConnections = @(100, 200, 300, 400, 500),  # memory test steps; the default per-peer TCP limit is 512
     [switch]$SkipMemory,
     [switch]$NoSpinVariant,                 # adds 'userspace-nospin': userspace with DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0
+    [switch]$TunOffloadVariant,             # adds 'tun-nooffload': the TUN egress with WIREGUARDGATEWAY_TUN_OFFLOAD=0 (plain IFF_NO_PI)
     [string]$ProfileDir,                    # with perf installed: CPU profiles of the userspace gateway (upload, download)
     [switch]$SkipThroughput,
     [string]$Gen0Size = '0x100000',          # DOTNET_GCgen0size of the memory test's gateway (hex bytes)
@@ -48,6 +49,7 @@ $HoldPort = 5202
 $ClkTck = [double](& getconf CLK_TCK)
 $Gateways = @('userspace', 'tun', 'wireguard-go')
 if ($NoSpinVariant) { $Gateways += 'userspace-nospin' }
+if ($TunOffloadVariant) { $Gateways += 'tun-nooffload' }
 
 function Get-Median([double[]]$xs) {
     $s = [double[]]($xs | Sort-Object); $n = $s.Count
@@ -109,8 +111,10 @@ function Start-BenchGateway([string]$Kind) {
     else {
         # The variant: thread-pool workers sleep at once instead of spinning (sched_yield) for work.
         if ($Kind -eq 'userspace-nospin') { $env:DOTNET_ThreadPool_UnfairSemaphoreSpinLimit = '0' }
-        try { $gw = Start-EgressGateway -Topology $topo -Egress $(if ($Kind -eq 'tun') { 'Tun' } else { 'Userspace' }) }
-        finally { Remove-Item Env:DOTNET_ThreadPool_UnfairSemaphoreSpinLimit -ErrorAction Ignore }
+        # The other: the TUN without offloads, one packet per read and write (what the offloads save).
+        if ($Kind -eq 'tun-nooffload') { $env:WIREGUARDGATEWAY_TUN_OFFLOAD = '0' }
+        try { $gw = Start-EgressGateway -Topology $topo -Egress $(if ($Kind -like 'tun*') { 'Tun' } else { 'Userspace' }) }
+        finally { Remove-Item Env:DOTNET_ThreadPool_UnfairSemaphoreSpinLimit, Env:WIREGUARDGATEWAY_TUN_OFFLOAD -ErrorAction Ignore }
         if (-not $gw.Ready) { throw "our gateway ($Kind) failed: $($gw.ErrorId) $($gw.ErrorMessage)" }
         $g = [pscustomobject]@{ Kind = $Kind; PublicKey = $gw.PublicKey; ListenPort = $gw.ListenPort; Process = $gw.Process; IfName = $gw.Name }
     }
@@ -323,6 +327,8 @@ $ratios = foreach ($t in $measured) {
         UserspaceVsWireGuardGo = Get-Ratio $s['userspace'].MedianMbps $s['wireguard-go'].MedianMbps
         MachineCpuUserspaceVsTun = Get-Ratio $s['userspace'].MachineCpuSecPerGB $s['tun'].MachineCpuSecPerGB
         MachineCpuTunVsWireGuardGo = Get-Ratio $s['tun'].MachineCpuSecPerGB $s['wireguard-go'].MachineCpuSecPerGB
+        TunOffloadOnVsOff = Get-Ratio $s['tun'].MedianMbps $s['tun-nooffload'].MedianMbps
+        ProcCpuTunOffloadOnVsOff = Get-Ratio $s['tun'].ProcCpuSecPerGB $s['tun-nooffload'].ProcCpuSecPerGB
     }
 }
 $summary | Format-Table -AutoSize | Out-String -Width 220 | Write-Host
@@ -345,10 +351,12 @@ if ($OutMarkdown) {
         [void]$md.AppendLine("| $($x.Test) | $($x.Gateway) | $($x.MedianMbps) | $($x.Runs) | $($x.ProcCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $($x.SoftirqSecPerGB) |")
     }
     [void]$md.AppendLine()
-    [void]$md.AppendLine('| test | userspace / TUN (goal >= 0.8) | TUN / wireguard-go (goal > 1) | userspace / wireguard-go | machine CPU per GB: userspace / TUN | machine CPU per GB: TUN / wireguard-go |')
-    [void]$md.AppendLine('|---|---|---|---|---|---|')
+    $offHead = if ($TunOffloadVariant) { ' TUN offloads on / off | gateway CPU per GB: offloads on / off |' } else { '' }
+    [void]$md.AppendLine('| test | userspace / TUN (goal >= 0.8) | TUN / wireguard-go (goal > 1) | userspace / wireguard-go | machine CPU per GB: userspace / TUN | machine CPU per GB: TUN / wireguard-go |' + $offHead)
+    [void]$md.AppendLine('|---|---|---|---|---|---|' + $(if ($TunOffloadVariant) { '---|---|' } else { '' }))
     foreach ($x in $ratios) {
-        [void]$md.AppendLine("| $($x.Test) | **$($x.UserspaceVsTun)** | **$($x.TunVsWireGuardGo)** | $($x.UserspaceVsWireGuardGo) | $($x.MachineCpuUserspaceVsTun) | $($x.MachineCpuTunVsWireGuardGo) |")
+        $off = if ($TunOffloadVariant) { " $($x.TunOffloadOnVsOff) | $($x.ProcCpuTunOffloadOnVsOff) |" } else { '' }
+        [void]$md.AppendLine("| $($x.Test) | **$($x.UserspaceVsTun)** | **$($x.TunVsWireGuardGo)** | $($x.UserspaceVsWireGuardGo) | $($x.MachineCpuUserspaceVsTun) | $($x.MachineCpuTunVsWireGuardGo) |" + $off)
     }
     if ($memory) {
         [void]$md.AppendLine()

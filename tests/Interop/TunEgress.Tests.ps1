@@ -65,6 +65,36 @@ Describe 'Egress Tun with the gateway as root' -Skip:$skip {
         Remove-Item -LiteralPath $out -Force
     }
 
+    It 'has checksum and TCP segmentation offload on the TUN (IFF_VNET_HDR + TUNSETOFFLOAD)' {
+        # SIOCETHTOOL (0x8946) with ETHTOOL_GTXCSUM (0x16) and ETHTOOL_GTSO (0x1e), linux/ethtool.h and
+        # sockios.h: the kernel's view of the device's features (ethtool itself is not installed).
+        $code = @"
+import array,fcntl,socket,struct
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+def get(cmd):
+    d=array.array('I',[cmd,0])
+    fcntl.ioctl(s.fileno(),0x8946,struct.pack('16sP',b'$($gw.Name)',d.buffer_info()[0])+bytes(16))
+    return d[1]
+print('txcsum=%d tso=%d'%(get(0x16),get(0x1e)))
+"@
+        (Invoke-InEgressNamespace $topo gw python3 '-c', $code) -join '' | Should -Be 'txcsum=1 tso=1'
+    }
+
+    It 'reads a download from the TUN as TCP super-packets (more bytes per read than the MTU)' {
+        # The TUN counts one tx packet per read (tun_put_user), with the whole skb's length: without
+        # offloads no read exceeds the MTU (1420). Forwarded traffic arrives as GSO here because srv's
+        # TCP stack sends TSO super-packets over the veth, which passes them on unsegmented.
+        $stat = { param($what) [long]((Invoke-InEgressNamespace $topo gw cat "/sys/class/net/$($gw.Name)/statistics/$what") -join '') }
+        $bytes0 = & $stat 'tx_bytes'; $packets0 = & $stat 'tx_packets'
+        $out = Join-Path $topo.Network.TempDir 'download-gso.bin'
+        Invoke-InEgressNamespace $topo client curl '-sS', '--fail', '--max-time', '120', '-o', $out, $svc.Url | Out-Null
+        (Get-FileHash -LiteralPath $out -Algorithm SHA256).Hash | Should -Be $svc.Sha256
+        Remove-Item -LiteralPath $out -Force
+        $perRead = ((& $stat 'tx_bytes') - $bytes0) / [math]::Max(1, (& $stat 'tx_packets') - $packets0)
+        Write-Host ("TUN reads during the download: {0:N0} bytes each on average" -f $perRead)
+        $perRead | Should -BeGreaterThan 1420
+    }
+
     It 'echoes TCP and UDP through the tunnel' {
         $text = "tun-egress-$($topo.RunId)-$(Get-Random)"
         (Invoke-InEgressNamespace $topo client socat '-t', '5', '-T', '10', '-', "TCP:$($svc.TcpEcho)" -InputText $text) -join '' | Should -Be $text

@@ -7,14 +7,16 @@ using WgEngine.Crypto;
 //   Flood --target 127.0.0.1:51820 --key <responder public key, base64> [--seconds 8] [--sockets 64] [--threads 1] [--window 2048] [--relay]
 //       floods the responder with valid-mac1 initiations from many source ports; never longer than 10 s.
 //       --relay also relays one real client through a port printed first ("relay-port N") and reports its handshake.
-//   Flood --measure [--seconds 3] [--peers 512]
-//       in-process: the engine's handshake thread throughput, full handshakes and cookie replies.
+//   Flood --measure [--target ours|wggo] [--seconds 3] [--peers 1024] [--inflight 64] [--name whsXXXXXX]
+//       responder handshake throughput over loopback, per second and per CPU-second: our engine in-process
+//       (full handshakes and cookie replies) or a throw-away wireguard-go; never longer than 10 s per phase.
 var opts = Args.Parse(args);
 try
 {
     if (opts.ContainsKey("measure"))
     {
-        Measure.Run(Args.Double(opts, "seconds", 3), Args.Int(opts, "peers", 512));
+        Measure.Run(opts.TryGetValue("target", out var t) && t != "" ? t : "ours", Args.Double(opts, "seconds", 3),
+            Args.Int(opts, "peers", 1024), Args.Int(opts, "inflight", 64), opts.GetValueOrDefault("name"));
         return 0;
     }
     if (!opts.TryGetValue("target", out var target) || !opts.TryGetValue("key", out var key))

@@ -19,13 +19,15 @@ internal static unsafe partial class LinuxBatchIo
     /// <summary>Room for the largest sockaddr we meet (sockaddr_in6: 28 bytes), kept 8-aligned.</summary>
     public const int AddressRoom = 32;
 
-    public const int MsgTrunc = 0x20;
+    public const int MsgTrunc = 0x20, MsgCTrunc = 0x08;
     public const int MsgWaitForOne = 0x10000;
 
     // UDP generic segmentation offload (linux/udp.h): one send of equal-size segments, split by the kernel.
     public const int SolUdp = 17, UdpSegment = 103, MaxSegments = 64, MaxGsoBytes = 65000;
     /// <summary>CMSG_SPACE(sizeof(ushort)) and CMSG_LEN(sizeof(ushort)) on LP64: a 16-byte cmsghdr + data, 8-aligned.</summary>
     public const int GsoControlSpace = 24, GsoControlLength = 18;
+    // UDP generic receive offload (linux/udp.h): the socket accepts coalesced datagrams, a cmsg gives the segment size.
+    public const int UdpGroOption = 104;
 
     public const int EIo = 5, EInval = 22, EOpNotSupp = 95;
     public const int EIntr = 4, EAgain = 11, ENoSys = 38, EMsgSize = 90, ENetUnreach = 101,

@@ -12,15 +12,17 @@ public sealed class RebindableBind : IBind
 {
     private readonly IPAddress? _bindAddress;
     private readonly bool _nativeBatching;
+    private bool _udpGro, _udpSegmentation = true;   // asked-for offloads, applied to every new socket
     private readonly object _lock = new();
     private volatile UdpBind _inner;
     private volatile bool _closed;
 
-    public RebindableBind(int port, IPAddress? bindAddress = null, bool nativeBatching = true)
+    public RebindableBind(int port, IPAddress? bindAddress = null, bool nativeBatching = true, bool udpGro = true)
     {
         _bindAddress = bindAddress;
         _nativeBatching = nativeBatching;
-        _inner = new UdpBind(port, bindAddress, nativeBatching);
+        _udpGro = udpGro;
+        _inner = new UdpBind(port, bindAddress, nativeBatching, udpGro);
     }
 
     public int Port => _inner.Port;
@@ -35,7 +37,7 @@ public sealed class RebindableBind : IBind
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_closed, this);
-            var fresh = new UdpBind(port, _bindAddress, _nativeBatching);
+            var fresh = new UdpBind(port, _bindAddress, _nativeBatching, _udpGro) { UdpSegmentation = _udpSegmentation };
             try
             {
                 if (Mark != 0) fresh.SetMark(Mark);
@@ -50,6 +52,37 @@ public sealed class RebindableBind : IBind
             old.Dispose();
         }
     }
+
+    /// <summary>UDP GSO on send (see <see cref="UdpBind.UdpSegmentation"/>); the choice survives Rebind.</summary>
+    public bool UdpSegmentation
+    {
+        get => _inner.UdpSegmentation;
+        set
+        {
+            lock (_lock)
+            {
+                _udpSegmentation = value;
+                _inner.UdpSegmentation = value;
+            }
+        }
+    }
+
+    /// <summary>UDP GRO on receive (see <see cref="UdpBind.UdpGro"/>); the choice survives Rebind.</summary>
+    public bool UdpGro
+    {
+        get => _inner.UdpGro;
+        set
+        {
+            lock (_lock)
+            {
+                _udpGro = value;
+                _inner.UdpGro = value;
+            }
+        }
+    }
+
+    /// <summary>Datagrams the current socket received coalesced and split (see <see cref="UdpBind.CoalescedDatagrams"/>).</summary>
+    public long CoalescedDatagrams => _inner.CoalescedDatagrams;
 
     /// <summary>Sets SO_MARK (Linux; needs CAP_NET_ADMIN).</summary>
     public void SetMark(uint mark)

@@ -28,7 +28,7 @@ public sealed unsafe partial class UdpBind
     {
         if (NativeBatching && !_closed)
         {
-            int r = ReceiveNative(buffers, from, lengths);
+            int r = _groReceive ? ReceiveGro(buffers, from, lengths) : ReceiveNative(buffers, from, lengths);
             if (r != 0) return r;   // 0: fall back to the managed call for this one
         }
         int n = Receive(buffers[0].Span, from[0]);

@@ -16,7 +16,8 @@ public sealed partial class UdpBind : IBind
     private volatile bool _closed;
 
     /// <param name="nativeBatching">Use recvmmsg/sendmmsg where available (Linux); false: one Socket call per datagram.</param>
-    public UdpBind(int port, IPAddress? bindAddress = null, bool nativeBatching = true)
+    /// <param name="udpGro">Ask for receive-side UDP GRO (with native batching, where the kernel has it); false: never set.</param>
+    public UdpBind(int port, IPAddress? bindAddress = null, bool nativeBatching = true, bool udpGro = true)
     {
         _nativeBatching = nativeBatching;
         bindAddress ??= IPAddress.IPv6Any;
@@ -36,6 +37,7 @@ public sealed partial class UdpBind : IBind
         }
         Port = ((IPEndPoint)_socket.LocalEndPoint!).Port;
         _handle = _socket.SafeHandle;
+        if (udpGro) UdpGro = true;   // stays false where the kernel refuses the option
     }
 
     public int Port { get; }
@@ -52,6 +54,11 @@ public sealed partial class UdpBind : IBind
 
     public int Receive(Span<byte> buffer, SocketAddress from)
     {
+        if (_groReceive && NativeBatching && !_closed)
+        {
+            int r = ReceiveOneGro(buffer, from);   // coalesced datagrams must be split, not truncated
+            if (r != -2) return r;
+        }
         while (!_closed)
         {
             try

@@ -57,8 +57,12 @@ public sealed partial class WgDevice
             InitiateHandshake(peer, retry: false);
     }
 
-    // The calling worker thread's pending sends; null on other threads (timers, handshake, TUN readers).
+    // The calling thread's pending sends: a crypto worker's for its lifetime, another thread's between
+    // BeginSendBatch and EndSendBatch; null otherwise (each send is then one bind call).
     [ThreadStatic] private static OutgoingBatch? t_outgoing;
+
+    // Batches lent to non-worker threads, reused so that a scope allocates nothing in steady state.
+    private readonly System.Collections.Concurrent.ConcurrentQueue<OutgoingBatch> _spareBatches = new();
 
     /// <summary>Makes the calling thread (a crypto worker) collect its sends for <see cref="FlushOutgoing"/>.</summary>
     internal void BeginOutgoingBatches() => t_outgoing = new OutgoingBatch(this);
@@ -67,6 +71,37 @@ public sealed partial class WgDevice
     internal void FlushOutgoing()
     {
         if (t_outgoing is { Count: > 0 } batch && ReferenceEquals(batch.Owner, this)) FlushOutgoing(batch);
+    }
+
+    /// <summary>
+    /// Makes the calling thread (TUN reader, egress pump, handshake thread, timer) collect the datagrams
+    /// it sends through this device until <see cref="EndSendBatch"/>, which sends them in one bind call
+    /// (sendmmsg, GSO). True when this call opened the scope: the caller must then call EndSendBatch on
+    /// the same thread before it blocks, or the collected datagrams wait. False (nothing to end) when the
+    /// thread already collects (a worker, a nested scope) or collects for another device.
+    /// </summary>
+    public bool BeginSendBatch()
+    {
+        if (t_outgoing is not null) return false;
+        if (!_spareBatches.TryDequeue(out var batch)) batch = new OutgoingBatch(this);
+        t_outgoing = batch;
+        return true;
+    }
+
+    /// <summary>Sends what the scope opened by <see cref="BeginSendBatch"/> collected and closes it.</summary>
+    public void EndSendBatch()
+    {
+        var batch = t_outgoing;
+        if (batch is null || !ReferenceEquals(batch.Owner, this)) return;
+        t_outgoing = null;
+        try
+        {
+            if (batch.Count > 0) FlushOutgoing(batch);
+        }
+        finally
+        {
+            _spareBatches.Enqueue(batch);
+        }
     }
 
     private void FlushOutgoing(OutgoingBatch batch)
@@ -126,16 +161,25 @@ public sealed partial class WgDevice
         peer.Staged.Enqueue(buf);
     }
 
-    /// <summary>Sends what waited for a session. True when at least one packet went out.</summary>
+    /// <summary>Sends what waited for a session, as one batch (the queue can hold a burst). True when at
+    /// least one packet went out.</summary>
     private bool FlushStaged(Peer peer)
     {
         bool any = false;
-        int n = Volatile.Read(ref peer.StagedCount);
-        for (int i = 0; i < n && peer.Current is not null && peer.Staged.TryDequeue(out var buf); i++)
+        bool scope = BeginSendBatch();
+        try
         {
-            Interlocked.Decrement(ref peer.StagedCount);
-            SendToPeer(peer, buf);
-            any = true;
+            int n = Volatile.Read(ref peer.StagedCount);
+            for (int i = 0; i < n && peer.Current is not null && peer.Staged.TryDequeue(out var buf); i++)
+            {
+                Interlocked.Decrement(ref peer.StagedCount);
+                SendToPeer(peer, buf);
+                any = true;
+            }
+        }
+        finally
+        {
+            if (scope) EndSendBatch();
         }
         return any;
     }

@@ -19,6 +19,7 @@ public sealed partial class WgDevice
     internal void SweepTimers()
     {
         if (Interlocked.Exchange(ref _sweeping, 1) == 1) return;
+        bool batch = BeginSendBatch();   // keepalives of many peers leave together (WgDevice.Send.cs)
         try
         {
             long now = Now;
@@ -39,6 +40,7 @@ public sealed partial class WgDevice
         }
         finally
         {
+            if (batch) EndSendBatch();
             Volatile.Write(ref _sweeping, 0);
         }
     }

@@ -145,6 +145,8 @@ internal sealed class HandshakeQueue(WgDevice device, int capacity) : QueueThrea
 {
     public int Capacity { get; } = capacity;
     protected override void Process(PacketBuffer buffer) => device.ProcessHandshakeMessage(buffer);
+    protected override void OnThreadStart() => device.BeginOutgoingBatches();
+    protected override void OnIdle() => device.FlushOutgoing();
     protected override void Discard(PacketBuffer buffer) => device.ReturnBuffer(buffer);
     protected override void OnError(Exception e) => device.CountMalformed();
 }

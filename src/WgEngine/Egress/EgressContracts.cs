@@ -7,6 +7,14 @@ namespace WgEngine.Egress;
 public interface IPacketSink
 {
     bool SendPacket(ReadOnlySpan<byte> ipPacket);
+
+    /// <summary>Starts collecting the calling thread's packets so that a burst leaves in one system call.
+    /// True when this call opened the batch: then call <see cref="EndBatch"/> on the same thread before it
+    /// blocks. The default batches nothing.</summary>
+    bool BeginBatch() => false;
+
+    /// <summary>Sends what the batch opened by <see cref="BeginBatch"/> collected.</summary>
+    void EndBatch() { }
 }
 
 /// <summary>

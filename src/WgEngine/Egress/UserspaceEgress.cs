@@ -149,9 +149,13 @@ public sealed class LateBoundPacketSink : IPacketSink
     public void Attach(WgDevice device) => Attach(new DeviceSink(device));
 
     public bool SendPacket(ReadOnlySpan<byte> ipPacket) => Volatile.Read(ref _target)?.SendPacket(ipPacket) ?? false;
+    public bool BeginBatch() => Volatile.Read(ref _target)?.BeginBatch() ?? false;
+    public void EndBatch() => Volatile.Read(ref _target)?.EndBatch();
 
     private sealed class DeviceSink(WgDevice device) : IPacketSink
     {
         public bool SendPacket(ReadOnlySpan<byte> ipPacket) => device.SendPacket(ipPacket);
+        public bool BeginBatch() => device.BeginSendBatch();
+        public void EndBatch() => device.EndSendBatch();
     }
 }

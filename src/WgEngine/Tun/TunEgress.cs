@@ -8,14 +8,20 @@ namespace WgEngine.Tun;
 /// <summary>
 /// Egress through a Linux TUN interface: the peers' packets are written to it, so the host's routing,
 /// firewall and NAT take over; what the host routes into it (replies, or traffic to the peers' networks)
-/// is read back on one dedicated thread and handed to the tunnel through an <see cref="IPacketSink"/>.
+/// is read back on one dedicated thread and handed to the tunnel through an <see cref="IPacketSink"/>
+/// (with offloads, a read may be a TCP/UDP super-packet that <see cref="TunSegmenter"/> cuts up first).
 /// The reader drains the non-blocking descriptor until EAGAIN, then sleeps in poll(2) on it and on an
 /// eventfd that Dispose signals. No allocation per packet either way.
 /// </summary>
 public sealed unsafe class TunEgress : IEgress, IDisposable
 {
-    /// <summary>Largest read: an IP packet cannot be larger (also with offloads, issue 7).</summary>
-    private const int ReadBufferSize = 65536;
+    /// <summary>Largest read: a vnet header and an IP packet, which cannot be larger than 64 KiB (also a
+    /// TSO/USO super-packet).</summary>
+    private const int ReadBufferSize = VirtioNetHeader.Size + 65536;
+
+    /// <summary>Environment variable that turns the offloads off by default (value 0, off or false), for
+    /// comparisons and as an escape hatch; <see cref="Create"/>'s offloads argument overrides it.</summary>
+    public const string OffloadEnvironmentVariable = "WIREGUARDGATEWAY_TUN_OFFLOAD";
 
     private readonly TunInterface _tun;
     private readonly IPacketSink _sink;
@@ -38,13 +44,16 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
     /// <summary>
     /// Creates the TUN interface <paramref name="name"/> (at most 15 bytes) in the calling thread's network
     /// namespace with the given addresses and MTU, link up, and starts reading it into <paramref name="sink"/>.
+    /// With <paramref name="offloads"/> (default: on unless <see cref="OffloadEnvironmentVariable"/> says
+    /// off) the TUN takes TCP/UDP super-packets and partial checksums, which the reader segments and
+    /// completes (<see cref="Offloads"/>: what the kernel accepted; 0 when it accepted none).
     /// Throws WgException TunPermissionDenied (no CAP_NET_ADMIN), TunNotAvailable (no /dev/net/tun),
     /// TunNameInUse, InvalidTunName or TunConfigFailed; on failure nothing is left behind.
     /// </summary>
-    public static TunEgress Create(string name, IReadOnlyList<IpPrefix> addresses, int mtu, IPacketSink sink)
+    public static TunEgress Create(string name, IReadOnlyList<IpPrefix> addresses, int mtu, IPacketSink sink, bool? offloads = null)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        var tun = TunInterface.Create(name, addresses, mtu);
+        var tun = TunInterface.Create(name, addresses, mtu, offloads ?? OffloadsByDefault());
         int wake = TunNative.eventfd(0, TunNative.EFD_CLOEXEC | TunNative.EFD_NONBLOCK);
         if (wake < 0)
         {
@@ -60,6 +69,11 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
     public string InterfaceName => _tun.Name;
     public int Mtu => _tun.Mtu;
     public TunCounters Counters { get; } = new();
+    /// <summary>The TUN_F_* offload flags in force (if_tun.h); 0: plain packets, no vnet header.</summary>
+    public uint Offloads => _tun.Offloads;
+
+    private static bool OffloadsByDefault() =>
+        Environment.GetEnvironmentVariable(OffloadEnvironmentVariable)?.Trim().ToLowerInvariant() is not ("0" or "off" or "false" or "no");
 
     /// <summary>Writes one peer packet to the TUN (a crypto worker's thread; several may call at once:
     /// each write(2) is one whole packet).</summary>
@@ -71,8 +85,21 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
         {
             handle.DangerousAddRef(ref added);
             nint n;
+            int fd = (int)handle.DangerousGetHandle();
             fixed (byte* p = packet)
-                n = TunNative.write((int)handle.DangerousGetHandle(), p, (nuint)packet.Length);
+            {
+                if (_tun.VnetHeader)
+                {
+                    // An all-zero virtio_net_hdr: GSO_NONE, no flags - the packet's checksums are complete.
+                    byte* vnet = stackalloc byte[VirtioNetHeader.Size];
+                    new Span<byte>(vnet, VirtioNetHeader.Size).Clear();
+                    var iov = stackalloc TunNative.IoVec[2];
+                    iov[0] = new TunNative.IoVec { Base = vnet, Length = VirtioNetHeader.Size };
+                    iov[1] = new TunNative.IoVec { Base = p, Length = (nuint)packet.Length };
+                    n = TunNative.writev(fd, iov, 2) - VirtioNetHeader.Size;
+                }
+                else n = TunNative.write(fd, p, (nuint)packet.Length);
+            }
             if (n == packet.Length)
             {
                 Interlocked.Increment(ref Counters.toHostPackets);
@@ -106,7 +133,10 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
             {
                 while (Volatile.Read(ref _disposed) == 0)
                 {
-                    if (!Drain(fd, buf, buffer)) return;
+                    // What one drain reads goes to the peers as a batch, sent before poll blocks.
+                    bool batch = _sink.BeginBatch();
+                    try { if (!Drain(fd, buf, buffer)) return; }
+                    finally { if (batch) _sink.EndBatch(); }
                     Volatile.Write(ref _readerAllocated, GC.GetAllocatedBytesForCurrentThread());
                     fds[0].Revents = fds[1].Revents = 0;
                     if (TunNative.poll(fds, 2, -1) < 0 && TunNative.LastErrno != TunNative.EINTR) return;
@@ -128,9 +158,14 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
             nint n = TunNative.read(fd, buf, ReadBufferSize);
             if (n > 0)
             {
-                Counters.fromHostPackets++;                         // single writer: this thread
-                Counters.fromHostBytes += n;
-                if (!_sink.SendPacket(buffer.AsSpan(0, (int)n))) Counters.noPeer++;
+                // Counters: single writer, this thread. With a vnet header the segmenter counts.
+                if (_tun.VnetHeader) TunSegmenter.Forward(buffer.AsSpan(0, (int)n), _sink, Counters);
+                else
+                {
+                    Counters.fromHostPackets++;
+                    Counters.fromHostBytes += n;
+                    if (!_sink.SendPacket(buffer.AsSpan(0, (int)n))) Counters.noPeer++;
+                }
                 continue;
             }
             if (n == 0) return false;
@@ -155,10 +190,10 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
 }
 
 /// <summary>What the TUN egress moved and lost. "ToHost": peer packets written to the TUN;
-/// "FromHost": packets the host routed into the TUN, for the peers.</summary>
+/// "FromHost": packets the host routed into the TUN, for the peers (after segmentation: what the peers get).</summary>
 public sealed class TunCounters
 {
-    internal long toHostPackets, toHostBytes, fromHostPackets, fromHostBytes, writeErrors, readErrors, noPeer;
+    internal long toHostPackets, toHostBytes, fromHostPackets, fromHostBytes, writeErrors, readErrors, noPeer, gsoReads, malformed;
 
     public long ToHostPackets => Volatile.Read(ref toHostPackets);
     public long ToHostBytes => Volatile.Read(ref toHostBytes);
@@ -169,4 +204,8 @@ public sealed class TunCounters
     public long ReadErrors => Volatile.Read(ref readErrors);
     /// <summary>Packets the host sent into the TUN for an address no peer owns (dropped).</summary>
     public long NoPeer => Volatile.Read(ref noPeer);
+    /// <summary>Reads that were TCP/UDP super-packets (offloads on), each cut into FromHost packets.</summary>
+    public long GsoReads => Volatile.Read(ref gsoReads);
+    /// <summary>Reads whose vnet header did not match the packet (the kernel never sends them): dropped.</summary>
+    public long Malformed => Volatile.Read(ref malformed);
 }

@@ -5,7 +5,8 @@ using WgEngine.Net;
 namespace WgEngine.Tun;
 
 /// <summary>
-/// A Linux TUN interface (IFF_TUN | IFF_NO_PI: every read and write is one bare IP packet), created and
+/// A Linux TUN interface (IFF_TUN | IFF_NO_PI: every read and write is one IP packet, with IFF_VNET_HDR
+/// and offloads a virtio_net_hdr before it and up to 64 KiB long when reads are TSO/USO super-packets), created and
 /// configured in the calling thread's network namespace: MTU, addresses, link up. It is not persistent,
 /// so closing the descriptor (Dispose) removes the interface, and so does a failure half way through.
 /// </summary>
@@ -24,12 +25,60 @@ internal sealed unsafe class TunInterface : IDisposable
     public string Name { get; }
     public int Mtu { get; }
 
-    public static TunInterface Create(string name, IReadOnlyList<IpPrefix> addresses, int mtu)
+    /// <summary>The TUN_F_* offloads in force (0: plain IFF_NO_PI, no vnet header).</summary>
+    public uint Offloads { get; private init; }
+    /// <summary>Every read and write carries a virtio_net_hdr first (IFF_VNET_HDR).</summary>
+    public bool VnetHeader => Offloads != 0;
+
+    /// <summary>The offload sets tried in order: all, then without TSO_ECN/USO (USO needs Linux 6.2), then TSO only.</summary>
+    private static ReadOnlySpan<uint> OffloadSets =>
+    [
+        TunNative.TUN_F_CSUM | TunNative.TUN_F_TSO4 | TunNative.TUN_F_TSO6 | TunNative.TUN_F_TSO_ECN | TunNative.TUN_F_USO4 | TunNative.TUN_F_USO6,
+        TunNative.TUN_F_CSUM | TunNative.TUN_F_TSO4 | TunNative.TUN_F_TSO6 | TunNative.TUN_F_TSO_ECN,
+        TunNative.TUN_F_CSUM | TunNative.TUN_F_TSO4 | TunNative.TUN_F_TSO6,
+    ];
+
+    /// <summary>Creates and configures the interface. With <paramref name="offloads"/> it asks for a vnet
+    /// header and the largest offload set the kernel accepts; if it accepts none, the interface is made
+    /// again without the header (plain packets), before anything is configured on it.</summary>
+    /// <param name="offloadSets">Tests: other TUN_F_* sets to try instead of the usual ones.</param>
+    public static TunInterface Create(string name, IReadOnlyList<IpPrefix> addresses, int mtu, bool offloads = true, uint[]? offloadSets = null)
     {
         TunErrors.ValidateName(name);
         ArgumentNullException.ThrowIfNull(addresses);
         if (mtu is < 576 or > 65535) throw new ArgumentOutOfRangeException(nameof(mtu), mtu, "MTU must be 576..65535.");
 
+        uint enabled = 0;
+        SafeFileHandle? handle = null;
+        string actual = name;
+        if (offloads)
+        {
+            (handle, actual) = Open(name, TunNative.IFF_TUN | TunNative.IFF_NO_PI | TunNative.IFF_VNET_HDR);
+            int fd = (int)handle.DangerousGetHandle();
+            foreach (uint set in offloadSets is null ? OffloadSets : offloadSets)
+                if (TunNative.ioctlValue(fd, TunNative.TUNSETOFFLOAD, set) == 0) { enabled = set; break; }
+            if (enabled == 0)
+            {
+                handle.Dispose();   // not persistent: the interface goes too, and the name is free again
+                handle = null;
+            }
+        }
+        if (handle is null) (handle, actual) = Open(name, TunNative.IFF_TUN | TunNative.IFF_NO_PI);
+        try
+        {
+            Configure(actual, addresses, mtu);
+            return new TunInterface(handle, actual, mtu) { Offloads = enabled };
+        }
+        catch
+        {
+            handle.Dispose();   // not persistent: the interface goes with the descriptor
+            throw;
+        }
+    }
+
+    /// <summary>Opens /dev/net/tun and attaches it to a new interface with the given IFF_* flags.</summary>
+    private static (SafeFileHandle Handle, string Name) Open(string name, short flags)
+    {
         int fd = TunNative.open(TunNative.DevicePath, TunNative.O_RDWR | TunNative.O_NONBLOCK | TunNative.O_CLOEXEC);
         if (fd < 0) throw TunErrors.OpenFailed(TunNative.LastErrno);
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -37,19 +86,15 @@ internal sealed unsafe class TunInterface : IDisposable
         {
             Span<byte> req = stackalloc byte[TunNative.IfReqSize];
             TunNative.WriteName(req, name);
-            // Offloads (issue 7) would add IFF_VNET_HDR here and TUNSETOFFLOAD after it; the reader's
-            // 64 KiB buffer already fits a GSO super-packet.
-            WriteInt16(req, TunNative.IFF_TUN | TunNative.IFF_NO_PI);
+            WriteInt16(req, flags);
             fixed (byte* p = req)
                 if (TunNative.ioctl(fd, TunNative.TUNSETIFF, p) < 0) throw TunErrors.CreateFailed(name, TunNative.LastErrno);
             // The kernel writes back the name it used; with a valid, template-free name it is ours.
-            string actual = TunNative.ReadName(req);
-            Configure(actual, addresses, mtu);
-            return new TunInterface(handle, actual, mtu);
+            return (handle, TunNative.ReadName(req));
         }
         catch
         {
-            handle.Dispose();   // not persistent: the interface goes with the descriptor
+            handle.Dispose();
             throw;
         }
     }

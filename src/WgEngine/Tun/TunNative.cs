@@ -17,11 +17,14 @@ internal static unsafe class TunNative
 
     // if_tun.h: TUNSETIFF = _IOW('T', 202, int); TUNSETOFFLOAD = _IOW('T', 208, unsigned int).
     public const uint TUNSETIFF = 0x400454ca;
-    /// <summary>Seam for offloads (issue 7): set with IFF_VNET_HDR, not used yet.</summary>
+    /// <summary>Which offloads the reader can take (TUN_F_*): what the kernel may hand us unsegmented.</summary>
     public const uint TUNSETOFFLOAD = 0x400454d0;
     public const short IFF_TUN = 0x0001, IFF_NO_PI = 0x1000;
-    /// <summary>Seam for offloads (issue 7): a virtio_net_hdr before every packet.</summary>
+    /// <summary>A struct virtio_net_hdr before every packet read and written (VirtioNetHeader).</summary>
     public const short IFF_VNET_HDR = 0x4000;
+    // if_tun.h TUNSETOFFLOAD flags: partial checksums, TCP segmentation (v4, v6, with ECN), UDP segmentation (v4, v6; Linux 6.2+).
+    public const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_TSO_ECN = 0x08,
+        TUN_F_USO4 = 0x20, TUN_F_USO6 = 0x40;
 
     // sockios.h
     public const uint SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, SIOCSIFADDR = 0x8916,
@@ -47,6 +50,13 @@ internal static unsafe class TunNative
     public const int IfReqUnion = IfNameSize;
 
     [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
     public struct PollFd
     {
         public int Fd;
@@ -57,8 +67,11 @@ internal static unsafe class TunNative
     [DllImport("libc", SetLastError = true)] public static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
     [DllImport("libc", SetLastError = true)] public static extern int ioctl(int fd, nuint request, byte* arg);
+    /// <summary>ioctl with an integer argument (TUNSETOFFLOAD takes its flags by value, not by pointer).</summary>
+    [DllImport("libc", EntryPoint = "ioctl", SetLastError = true)] public static extern int ioctlValue(int fd, nuint request, nuint arg);
     [DllImport("libc", SetLastError = true)] public static extern nint read(int fd, byte* buf, nuint count);
     [DllImport("libc", SetLastError = true)] public static extern nint write(int fd, byte* buf, nuint count);
+    [DllImport("libc", SetLastError = true)] public static extern nint writev(int fd, IoVec* iov, int iovcnt);
     [DllImport("libc", SetLastError = true)] public static extern int poll(PollFd* fds, nuint nfds, int timeout);
     [DllImport("libc", SetLastError = true)] public static extern int eventfd(uint initval, int flags);
     [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);

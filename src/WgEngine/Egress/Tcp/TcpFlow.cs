@@ -117,13 +117,18 @@ internal sealed class TcpFlow : ITcpOutput
                 if (space.IsEmpty) { await _sendSpace.WaitAsync().ConfigureAwait(false); drained = false; continue; }
                 int n = await stream.ReadAsync(space, ct).ConfigureAwait(false);
                 drained = n < space.Length;
-                lock (this)
+                bool batch = _sink.BeginBatch();   // the segments this read allows leave in one send call
+                try
                 {
-                    _readerHolds = false;
-                    if (n == 0) { Conn.HostEof(_owner.Now); AfterChange(); break; }
-                    Conn.CommitSendData(n, _owner.Now);
-                    AfterChange();
+                    lock (this)
+                    {
+                        _readerHolds = false;
+                        if (n == 0) { Conn.HostEof(_owner.Now); AfterChange(); break; }
+                        Conn.CommitSendData(n, _owner.Now);
+                        AfterChange();
+                    }
                 }
+                finally { if (batch) _sink.EndBatch(); }
             }
         }
         catch (Exception) { HostBroke(); }
