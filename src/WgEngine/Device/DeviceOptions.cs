@@ -33,6 +33,13 @@ public sealed class DeviceOptions
     /// 0 puts the device under load permanently (tests).
     /// </summary>
     public int? HandshakeLoadThreshold { get; init; }
+    /// <summary>
+    /// A transport packet that arrives alone (a receive call returned one datagram) is decrypted on the
+    /// receive thread when its worker is idle, instead of waking the worker: one thread hop less for
+    /// sparse traffic (ping, interactive sessions). Bursts still go to the workers. Environment variable
+    /// WIREGUARDGATEWAY_INLINE_RX=0 turns it off (for A/B benchmarks).
+    /// </summary>
+    public bool InlineLonePackets { get; init; } = Environment.GetEnvironmentVariable("WIREGUARDGATEWAY_INLINE_RX") != "0";
 }
 
 /// <summary>Device-wide counters; drops are counted by reason and never answered.</summary>

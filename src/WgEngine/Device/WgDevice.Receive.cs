@@ -54,7 +54,8 @@ public sealed partial class WgDevice
                     buf.Length = lengths[i];
                     bytes += buf.Length;
                     Refill(bufs, memory, from, i);
-                    Dispatch(buf);
+                    // A lone datagram (low rate) may skip the hand-off to its worker; a batch is spread over them.
+                    Dispatch(buf, inline: n == 1 && _options.InlineLonePackets);
                 }
                 Interlocked.Add(ref Counters.ReceivedBytes, bytes);
                 Volatile.Write(ref _receiveThreadAllocated, GC.GetAllocatedBytesForCurrentThread());
@@ -75,7 +76,7 @@ public sealed partial class WgDevice
     }
 
     /// <summary>Routes one received datagram. Also the entry point for in-process tests.</summary>
-    internal void Dispatch(PacketBuffer buf)
+    internal void Dispatch(PacketBuffer buf, bool inline = false)
     {
         var data = buf.Span;
         switch (MessageLayout.ReadType(data))
@@ -88,7 +89,9 @@ public sealed partial class WgDevice
                     return;
                 }
                 buf.Keypair = entry.Keypair;
-                if (!_workers[entry.Peer.Worker].TryEnqueue(buf)) Drop(buf, ref Counters.DroppedQueueFull);
+                var worker = _workers[entry.Peer.Worker];
+                if (inline && worker.TryProcessInline(buf)) return;
+                if (!worker.TryEnqueue(buf)) Drop(buf, ref Counters.DroppedQueueFull);
                 return;
 
             case MessageLayout.TypeInitiation when data.Length == MessageLayout.InitiationSize:

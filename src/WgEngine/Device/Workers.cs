@@ -12,6 +12,9 @@ internal abstract class QueueThread
     private Thread? _thread;
     private volatile bool _stopping;
     private int _count;
+    // 1 while an item is being processed, here or inline by a caller (TryProcessInline): keeps the items
+    // of this queue's peers one at a time and in order.
+    private int _busy;
 
     protected QueueThread(string name, int capacity)
     {
@@ -34,6 +37,36 @@ internal abstract class QueueThread
         }
         _queue.Enqueue(buffer);
         _signal.Release();
+        return true;
+    }
+
+    /// <summary>
+    /// Processes the item on the calling thread when nothing is queued or in progress here, saving the
+    /// wake-up of this thread (a futex round trip and a scheduling delay: the latency of a lone packet).
+    /// False when busy: the caller queues it instead.
+    /// </summary>
+    public bool TryProcessInline(PacketBuffer buffer)
+    {
+        if (Volatile.Read(ref _count) != 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
+        // Something queued between the two reads goes first: leave this one to the queue behind it.
+        if (Volatile.Read(ref _count) != 0)
+        {
+            Volatile.Write(ref _busy, 0);
+            return false;
+        }
+        try
+        {
+            Process(buffer);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            OnError(e);
+            Discard(buffer);
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
         return true;
     }
 
@@ -61,6 +94,8 @@ internal abstract class QueueThread
                 _signal.Wait();
                 if (_stopping) return;
                 if (!_queue.TryDequeue(out var buffer)) continue;
+                // An inline caller may still be on the item before this one.
+                while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) Thread.SpinWait(20);
                 Interlocked.Decrement(ref _count);
                 try
                 {
@@ -71,6 +106,10 @@ internal abstract class QueueThread
                     // A malformed packet must never take the device down; count and go on.
                     OnError(e);
                     Discard(buffer);
+                }
+                finally
+                {
+                    Volatile.Write(ref _busy, 0);
                 }
                 // Queue drained: this wake-up's work is done, let batched output go.
                 if (Volatile.Read(ref _count) == 0) OnIdle();
