@@ -7,7 +7,7 @@
   The device runs as the interop tests run it (tests/Interop/WgInterop.psm1: the process in the root
   namespace, its TUN moved into a namespace of this run, removed afterwards, also on failure). The peers
   (random 32-byte public keys, one /32 each from 10.64.0.0/14, no endpoint: idle) go in as one
-  `wg addconf` of a generated file, which is one UAPI set. Memory is VmRSS of the wireguard-go process
+  `wg addconf` per 10,000 of them (each one UAPI set). Memory is VmRSS of the wireguard-go process
   before and after, divided by N; idle CPU is its utime+stime over 4 s after 4 s of settling.
 .EXAMPLE
   dotnet pwsh -NoProfile -File bench/scale/wggo-peers.ps1 -Count 100000
@@ -36,22 +36,28 @@ try {
     $key = New-WgGoKeyPair
     $dev = New-WgGoDevice -Network $net -Role s -PrivateKey $key.PrivateKey -Address "$($net.V4Prefix).1/24"
 
-    # The peers file: the same shape of peers scale-peers.ps1 gives our gateway.
-    $conf = Join-Path $net.TempDir 'peers.conf'
-    $sb = [System.Text.StringBuilder]::new($Count * 110)
+    # The peers: the same shape scale-peers.ps1 gives our gateway, in files of 10,000 (wireguard-go
+    # 0.0.20220316 drops the UAPI connection, "Broken pipe", on one set of 100,000 peers).
+    $chunk = 10000
+    $files = [System.Collections.Generic.List[string]]::new()
     $bytes = [byte[]]::new(32)
-    for ($i = 0; $i -lt $Count; $i++) {
-        [System.Security.Cryptography.RandomNumberGenerator]::Fill($bytes)
-        $n = $i + 2   # 10.64.0.2 upwards, inside 10.64.0.0/14
-        [void]$sb.Append("[Peer]`nPublicKey = ").Append([Convert]::ToBase64String($bytes)).
-            Append("`nAllowedIPs = 10.").Append(64 + ($n -shr 16)).Append('.').Append(($n -shr 8) -band 255).Append('.').Append($n -band 255).Append("/32`n")
+    for ($start = 0; $start -lt $Count; $start += $chunk) {
+        $sb = [System.Text.StringBuilder]::new($chunk * 110)
+        for ($i = $start; $i -lt [math]::Min($Count, $start + $chunk); $i++) {
+            [System.Security.Cryptography.RandomNumberGenerator]::Fill($bytes)
+            $n = $i + 2   # 10.64.0.2 upwards, inside 10.64.0.0/14
+            [void]$sb.Append("[Peer]`nPublicKey = ").Append([Convert]::ToBase64String($bytes)).
+                Append("`nAllowedIPs = 10.").Append(64 + ($n -shr 16)).Append('.').Append(($n -shr 8) -band 255).Append('.').Append($n -band 255).Append("/32`n")
+        }
+        $f = Join-Path $net.TempDir "peers-$start.conf"
+        [System.IO.File]::WriteAllText($f, $sb.ToString())
+        $files.Add($f)
     }
-    [System.IO.File]::WriteAllText($conf, $sb.ToString())
 
     Start-Sleep -Seconds 1
     $rss0 = Get-ProcRssBytes $dev.Pid
     $sw = [Diagnostics.Stopwatch]::StartNew()
-    Invoke-WgNative wg 'addconf', $dev.Name, $conf | Out-Null
+    foreach ($f in $files) { Invoke-WgNative wg 'addconf', $dev.Name, $f | Out-Null }
     $sw.Stop()
     [string[]] $lines = Invoke-WgNative wg 'show', $dev.Name, 'peers'
     $peers = @($lines | Where-Object { $_ }).Count

@@ -54,12 +54,20 @@ internal abstract class QueueThread
             Volatile.Write(ref _busy, 0);
             return false;
         }
+        ProcessAndRelease(buffer);
+        return true;
+    }
+
+    /// <summary>Processes one item while holding _busy, and releases it.</summary>
+    private void ProcessAndRelease(PacketBuffer buffer)
+    {
         try
         {
             Process(buffer);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // A malformed packet must never take the device down; count and go on.
             OnError(e);
             Discard(buffer);
         }
@@ -67,7 +75,6 @@ internal abstract class QueueThread
         {
             Volatile.Write(ref _busy, 0);
         }
-        return true;
     }
 
     public void Start()
@@ -97,20 +104,7 @@ internal abstract class QueueThread
                 // An inline caller may still be on the item before this one.
                 while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) Thread.SpinWait(20);
                 Interlocked.Decrement(ref _count);
-                try
-                {
-                    Process(buffer);
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    // A malformed packet must never take the device down; count and go on.
-                    OnError(e);
-                    Discard(buffer);
-                }
-                finally
-                {
-                    Volatile.Write(ref _busy, 0);
-                }
+                ProcessAndRelease(buffer);
                 // Queue drained: this wake-up's work is done, let batched output go.
                 if (Volatile.Read(ref _count) == 0) OnIdle();
                 Volatile.Write(ref _allocated, GC.GetAllocatedBytesForCurrentThread());
