@@ -13,7 +13,7 @@
     micro         BenchmarkDotNet: AEAD, handshake, BLAKE2s, allowed-IPs, UDP batching, with allocations
   A part that fails is reported and the others still run; the exit code is 1 if any failed. Every
   load loop of the parts is bounded in time; traffic stays on loopback and in namespaces they create.
-  The whole set takes about 25 minutes on the 2-core CI machine.
+  The whole set takes about 15 minutes on the 2-core CI machine.
 .EXAMPLE
   dotnet pwsh -NoProfile -File ./build.ps1 Bench
   dotnet pwsh -NoProfile -File bench/run-bench.ps1 -Only hub-latency,scale -Rounds 3
