@@ -63,9 +63,12 @@ Describe 'wg setconf / wg showconf and our config text' -Skip:$skip {
 
     It 'wg showconf of that device has our layout and parses back to the same peers' {
         $theirs = (Invoke-WgNative wg 'showconf', $dev.Name) -join "`n"
-        # Same text as ours, up to the order of AllowedIPs within a line (the device orders them itself).
-        $norm = { param($t) ($t.Trim() -split "`n" | ForEach-Object {
-            if ($_ -like 'AllowedIPs = *') { 'AllowedIPs = ' + ((($_ -replace '^AllowedIPs = ') -split ', ' | Sort-Object) -join ', ') } else { $_ } }) -join "`n" }
+        # Same text as ours, up to the order of AllowedIPs within a line (the device orders them itself)
+        # and the order of the [Peer] sections (wireguard-go lists its peers in Go map order, which varies).
+        $normLine = { param($l) if ($l -like 'AllowedIPs = *') { 'AllowedIPs = ' + ((($l -replace '^AllowedIPs = ') -split ', ' | Sort-Object) -join ', ') } else { $l } }
+        $norm = { param($t)
+            $sections = @(($t.Trim() -replace "`r", '') -split "`n`n" | ForEach-Object { (($_ -split "`n") | ForEach-Object { & $normLine $_ }) -join "`n" })
+            (@($sections[0]) + @($sections | Select-Object -Skip 1 | Sort-Object)) -join "`n`n" }
         (& $norm $theirs) | Should -Be (& $norm $ourText)
 
         $check = "r$($net.RunId)"
