@@ -13,24 +13,6 @@ namespace WgEngine.Tests.Tun;
 /// <summary>A real TUN in a namespace each test creates: configuration, both directions, errors, cleanup.</summary>
 public class TunDeviceTests
 {
-    private sealed class RecordingSink : IPacketSink
-    {
-        public readonly ConcurrentQueue<byte[]> Packets = new();
-        public bool Accept = true;
-        public bool SendPacket(ReadOnlySpan<byte> ipPacket) { Packets.Enqueue(ipPacket.ToArray()); return Accept; }
-    }
-
-    private static bool WaitFor(Func<bool> condition, int timeoutMs = 10_000)
-    {
-        var sw = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (sw.ElapsedMilliseconds > timeoutMs) return false;
-            Thread.Sleep(20);
-        }
-        return true;
-    }
-
     private static (string V4Net, IpPrefix V4, IpPrefix V6) Addresses()
     {
         int o = Random.Shared.Next(100, 250);
@@ -46,7 +28,7 @@ public class TunDeviceTests
         using var ns = new TestNamespace();
         var (_, v4, v6) = Addresses();
         string name = $"wgt{Random.Shared.Next(0x100000):x}";
-        var tun = ns.Inside(() => TunEgress.Create(name, [v4, v6], 1420, new RecordingSink()));
+        var tun = ns.Inside(() => TunEgress.Create(name, [v4, v6], 1420, new TunTestSupport.RecordingSink()));
         try
         {
             Assert.Equal(name, tun.InterfaceName);
@@ -59,7 +41,7 @@ public class TunDeviceTests
             Assert.DoesNotContain("tentative", addrs);     // DAD is off on the TUN
         }
         finally { tun.Dispose(); }
-        Assert.True(WaitFor(() => !LinkExists(ns, name)), "the interface outlived its descriptor");
+        Assert.True(TunTestSupport.WaitFor(() => !LinkExists(ns, name)), "the interface outlived its descriptor");
     }
 
     [TunFact]
@@ -67,13 +49,13 @@ public class TunDeviceTests
     {
         using var ns = new TestNamespace();
         var (net, v4, _) = Addresses();
-        var sink = new RecordingSink();
+        var sink = new TunTestSupport.RecordingSink();
         using var tun = ns.Inside(() => TunEgress.Create($"wgt{Random.Shared.Next(0x100000):x}", [v4], 1420, sink));
 
         // A peer (.2) pings the host's address on the TUN: the kernel answers into the TUN.
         var request = Packets.EchoRequestV4($"{net}.2", $"{net}.1", 0x4242, 7);
         tun.Deliver(default(WgKey), request);
-        Assert.True(WaitFor(() => sink.Packets.Any(p => p.Length >= 28 && p[9] == 1 && p[20] == 0)), "no echo reply from the host");
+        Assert.True(TunTestSupport.WaitFor(() => sink.Packets.Any(p => p.Length >= 28 && p[9] == 1 && p[20] == 0)), "no echo reply from the host");
         var reply = sink.Packets.First(p => p[9] == 1 && p[20] == 0);
         Assert.Equal(IPAddress.Parse($"{net}.1").GetAddressBytes(), reply.AsSpan(12, 4).ToArray());
         Assert.Equal(IPAddress.Parse($"{net}.2").GetAddressBytes(), reply.AsSpan(16, 4).ToArray());
@@ -88,12 +70,12 @@ public class TunDeviceTests
     {
         using var ns = new TestNamespace();
         var (net, v4, _) = Addresses();
-        var sink = new RecordingSink { Accept = false };
+        var sink = new TunTestSupport.RecordingSink { Accept = false };
         using var tun = ns.Inside(() => TunEgress.Create($"wgt{Random.Shared.Next(0x100000):x}", [v4], 1420, sink));
 
         ns.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", $"{net}.9");   // no one answers: only the requests matter
         var dst = IPAddress.Parse($"{net}.9").GetAddressBytes();
-        Assert.True(WaitFor(() => sink.Packets.Count(p => p[9] == 1 && p.AsSpan(16, 4).SequenceEqual(dst)) >= 3));
+        Assert.True(TunTestSupport.WaitFor(() => sink.Packets.Count(p => p[9] == 1 && p.AsSpan(16, 4).SequenceEqual(dst)) >= 3));
         Assert.True(tun.Counters.NoPeer >= 3);
         Assert.Equal(0, tun.Counters.ReadErrors);
     }
@@ -104,7 +86,7 @@ public class TunDeviceTests
         using var ns = new TestNamespace();
         var (_, v4, _) = Addresses();
         string name = $"wgt{Random.Shared.Next(0x100000):x}";
-        var e = Assert.Throws<WgException>(() => ns.Inside(() => TunEgress.Create(name, [v4], 1420, new RecordingSink()), dropNetAdmin: true));
+        var e = Assert.Throws<WgException>(() => ns.Inside(() => TunEgress.Create(name, [v4], 1420, new TunTestSupport.RecordingSink()), dropNetAdmin: true));
         Assert.Equal("TunPermissionDenied", e.ErrorId);
         Assert.Contains("CAP_NET_ADMIN", e.Message);
         Assert.False(LinkExists(ns, name));
@@ -116,13 +98,13 @@ public class TunDeviceTests
         using var ns = new TestNamespace();
         var (net, v4, _) = Addresses();
         string name = $"wgt{Random.Shared.Next(0x100000):x}";
-        var sink = new RecordingSink();
+        var sink = new TunTestSupport.RecordingSink();
         using var first = ns.Inside(() => TunEgress.Create(name, [v4], 1420, sink));
-        var e = Assert.Throws<WgException>(() => ns.Inside(() => TunEgress.Create(name, [v4], 1420, new RecordingSink())));
+        var e = Assert.Throws<WgException>(() => ns.Inside(() => TunEgress.Create(name, [v4], 1420, new TunTestSupport.RecordingSink())));
         Assert.Equal("TunNameInUse", e.ErrorId);
         Assert.True(LinkExists(ns, name));
         first.Deliver(default, Packets.EchoRequestV4($"{net}.2", $"{net}.1", 1, 1));
-        Assert.True(WaitFor(() => !sink.Packets.IsEmpty));
+        Assert.True(TunTestSupport.WaitFor(() => !sink.Packets.IsEmpty));
     }
 
     [TunFact]
@@ -133,7 +115,7 @@ public class TunDeviceTests
         string name = $"wgt{Random.Shared.Next(0x10000000, int.MaxValue):x8}abcd";
         Assert.Equal(15, name.Length);
         var e = Assert.Throws<WgException>(() => ns.Inside(() =>
-            TunEgress.Create(name, [IpPrefix.Parse("10.77.0.1/24"), IpPrefix.Parse("10.78.0.1/24")], 1420, new RecordingSink())));
+            TunEgress.Create(name, [IpPrefix.Parse("10.77.0.1/24"), IpPrefix.Parse("10.78.0.1/24")], 1420, new TunTestSupport.RecordingSink())));
         Assert.Equal("TunConfigFailed", e.ErrorId);
         Assert.False(LinkExists(ns, name));
     }
@@ -143,7 +125,7 @@ public class TunDeviceTests
     {
         using var ns = new TestNamespace();
         var (_, v4, _) = Addresses();
-        var tun = ns.Inside(() => TunEgress.Create($"wgt{Random.Shared.Next(0x100000):x}", [v4], 1420, new RecordingSink()));
+        var tun = ns.Inside(() => TunEgress.Create($"wgt{Random.Shared.Next(0x100000):x}", [v4], 1420, new TunTestSupport.RecordingSink()));
         var sw = Stopwatch.StartNew();
         tun.Dispose();
         Assert.True(sw.ElapsedMilliseconds < 5000);

@@ -14,23 +14,6 @@ namespace WgEngine.Tests.Tun;
 /// and the same with offloads off.</summary>
 public class TunOffloadTests
 {
-    private sealed class RecordingSink : IPacketSink
-    {
-        public readonly ConcurrentQueue<byte[]> Packets = new();
-        public bool SendPacket(ReadOnlySpan<byte> ipPacket) { Packets.Enqueue(ipPacket.ToArray()); return true; }
-    }
-
-    private static bool WaitFor(Func<bool> condition, int timeoutMs = 10_000)
-    {
-        var sw = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (sw.ElapsedMilliseconds > timeoutMs) return false;
-            Thread.Sleep(20);
-        }
-        return true;
-    }
-
     /// <summary>Sends one UDP datagram of <paramref name="size"/> bytes to net.9:9999 from inside the
     /// namespace, with UDP_SEGMENT (linux/udp.h: SOL_UDP 17, UDP_SEGMENT 103) when segment > 0.</summary>
     private static void SendUdp(TestNamespace ns, string net, int size, int segment)
@@ -43,7 +26,7 @@ public class TunOffloadTests
         Assert.True(r.Code == 0, $"python3 exited {r.Code}");
     }
 
-    private static byte[][] UdpTo9999(RecordingSink sink) =>
+    private static byte[][] UdpTo9999(TunTestSupport.RecordingSink sink) =>
         sink.Packets.Where(p => p.Length >= 28 && p[0] == 0x45 && p[9] == 17 && BinaryPrimitives.ReadUInt16BigEndian(p.AsSpan(22)) == 9999).ToArray();
 
     private static void AssertValidUdp(byte[] p, int payloadLength)
@@ -59,14 +42,14 @@ public class TunOffloadTests
     {
         using var ns = new TestNamespace();
         int o = Random.Shared.Next(100, 250);
-        var sink = new RecordingSink();
+        var sink = new TunTestSupport.RecordingSink();
         using var tun = ns.Inside(() => TunEgress.Create($"wgt{Random.Shared.Next(0x100000):x}", [IpPrefix.Parse($"10.{o}.0.1/24")], 1420, sink));
         uint tso = TunNative.TUN_F_CSUM | TunNative.TUN_F_TSO4 | TunNative.TUN_F_TSO6;
         Assert.Equal(tso, tun.Offloads & tso);
 
         // 5 x 1000 + 500 bytes in one send: with USO the kernel hands over one super-packet.
         SendUdp(ns, $"10.{o}.0", 5500, 1000);
-        Assert.True(WaitFor(() => UdpTo9999(sink).Length >= 6), "segments missing");
+        Assert.True(TunTestSupport.WaitFor(() => UdpTo9999(sink).Length >= 6), "segments missing");
         var got = UdpTo9999(sink);
         Assert.Equal(6, got.Length);
         var payload = new List<byte>();
@@ -82,7 +65,7 @@ public class TunOffloadTests
         // One plain datagram: with checksum offload the kernel leaves it partial (NEEDS_CSUM); it must leave complete.
         int before = got.Length;
         SendUdp(ns, $"10.{o}.0", 333, 0);
-        Assert.True(WaitFor(() => UdpTo9999(sink).Length > before));
+        Assert.True(TunTestSupport.WaitFor(() => UdpTo9999(sink).Length > before));
         AssertValidUdp(UdpTo9999(sink)[before], 333);
     }
 
@@ -91,12 +74,12 @@ public class TunOffloadTests
     {
         using var ns = new TestNamespace();
         int o = Random.Shared.Next(100, 250);
-        var sink = new RecordingSink();
+        var sink = new TunTestSupport.RecordingSink();
         using var tun = ns.Inside(() => TunEgress.Create($"wgt{Random.Shared.Next(0x100000):x}", [IpPrefix.Parse($"10.{o}.0.1/24")], 1420, sink, offloads: false));
         Assert.Equal(0u, tun.Offloads);
 
         SendUdp(ns, $"10.{o}.0", 3500, 1000);
-        Assert.True(WaitFor(() => UdpTo9999(sink).Length >= 4), "datagrams missing");
+        Assert.True(TunTestSupport.WaitFor(() => UdpTo9999(sink).Length >= 4), "datagrams missing");
         var got = UdpTo9999(sink);
         for (int i = 0; i < 4; i++) AssertValidUdp(got[i], i < 3 ? 1000 : 500);
         Assert.Equal(0, tun.Counters.GsoReads);
@@ -104,7 +87,7 @@ public class TunOffloadTests
         // Writes without the header: a ping from a peer is answered.
         var request = Packets.EchoRequestV4($"10.{o}.0.2", $"10.{o}.0.1", 0x77, 1);
         tun.Deliver(default(WgKey), request);
-        Assert.True(WaitFor(() => sink.Packets.Any(p => p[9] == 1 && p[20] == 0)), "no echo reply");
+        Assert.True(TunTestSupport.WaitFor(() => sink.Packets.Any(p => p[9] == 1 && p[20] == 0)), "no echo reply");
     }
 }
 
