@@ -9,6 +9,12 @@ function Get-Median([double[]] $xs) {
     if ($n % 2) { $s[($n - 1) / 2] } else { ($s[$n / 2 - 1] + $s[$n / 2]) / 2 }
 }
 
+# The names in the order of round $Round (0-based), rotated one place per round so that no topology
+# always runs first (warm caches, thermal drift): the A/B alternation of every hub benchmark.
+function Get-RoundOrder([string[]] $Names, [int] $Round) {
+    for ($i = 0; $i -lt $Names.Count; $i++) { $Names[($i + $Round) % $Names.Count] }
+}
+
 # Returns @{ Topologies = [ordered] name -> @{ C; S; Target; Hub }; Server = our WgServer or $null }.
 # C pings/sends to Target (S's tunnel address); Hub is the hub's process (for CPU accounting) or $null.
 # Every path carries a ping before it is returned: a broken topology throws instead of measuring 0.
@@ -77,4 +83,4 @@ function New-HubTopologies {
     @{ Topologies = $topos; Server = $server }
 }
 
-Export-ModuleMember -Function Get-Median, New-HubTopologies
+Export-ModuleMember -Function Get-Median, Get-RoundOrder, New-HubTopologies

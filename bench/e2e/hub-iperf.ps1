@@ -69,8 +69,7 @@ try {
 
     $names = @($topos.Keys)
     for ($r = 0; $r -lt $Rounds; $r++) {
-        # Rotate the order each round so no topology always runs first (warm caches, thermal drift).
-        $order = for ($i = 0; $i -lt $names.Count; $i++) { $names[($i + $r) % $names.Count] }
+        $order = Get-RoundOrder $names $r
         foreach ($name in $order) {
             $t = $topos[$name]
             $cpu0 = if ($t.Hub) { $t.Hub.Refresh(); $t.Hub.TotalProcessorTime.TotalSeconds } else { 0 }

@@ -77,8 +77,7 @@ try {
 
     $names = @($topos.Keys)
     for ($r = 0; $r -lt $Rounds; $r++) {
-        # Rotate the order each round so no topology always runs first.
-        $order = for ($i = 0; $i -lt $names.Count; $i++) { $names[($i + $r) % $names.Count] }
+        $order = Get-RoundOrder $names $r
         foreach ($name in $order) {
             $t = $topos[$name]
             $m = Invoke-PingRtt -Namespace $t.C.Namespace -Target $t.Target
