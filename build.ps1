@@ -2,7 +2,8 @@
 <#
 .SYNOPSIS
   The one entry point: Build (publish the module into module/bin), Test (xunit + Pester + interop +
-  fuzzing), Demo (a gateway with one client), Bench, Clean. Works from any current directory.
+  fuzzing), Demo (a gateway with one client), Bench, Package (the module as a .nupkg for
+  Install-PSResource, into artifacts/package), Clean. Works from any current directory.
 .EXAMPLE
   ./build.ps1 Test
 .EXAMPLE
@@ -10,7 +11,7 @@
 #>
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Clean')]
     [string] $Task = 'Build',
     # Test only: the suites to run, any of xunit, pester, interop, fuzz (a comma list; default all of them)
     [string[]] $Suite = @('xunit', 'pester', 'interop', 'fuzz'),
@@ -219,6 +220,13 @@ function Invoke-Bench {
     if (-not $?) { exit 1 }
 }
 
+# The module package (tools/Package/New-ModulePackage.ps1): artifacts/package/WireGuardGateway.<version>.nupkg.
+function Invoke-Package {
+    Invoke-Build
+    Write-Host "== Package: module package into artifacts/package"
+    Invoke-Native 'packaging' { & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $Root 'tools/Package/New-ModulePackage.ps1') -Root $Root -OutputPath (Join-Path $Artifacts 'package') | Out-Host }
+}
+
 function Invoke-Clean {
     Invoke-Native 'dotnet clean' { dotnet clean (Join-Path $Root 'WgPowerShell.sln') -v q --nologo }
     foreach ($p in @($ModuleBin, $Artifacts)) { if (Test-Path $p) { Remove-Item $p -Recurse -Force } }
@@ -229,5 +237,6 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { Invoke-Bench }
+    'Package' { Invoke-Package }
     'Clean' { Invoke-Clean }
 }
