@@ -95,6 +95,7 @@ try {
         $psi = [System.Diagnostics.ProcessStartInfo]::new($pwsh[0])
         foreach ($a in @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-File', $scriptFile, $nupkg, $repo, $name, $uapi, $result)) { $psi.ArgumentList.Add($a) }
         $psi.UseShellExecute = $false
+        $psi.WorkingDirectory = $work   # Publish-PSResource writes NuGet/NuGet.Config into the current directory
         $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
         foreach ($v in 'PSModulePath', 'XDG_DATA_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME') { [void]$psi.Environment.Remove($v) }
         $psi.Environment['HOME'] = $home_

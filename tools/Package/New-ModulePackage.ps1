@@ -59,6 +59,7 @@ try {
     foreach ($a in '-NoProfile', '-NonInteractive', '-Command',
         "`$ErrorActionPreference = 'Stop'; Compress-PSResource -Path $(& $q $stage) -DestinationPath $(& $q $OutputPath)") { $psi.ArgumentList.Add($a) }
     $psi.UseShellExecute = $false
+    $psi.WorkingDirectory = $home_   # PSResourceGet may leave NuGet/NuGet.Config in the current directory
     $psi.Environment['HOME'] = $home_
     foreach ($v in 'PSModulePath', 'XDG_DATA_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME', 'LOCALAPPDATA', 'APPDATA', 'USERPROFILE') { [void]$psi.Environment.Remove($v) }
     if ($IsWindows) { $psi.Environment['USERPROFILE'] = $home_; $psi.Environment['LOCALAPPDATA'] = Join-Path $home_ 'AppData/Local' }
