@@ -1,15 +1,20 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-  The one entry point: Build (publish the module into module/bin), Test (xunit + Pester + interop),
-  Demo (a gateway with one client), Bench, Clean. Works from any current directory.
+  The one entry point: Build (publish the module into module/bin), Test (xunit + Pester + interop +
+  fuzzing), Demo (a gateway with one client), Bench, Package (the module as a .nupkg for
+  Install-PSResource, into artifacts/package), Clean. Works from any current directory.
 .EXAMPLE
   ./build.ps1 Test
+.EXAMPLE
+  ./build.ps1 Test -Suite xunit,pester     # only these suites; the closing line counts only them
 #>
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Clean')]
     [string] $Task = 'Build',
+    # Test only: the suites to run, any of xunit, pester, interop, fuzz (a comma list; default all of them)
+    [string[]] $Suite = @('xunit', 'pester', 'interop', 'fuzz'),
     # Bench only: passed on to bench/run-bench.ps1 (e.g. -Only hub-latency,scale -Rounds 5)
     [Parameter(ValueFromRemainingArguments)]
     [object[]] $BenchArguments = @()
@@ -61,7 +66,7 @@ function Invoke-XunitTests {
     $failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
     # A crashed test host leaves a TRX with fewer results than tests and a non-zero exit code.
     if ($LASTEXITCODE -ne 0 -and $failed -eq 0) { $failed = 1 }
-    Write-Host "xunit: $($counters.passed) passed, $failed failed"
+    Write-Host "xunit: $($counters.passed) passed, $failed failed, $([int]$counters.notExecuted) skipped"
     $ns = @{ t = 'http://microsoft.com/schemas/VisualStudio/TeamTest/2010' }
     [string[]] $names = Select-Xml -Path $trx.FullName -Namespace $ns -XPath "//t:UnitTestResult[@outcome!='Passed' and @outcome!='NotExecuted']" |
         ForEach-Object { "xunit: $($_.Node.testName): $(([string]$_.Node.Output.ErrorInfo.Message).Trim())" }
@@ -138,19 +143,32 @@ function Invoke-FuzzCheck {
     }
 }
 
+# The -Suite names, split where `-File` passed "a,b" as one string; an unknown name is an error.
+function Get-TestSuite {
+    $known = 'xunit', 'pester', 'interop', 'fuzz'
+    # "-Suite xunit pester" leaves "pester" among the remaining arguments: take those as suites too.
+    [string[]] $names = @(@($Suite) + @($BenchArguments) | ForEach-Object { "$_" -split ',' } | ForEach-Object { $_.Trim().ToLowerInvariant() } | Where-Object { $_ })
+    $unknown = @($names | Where-Object { $_ -notin $known })
+    if ($unknown -or -not $names) { throw "Test -Suite: expected one or more of $($known -join ', '), got '$((@($Suite) + @($BenchArguments)) -join ',')'" }
+    @($known | Where-Object { $_ -in $names })
+}
+
 function Invoke-Test {
-    Invoke-Build
+    $suites = Get-TestSuite
+    Write-Host "== Test: suites $($suites -join ', ')"
+    # The Pester suites drive the built module; xunit and fuzzing build their own projects.
+    if ($suites -contains 'pester' -or $suites -contains 'interop') { Invoke-Build }
     New-Item -ItemType Directory -Force $Artifacts | Out-Null
     $runs = @()
-    $runs += Invoke-XunitTests
-    Restore-Pester
-    $runs += Invoke-PesterSuite (Join-Path $Root 'tests/Pester') 'module'
+    if ($suites -contains 'xunit') { $runs += Invoke-XunitTests }
+    if ($suites -contains 'pester' -or $suites -contains 'interop') { Restore-Pester }
+    if ($suites -contains 'pester') { $runs += Invoke-PesterSuite (Join-Path $Root 'tests/Pester') 'module' }
     $interop = Join-Path $Root 'tests/Interop'
-    if ((Test-Path $interop) -and (Get-ChildItem $interop -Filter *.Tests.ps1 -Recurse)) {
+    if ($suites -contains 'interop' -and (Test-Path $interop) -and (Get-ChildItem $interop -Filter *.Tests.ps1 -Recurse)) {
         # Interop tests need root (namespaces, TUN) and must not skip silently: CI=true makes a skip a failure.
         $runs += Invoke-PesterSuite $interop 'interop' @{ CI = 'true' }
     }
-    $runs += Invoke-FuzzCheck
+    if ($suites -contains 'fuzz') { $runs += Invoke-FuzzCheck }
     $passed = ($runs | ForEach-Object { $_.Passed } | Measure-Object -Sum).Sum
     $failed = ($runs | ForEach-Object { $_.Failed } | Measure-Object -Sum).Sum
     if ($failed -gt 0) {
@@ -202,6 +220,13 @@ function Invoke-Bench {
     if (-not $?) { exit 1 }
 }
 
+# The module package (tools/Package/New-ModulePackage.ps1): artifacts/package/WireGuardGateway.<version>.nupkg.
+function Invoke-Package {
+    Invoke-Build
+    Write-Host "== Package: module package into artifacts/package"
+    Invoke-Native 'packaging' { & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $Root 'tools/Package/New-ModulePackage.ps1') -Root $Root -OutputPath (Join-Path $Artifacts 'package') | Out-Host }
+}
+
 function Invoke-Clean {
     Invoke-Native 'dotnet clean' { dotnet clean (Join-Path $Root 'WgPowerShell.sln') -v q --nologo }
     foreach ($p in @($ModuleBin, $Artifacts)) { if (Test-Path $p) { Remove-Item $p -Recurse -Force } }
@@ -212,5 +237,6 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { Invoke-Bench }
+    'Package' { Invoke-Package }
     'Clean' { Invoke-Clean }
 }

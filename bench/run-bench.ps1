@@ -8,6 +8,8 @@
     hub-latency   ping RTT through the same hubs, median and p99 (bench/e2e/hub-latency.ps1)
     egress-iperf  userspace egress, TUN egress, wireguard-go + kernel forwarding (bench/e2e/egress-iperf.ps1)
     handshake-rate completed responder handshakes per CPU-second vs wireguard-go (bench/e2e/handshake-rate.ps1)
+    flood-client  a wireguard-go client's handshake (mac2 retry) and Get-WgPeer while our gateway is
+                  flooded with valid-mac1 initiations (bench/e2e/flood-client.ps1)
     scale         100,000 peers: Add-WgPeer rate, memory per peer, Get-WgPeer, idle CPU; wireguard-go's
                   memory per peer (bench/scale/scale-peers.ps1, bench/scale/wggo-peers.ps1)
     micro         BenchmarkDotNet: AEAD, handshake, BLAKE2s, allowed-IPs, UDP batching, with allocations
@@ -26,7 +28,7 @@ param(
     [int]$ScalePeers = 100000,
     [string]$MicroJob = 'short',      # BenchmarkDotNet job: short (3 iterations) or default (claims)
     [string]$MicroFilter = '*',
-    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'scale', 'micro')]
+    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'flood-client', 'scale', 'micro')]
     [string[]]$Only,                  # run only these parts
     [string[]]$Skip = @(),            # leave these parts out
     [switch]$NoDocUpdate,             # measure and print, leave docs/performance.md as it is
@@ -103,6 +105,13 @@ Invoke-Part 'handshake-rate' {
     & $script -Rounds $Rounds -OutMarkdown $md
     if (-not (Test-Path $md)) { throw 'handshake-rate.ps1 wrote no tables' }
     Write-Part 'handshake-rate' "bench/e2e/handshake-rate.ps1 -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
+}
+
+Invoke-Part 'flood-client' {
+    $md = Join-Path $OutDir 'flood-client-tables.md'
+    & (Join-Path $PSScriptRoot 'e2e/flood-client.ps1') -Rounds $Rounds -OutMarkdown $md
+    if (-not (Test-Path $md)) { throw 'flood-client.ps1 wrote no tables' }
+    Write-Part 'flood-client' "bench/e2e/flood-client.ps1 -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
 }
 
 Invoke-Part 'scale' {

@@ -33,7 +33,7 @@ try
         TimeSpan.FromSeconds(Math.Min(Flooder.MaxSeconds, Args.Double(opts, "seconds", 8))),
         Args.Int(opts, "sockets", 64), Args.Int(opts, "threads", 1), Args.Int(opts, "window", 2048));
     string relayJson = relay is null ? "null" : string.Create(CultureInfo.InvariantCulture,
-        $"{{\"initiations\":{relay.Initiations},\"firstInitiationHadMac2\":{(relay.FirstInitiationHadMac2 ? "true" : "false")},\"initiationsWithMac2\":{relay.InitiationsWithMac2},\"cookieReplies\":{relay.CookieReplies},\"responses\":{relay.Responses},\"firstMac2AtMs\":{relay.FirstMac2At:F1},\"firstResponseAtMs\":{relay.FirstResponseAt:F1}}}");
+        $"{{\"initiations\":{relay.Initiations},\"firstInitiationHadMac2\":{(relay.FirstInitiationHadMac2 ? "true" : "false")},\"initiationsWithMac2\":{relay.InitiationsWithMac2},\"cookieReplies\":{relay.CookieReplies},\"responses\":{relay.Responses},\"initiationsAfterMac2BeforeResponse\":{relay.InitiationsAfterMac2BeforeResponse},\"firstMac2AtMs\":{relay.FirstMac2At:F1},\"firstResponseAtMs\":{relay.FirstResponseAt:F1}}}");
     // The last line is JSON, for the test that runs this.
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{{\"sent\":{result.Sent},\"cookieRepliesReceived\":{result.CookieReplies},\"seconds\":{result.Seconds:F3},\"sockets\":{result.Sockets},\"packetsPerSecond\":{result.Sent / result.Seconds:F0},\"relay\":{relayJson}}}"));

@@ -7,8 +7,9 @@ namespace Flood;
 
 /// <summary>
 /// A UDP relay for one real client in front of the flooded responder, so a test can see what crossed
-/// the wire: whether the client's initiations carried mac2, the cookie replies it got, and how long
-/// after its first mac2-carrying initiation the response came.
+/// the wire: whether the client's initiations carried mac2, the cookie replies it got, how long after
+/// its first mac2-carrying initiation the response came, and whether the client had to send another
+/// initiation (its Rekey-Timeout retransmission) before that response arrived.
 /// </summary>
 internal sealed class Relay : IDisposable
 {
@@ -31,6 +32,9 @@ internal sealed class Relay : IDisposable
 
     public int Port => ((IPEndPoint)_front.LocalEndPoint!).Port;
     public int Initiations, InitiationsWithMac2, CookieReplies, Responses;
+    /// <summary>Initiations the client sent after its first mac2-carrying one and before the first response:
+    /// each is a retransmission, i.e. the response did not come within the client's Rekey-Timeout.</summary>
+    public int InitiationsAfterMac2BeforeResponse;
     public bool FirstInitiationHadMac2;
     public double FirstMac2At = -1, FirstResponseAt = -1;
 
@@ -49,6 +53,7 @@ internal sealed class Relay : IDisposable
                 {
                     bool mac2 = buf.AsSpan(n - 16, 16).ContainsAnyExcept((byte)0);
                     if (Initiations++ == 0) FirstInitiationHadMac2 = mac2;
+                    if (InitiationsWithMac2 > 0 && Responses == 0) InitiationsAfterMac2BeforeResponse++;
                     if (mac2 && InitiationsWithMac2++ == 0) FirstMac2At = _clock.Elapsed.TotalMilliseconds;
                 }
             }

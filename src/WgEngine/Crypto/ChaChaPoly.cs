@@ -46,7 +46,8 @@ public static unsafe class ChaChaPoly
         if (destination.Length < plaintext.Length + TagSize) throw new ArgumentException("Destination too small.", nameof(destination));
         fixed (byte* k = key) fixed (byte* n = nonce12) fixed (byte* m = plaintext) fixed (byte* ad = aad) fixed (byte* c = destination)
         {
-            Sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, c + plaintext.Length, null, m, (ulong)plaintext.Length, ad, (ulong)aad.Length, null, n, k);
+            _ = Sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(   // always returns 0 (libsodium docs)
+                c, c + plaintext.Length, null, m, (ulong)plaintext.Length, ad, (ulong)aad.Length, null, n, k);
         }
     }
 
@@ -69,7 +70,8 @@ public static unsafe class ChaChaPoly
         if (destination.Length < plaintext.Length + TagSize) throw new ArgumentException("Destination too small.", nameof(destination));
         fixed (byte* k = key) fixed (byte* n = nonce24) fixed (byte* m = plaintext) fixed (byte* ad = aad) fixed (byte* c = destination)
         {
-            Sodium.crypto_aead_xchacha20poly1305_ietf_encrypt_detached(c, c + plaintext.Length, null, m, (ulong)plaintext.Length, ad, (ulong)aad.Length, null, n, k);
+            _ = Sodium.crypto_aead_xchacha20poly1305_ietf_encrypt_detached(  // always returns 0 (libsodium docs)
+                c, c + plaintext.Length, null, m, (ulong)plaintext.Length, ad, (ulong)aad.Length, null, n, k);
         }
     }
 

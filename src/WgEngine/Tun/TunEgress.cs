@@ -184,7 +184,7 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
         ulong one = 1;
         TunNative.write(_wakeFd, (byte*)&one, sizeof(ulong));
         if (Thread.CurrentThread != _reader && _reader.IsAlive) _reader.Join();
-        TunNative.close(_wakeFd);
+        _ = TunNative.close(_wakeFd);   // nothing to do about a failed close while disposing
         _tun.Dispose();
     }
 }

@@ -138,7 +138,7 @@ internal sealed unsafe class TunInterface : IDisposable
         }
         finally
         {
-            TunNative.close(s4);
+            _ = TunNative.close(s4);
         }
     }
 
@@ -162,7 +162,7 @@ internal sealed unsafe class TunInterface : IDisposable
         }
         finally
         {
-            TunNative.close(s6);
+            _ = TunNative.close(s6);
         }
     }
 

@@ -1,4 +1,5 @@
 using WgEngine.Config;
+using WgEngine.Tests.TestSupport;
 
 namespace WgEngine.Tests.Config;
 
@@ -24,10 +25,10 @@ public sealed class AtomicFileTests : IDisposable
         Assert.Equal(["wg0.conf"], Directory.GetFiles(_dir).Select(Path.GetFileName));
     }
 
-    [Fact]
+    [HostFact(HostNeeds.Unix)]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void Replacing_a_world_readable_file_yields_mode_0600()
     {
-        if (OperatingSystem.IsWindows()) return;
         var path = Path.Combine(_dir, "wg0.conf");
         File.WriteAllText(path, "old");
         File.SetUnixFileMode(path, (UnixFileMode)0b110_100_100);

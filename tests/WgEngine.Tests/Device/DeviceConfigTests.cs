@@ -44,7 +44,7 @@ public class DeviceConfigTests
     }
 
     [Fact]
-    public void Rebind_moves_a_blocked_receive_to_the_new_port()
+    public async Task Rebind_moves_a_blocked_receive_to_the_new_port()
     {
         using var bind = new RebindableBind(0, IPAddress.Loopback);
         int oldPort = bind.Port;
@@ -61,8 +61,8 @@ public class DeviceConfigTests
         Assert.NotEqual(oldPort, bind.Port);
         using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         sender.SendTo("hello"u8, new IPEndPoint(IPAddress.Loopback, bind.Port));
-        Assert.True(received.Task.Wait(TimeSpan.FromSeconds(5)), "receive did not continue on the new socket");
-        Assert.Equal(5, received.Task.Result);
+        // WaitAsync throws TimeoutException if the receive did not continue on the new socket.
+        Assert.Equal(5, await received.Task.WaitAsync(TimeSpan.FromSeconds(5)));
         bind.Dispose();
     }
 
@@ -79,7 +79,7 @@ public class DeviceConfigTests
     }
 
     [Fact]
-    public void Dispose_ends_a_blocked_receive()
+    public async Task Dispose_ends_a_blocked_receive()
     {
         var bind = new RebindableBind(0, IPAddress.Loopback);
         var result = new TaskCompletionSource<int>();
@@ -91,7 +91,6 @@ public class DeviceConfigTests
         thread.Start();
         Thread.Sleep(50);
         bind.Dispose();
-        Assert.True(result.Task.Wait(TimeSpan.FromSeconds(5)));
-        Assert.Equal(-1, result.Task.Result);
+        Assert.Equal(-1, await result.Task.WaitAsync(TimeSpan.FromSeconds(5)));
     }
 }

@@ -133,17 +133,6 @@ internal static class EgressPackets
         }
         Assert.Equal(0, TransportChecksum(p, proto));
     }
-
-    public static bool HasIPv6Loopback()
-    {
-        try
-        {
-            using var s = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
-            s.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
-            return true;
-        }
-        catch (SocketException) { return false; }
-    }
 }
 
 /// <summary>A UDP echo server on a loopback address that records where each datagram came from.</summary>

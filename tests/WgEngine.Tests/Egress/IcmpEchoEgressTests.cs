@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Time.Testing;
 using WgEngine.Egress;
 using WgEngine.Net;
+using WgEngine.Tests.TestSupport;
 using static WgEngine.Tests.Egress.EgressPackets;
 
 namespace WgEngine.Tests.Egress;
@@ -36,10 +37,9 @@ public class IcmpEchoEgressTests
         return groups.Any(g => g >= range[0] && g <= range[1]);
     }
 
-    [Fact]
+    [HostFact(HostNeeds.Linux)]   // ping sockets and net.ipv4.ping_group_range
     public void Pinging_the_host_works_or_is_counted_as_unavailable_as_the_sysctl_says()
     {
-        if (!OperatingSystem.IsLinux()) return;
         var sink = new CaptureSink();
         var logs = new List<string>();
         using var egress = new UserspaceEgress(sink, Loopback, log: logs.Add);
@@ -90,10 +90,9 @@ public class IcmpEchoEgressTests
         Assert.Equal(0, egress.IcmpFlowCount);
     }
 
-    [Fact]
+    [HostFact(HostNeeds.Namespaces)]
     public void Pings_go_out_through_ping_sockets_where_the_namespace_allows_them()
     {
-        if (!OperatingSystem.IsLinux() || Environment.UserName != "root") return;   // needs to create a network namespace
         using var ns = new TestNamespace();
         ns.Run("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647");
         ns.Run("ip", "link", "set", "lo", "up");

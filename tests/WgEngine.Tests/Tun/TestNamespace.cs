@@ -55,7 +55,7 @@ internal sealed class TestNamespace : IDisposable
                 int fd = open($"/var/run/netns/{Name}", 0x80000 /* O_RDONLY|O_CLOEXEC */);
                 if (fd < 0) throw new InvalidOperationException($"open netns: errno {Marshal.GetLastPInvokeError()}");
                 try { if (setns(fd, CLONE_NEWNET) != 0) throw new InvalidOperationException($"setns: errno {Marshal.GetLastPInvokeError()}"); }
-                finally { close(fd); }
+                finally { _ = close(fd); }
                 if (dropNetAdmin) DropNetAdmin();
                 result = action();
             }

@@ -14,8 +14,12 @@ public class TunAbiTests
     [Fact]
     public void Tun_ioctl_numbers_follow_the_IOW_encoding()
     {
+        // xUnit2000 wants a constant as the expected value; here the constants are what is under test and the
+        // kernel header's encoding is the expectation, so the order stays (a failure then reads correctly).
+#pragma warning disable xUnit2000
         Assert.Equal(IOW('T', 202, sizeof(int)), TunNative.TUNSETIFF);
         Assert.Equal(IOW('T', 208, sizeof(uint)), TunNative.TUNSETOFFLOAD);
+#pragma warning restore xUnit2000
     }
 
     [Fact]

@@ -8,7 +8,7 @@ using WgEngine.Uapi;
 namespace WgEngine.Tests.Uapi;
 
 /// <summary>UapiBackend (client) against our own engine's UAPI server: the device settings and peers round-trip.</summary>
-public class UapiBackendTests : IDisposable
+public sealed class UapiBackendTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("uapi-backend-").FullName;
 

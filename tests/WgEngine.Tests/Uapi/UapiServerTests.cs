@@ -8,7 +8,7 @@ using WgEngine.Tests.Gateway;
 
 namespace WgEngine.Tests.Uapi;
 
-public class UapiServerTests : IDisposable
+public sealed class UapiServerTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("uapi-test-").FullName;
 

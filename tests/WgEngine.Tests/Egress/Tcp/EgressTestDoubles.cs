@@ -42,7 +42,7 @@ internal sealed class FakeConnector : IHostConnector
     {
         var a = new Attempt { Remote = remote, Token = cancellationToken };
         cancellationToken.Register(() => a.Result.TrySetResult(HostConnectResult.Failed(HostConnectError.TimedOut)));
-        Attempts.Add(a);
+        Attempts.Add(a, CancellationToken.None);   // recording the attempt is not part of the connect being cancelled
         return new ValueTask<HostConnectResult>(a.Result.Task);
     }
 

@@ -36,12 +36,12 @@ public class TcpAllocationTests
 
         void Round(int i)
         {
-            TcpSegment.TryParse(data[i], out var seg);
+            if (!TcpSegment.TryParse(data[i], out var seg)) throw new InvalidOperationException("data segment did not parse");
             conn.OnSegment(seg, h.Now);                              // data in, delayed/immediate ACK out
             var m = conn.ReceivedReadable;
             conn.ConsumeReceived(m.Length, h.Now);                   // host took it (window update path)
             conn.WriteSendData(hostBytes, h.Now);                    // host data out
-            TcpSegment.TryParse(acks[i], out seg);
+            if (!TcpSegment.TryParse(acks[i], out seg)) throw new InvalidOperationException("ACK segment did not parse");
             conn.OnSegment(seg, h.Now);                              // peer ACKs it
             conn.OnTimer(h.Now);
         }
