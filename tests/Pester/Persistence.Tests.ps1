@@ -100,6 +100,22 @@ Describe 'Export-WgConfig and Import-WgConfig' {
         Get-Content -Raw $file | Should -Match ([regex]::Escape("PrivateKey = $($key.PrivateKey)"))
     }
 
+    It 'leaves the preshared keys out of the text unless -IncludePresharedKey, and writes them to a -Path file' {
+        $null = Start-WgServer -ListenPort 0 -UapiPath (Join-Path $dir 'p.sock')
+        $psk = New-WgPresharedKey
+        $null = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name withpsk -PresharedKey $psk
+        foreach ($format in 'WgQuick', 'ShowConf') {
+            $text = Export-WgConfig -Format $format
+            $text | Should -Not -Match 'PresharedKey' -Because $format
+            $text | Should -Not -Match ([regex]::Escape($psk)) -Because $format
+            (Export-WgConfig -Format $format -IncludePresharedKey) | Should -Match ([regex]::Escape("PresharedKey = $psk")) -Because $format
+        }
+        (Export-WgConfig -IncludePresharedKey) | Should -Not -Match 'PrivateKey'
+        $file = Join-Path $dir 'psk.conf'
+        Export-WgConfig -Path $file
+        Get-Content -Raw $file | Should -Match ([regex]::Escape("PresharedKey = $psk"))
+    }
+
     It 'round-trips peers (names, PSK, disabled, expiry) from one server to another' {
         $null = Start-WgServer -Name src -ListenPort 0 -Address 10.61.0.1/24 -UapiPath (Join-Path $dir 's.sock')
         $exp = [DateTimeOffset]::new(2098, 5, 6, 7, 8, 9, [TimeSpan]::Zero)

@@ -80,9 +80,10 @@ public sealed partial class VPNServer
         }
     }
 
-    /// <summary>The current configuration as wg-quick or `wg showconf` text.</summary>
-    public string ExportConfigText(WgConfigFormat format, bool includePrivateKey) =>
-        WgConfigWriter.Write(ExportConfig(includePrivateKey), format, includePrivateKey);
+    /// <summary>The current configuration as wg-quick or `wg showconf` text; the secrets (the private key, the
+    /// peers' preshared keys) only when asked for.</summary>
+    public string ExportConfigText(WgConfigFormat format, bool includePrivateKey, bool includePresharedKeys = false) =>
+        WgConfigWriter.Write(ExportConfig(includePrivateKey), format, includePrivateKey, includePresharedKeys);
 
     /// <summary>A peer section as PeerSpec (for Import): AllowedIPs are taken as given, never allocated.</summary>
     public static PeerSpec ToSpec(WgPeerSection p) => new()
