@@ -210,6 +210,7 @@ public sealed partial class VPNServer
         public static ConfigLoad Read(ServerOptions o)
         {
             var path = System.IO.Path.GetFullPath(o.ConfigPath!);
+            AtomicFile.RemoveStaleTempFiles(path);   // debris of writers killed mid-write: it holds the private key
             if (!File.Exists(path)) return new ConfigLoad { Path = path };
             string text;
             try { text = File.ReadAllText(path); }

@@ -62,6 +62,23 @@ public sealed class VPNServerPersistenceTests : IDisposable
     }
 
     [Fact]
+    public void Start_removes_the_temp_files_of_writers_that_died_mid_write_and_keeps_a_live_writers()
+    {
+        // A pid that surely ran and is gone: a child process that has exited.
+        using var child = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("true") { UseShellExecute = false })!;
+        child.WaitForExit();
+        int deadPid = child.Id;
+        var dead = System.IO.Path.Combine(_dir, $".wg0.conf.{deadPid}.{Guid.NewGuid():N}.tmp");
+        var live = System.IO.Path.Combine(_dir, $".wg0.conf.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var other = System.IO.Path.Combine(_dir, $".other.conf.{deadPid}.{Guid.NewGuid():N}.tmp");
+        foreach (var f in new[] { dead, live, other }) File.WriteAllText(f, "[Interface]\nPrivateKey = (a secret)\n");
+        using (Start()) { }
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(live));    // this process may still be writing it
+        Assert.True(File.Exists(other));   // another file's debris is that file's business
+    }
+
+    [Fact]
     public void Every_change_is_on_disk_when_the_call_returns()
     {
         using var s = Start();
