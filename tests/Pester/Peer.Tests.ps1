@@ -145,6 +145,23 @@ Describe 'Peers' {
             (Get-WgPeer).Count | Should -Be 2
         }
 
+        It 'Set-WgPeer from the pipeline changes each peer, outputs after the commit, and fails an item on its own' {
+            $unknown = [pscustomobject]@{ PublicKey = (New-WgKey).PublicKey }
+            $out = @($peers[0], $unknown, $peers[1]) | Set-WgPeer -PersistentKeepalive 33 -PassThru -ErrorVariable ev -ErrorAction SilentlyContinue
+            $out.PublicKey | Should -Be @($peers[0].PublicKey, $peers[1].PublicKey)
+            $out | ForEach-Object { $_.PersistentKeepalive | Should -Be 33 }
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+            (Get-WgPeer -PublicKey $peers[2].PublicKey).PersistentKeepalive | Should -Be 0
+        }
+
+        It 'Remove-WgPeer from the pipeline removes every key given twice only once' {
+            $peers[0], $peers[0], $peers[1] | Remove-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue
+            (Get-WgPeer).Name | Should -Be @('new1')
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+        }
+
         It 'Remove-WgPeer -WhatIf removes nothing' {
             Get-WgPeer | Remove-WgPeer -WhatIf
             (Get-WgPeer).Count | Should -Be 3

@@ -59,6 +59,47 @@ public sealed partial class VPNServer
         }
     }
 
+    /// <summary>Removes many peers with one file write at the end (see <see cref="RemovePeer"/>). An item is
+    /// false when its key is unknown; a failed write throws (the removals are then in effect but not saved).</summary>
+    public IReadOnlyList<bool> RemovePeers(IReadOnlyList<WgKey> publicKeys)
+    {
+        ArgumentNullException.ThrowIfNull(publicKeys);
+        lock (_lock)
+        {
+            var results = new bool[publicKeys.Count];
+            BeginDefer();
+            try
+            {
+                for (int i = 0; i < publicKeys.Count; i++) results[i] = RemovePeer(publicKeys[i]);
+            }
+            finally { EndDefer(); }
+            return results;
+        }
+    }
+
+    /// <summary>Changes many peers with one file write at the end (see <see cref="UpdatePeer"/>). Each item fails
+    /// on its own (the result holds its WgException); a failed write throws.</summary>
+    public IReadOnlyList<PeerBatchResult> UpdatePeers(IReadOnlyList<(WgKey PublicKey, PeerUpdate Changes)> updates)
+    {
+        ArgumentNullException.ThrowIfNull(updates);
+        lock (_lock)
+        {
+            EnsureRunning();
+            var results = new PeerBatchResult[updates.Count];
+            BeginDefer();
+            try
+            {
+                for (int i = 0; i < updates.Count; i++)
+                {
+                    try { results[i] = new PeerBatchResult(UpdatePeer(updates[i].PublicKey, updates[i].Changes), null); }
+                    catch (WgException e) { results[i] = new PeerBatchResult(null, e); }
+                }
+            }
+            finally { EndDefer(); }
+            return results;
+        }
+    }
+
     /// <summary>The current configuration as a model (the private key only when asked for).</summary>
     public WgConfig ExportConfig(bool includePrivateKey)
     {

@@ -198,6 +198,47 @@ public sealed class VPNServerPersistenceTests : IDisposable
         Assert.Equal(1, writes);
         Assert.Equal(2, WgConfigParser.ParseFile(PathOf).Peers.Count);
     }
+
+    [Fact]
+    public void RemovePeers_writes_once_and_reports_unknown_keys()
+    {
+        using var s = Start();
+        var keys = Enumerable.Range(0, 50).Select(_ => NewKey()).ToList();
+        s.AddPeers(keys.Select(k => new PeerSpec { PublicKey = k }).ToList());
+        var unknown = NewKey();
+        int writes = 0;
+        IReadOnlyList<bool> results = [];
+        AtomicFileCounter.Run(() => writes++, () => results = s.RemovePeers([.. keys.Take(40), unknown, keys[0]]));
+        Assert.Equal(1, writes);
+        Assert.All(results.Take(40), Assert.True);
+        Assert.False(results[40]);   // unknown
+        Assert.False(results[41]);   // already removed in this batch
+        Assert.Equal(10, s.PeerCount);
+        Assert.Equal(10, WgConfigParser.ParseFile(PathOf).Peers.Count);
+    }
+
+    [Fact]
+    public void UpdatePeers_writes_once_and_fails_items_on_their_own()
+    {
+        using var s = Start();
+        var a = NewKey(); var b = NewKey();
+        s.AddPeer(new PeerSpec { PublicKey = a, AllowedIPs = [IpPrefix.Parse("10.8.0.10/32")] });
+        s.AddPeer(new PeerSpec { PublicKey = b, AllowedIPs = [IpPrefix.Parse("10.8.0.11/32")] });
+        int writes = 0;
+        IReadOnlyList<PeerBatchResult> results = [];
+        AtomicFileCounter.Run(() => writes++, () => results = s.UpdatePeers([
+            (a, new PeerUpdate { PersistentKeepalive = 25 }),
+            (b, new PeerUpdate { AllowedIPs = [IpPrefix.Parse("10.8.0.10/32")] }),   // a's address: overlap
+            (NewKey(), new PeerUpdate { Name = "nobody" }),
+        ]));
+        Assert.Equal(1, writes);
+        Assert.Equal(25, results[0].Status!.PersistentKeepalive);
+        Assert.Equal("AllowedIPsOverlap", results[1].Error!.ErrorId);
+        Assert.Equal("PeerNotFound", results[2].Error!.ErrorId);
+        var onDisk = WgConfigParser.ParseFile(PathOf).Peers.ToDictionary(p => p.PublicKey);
+        Assert.Equal(25, onDisk[a].PersistentKeepalive);
+        Assert.Equal([IpPrefix.Parse("10.8.0.11/32")], onDisk[b].AllowedIPs);
+    }
 }
 
 /// <summary>Counts AtomicFile writes through its test seam (shared static: same collection as AtomicFileTests).</summary>
