@@ -88,6 +88,32 @@ Describe 'Peers' {
             (Get-WgServer).PeerCount | Should -Be 0
         }
 
+        It 'takes a host-name endpoint as config files do: resolved once, the name kept for the file' {
+            $p = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Endpoint localhost:52999
+            $p.Endpoint | Should -BeIn @('127.0.0.1:52999', '[::1]:52999')
+            (Export-WgConfig) | Should -Match 'Endpoint = localhost:52999'
+            $q = Set-WgPeer -PublicKey $p.PublicKey -Endpoint localhost:52998 -PassThru
+            $q.Endpoint | Should -BeIn @('127.0.0.1:52998', '[::1]:52998')
+            (Export-WgConfig) | Should -Match 'Endpoint = localhost:52998'
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -Endpoint "no-such-host-$PID.invalid:51820" -ErrorVariable ev -ErrorAction SilentlyContinue |
+                Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'EndpointNotResolved,*'
+            (Get-WgServer).PeerCount | Should -Be 1
+        }
+
+        It 'refuses an all-zero public key: no handshake could ever complete with it' {
+            Add-WgPeer -PublicKey ([Convert]::ToBase64String([byte[]]::new(32))) -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InvalidPeerPublicKey,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+            (Get-WgServer).PeerCount | Should -Be 0
+        }
+
+        It 'refuses a name of 10,000 characters' {
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name ('n' * 10000) -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InvalidPeerName,*'
+            (Get-WgServer).PeerCount | Should -Be 0
+        }
+
         It '-WhatIf adds nothing' {
             Add-WgPeer -PublicKey (New-WgKey).PublicKey -WhatIf | Should -BeNullOrEmpty
             (Get-WgServer).PeerCount | Should -Be 0

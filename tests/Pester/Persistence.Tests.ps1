@@ -67,6 +67,29 @@ Describe 'Start-WgServer -ConfigPath' {
         Get-WgServer | Should -BeNullOrEmpty
     }
 
+    It 'refuses an empty existing file instead of starting over with a new key' {
+        $cfg = Join-Path $dir 'wg0.conf'
+        [IO.File]::WriteAllText($cfg, '')
+        Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath (Join-Path $dir 'wg0.sock') -ErrorVariable ev -ErrorAction SilentlyContinue |
+            Should -BeNullOrEmpty
+        $ev[0].FullyQualifiedErrorId | Should -BeLike 'ConfigFileEmpty,*'
+        (Get-Item $cfg).Length | Should -Be 0
+    }
+
+    It 'warns, as wg-quick does, when the file with the private key is readable by others' {
+        $null = Start-Persisted $dir
+        Stop-WgServer -Name wg0
+        $cfg = Join-Path $dir 'wg0.conf'
+        $sock = Join-Path $dir 'wg0.sock'
+        $null = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock -WarningVariable quiet -WarningAction SilentlyContinue
+        Stop-WgServer -Name wg0
+        $quiet.Count | Should -Be 0
+        (Get-Item $cfg).UnixFileMode = [IO.UnixFileMode]'UserRead, UserWrite, GroupRead, OtherRead'
+        $null = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock -WarningVariable wv -WarningAction SilentlyContinue
+        $wv.Count | Should -Be 1
+        "$($wv[0])" | Should -BeLike "*$cfg*readable by other users*"
+    }
+
     It 'refuses a -PrivateKey that differs from the file''s' {
         $null = Start-Persisted $dir
         Stop-WgServer -Name wg0

@@ -77,6 +77,12 @@ Describe 'Servers' {
             Get-WgServer | Should -BeNullOrEmpty
         }
 
+        It 'refuses the whole address space as the gateway''s -Address' -ForEach @(@{ A = '0.0.0.0/0' }, @{ A = '::/0' }) {
+            Start-WgServer -ListenPort 0 -Address $A -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InvalidServerAddress,*'
+            Get-WgServer | Should -BeNullOrEmpty
+        }
+
         It '-WhatIf starts nothing and binds no port' {
             $probe = [System.Net.Sockets.UdpClient]::new(0); $port = $probe.Client.LocalEndPoint.Port; $probe.Dispose()
             Start-WgServer -ListenPort $port -WhatIf | Should -BeNullOrEmpty

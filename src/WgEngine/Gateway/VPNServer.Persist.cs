@@ -169,6 +169,7 @@ public sealed partial class VPNServer
         lock (_lock)
         {
             _configPath = load.Path;
+            StartWarnings = load.Warnings.ToArray();
             if (load.Config is { } config)
             {
                 _template = config.Interface;
@@ -221,8 +222,8 @@ public sealed partial class VPNServer
     }
 
     /// <summary>An IP endpoint as is; a hostname resolved once (as wg-quick does), or null when it does not resolve
-    /// (the text is still kept and written back).</summary>
-    private static IPEndPoint? ResolveEndpoint(string? text)
+    /// (a config file's text is still kept and written back).</summary>
+    public static IPEndPoint? ResolveEndpoint(string? text)
     {
         if (text is null) return null;
         if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0) return ep;
@@ -247,6 +248,15 @@ public sealed partial class VPNServer
         public IReadOnlyList<IpPrefix>? Addresses { get; set; }
         /// <summary>The file must be rewritten after loading (options overrode it, or it lacked a key).</summary>
         public bool MustWrite { get; set; }
+        public List<string> Warnings { get; } = new();
+
+        private static bool ReadableByOthers(string path)
+        {
+            if (OperatingSystem.IsWindows()) return false;
+            const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+            return (File.GetUnixFileMode(path) & Others) != 0;
+        }
 
         public static ConfigLoad Read(ServerOptions o)
         {
@@ -259,8 +269,13 @@ public sealed partial class VPNServer
             {
                 throw new WgException(WgErrorKind.ResourceUnavailable, "ConfigReadFailed", $"Cannot read config file '{path}': {e.Message}", e);
             }
+            if (string.IsNullOrWhiteSpace(text))
+                throw new WgException(WgErrorKind.InvalidData, "ConfigFileEmpty",
+                    $"Config file '{path}' exists but is empty (a truncated file?); starting would replace it with a new key and no peers. Restore it from a backup, or delete it to start a new server.");
             var config = WgConfigParser.Parse(text, path);
             var load = new ConfigLoad { Path = path, Config = config };
+            if (config.Interface.PrivateKey is not null && ReadableByOthers(path))
+                load.Warnings.Add($"Config file '{path}' holds the private key and is readable by other users (as wg-quick warns: \"world accessible\"); it is rewritten with mode 0600 at the next change, or run chmod 600 on it.");
             var i = config.Interface;
             if (i.PrivateKey is { } keyText)
             {

@@ -55,13 +55,15 @@ public sealed class AddWgPeerCommand : WgPeerCmdletBase
         IReadOnlyList<WgEngine.Net.IpPrefix> allowed = AllowedIPs is { Length: > 0 } ? Parse.Prefixes(AllowedIPs) : [];
         var what = allowed.Count == 0 ? "an allocated address" : string.Join(", ", allowed);
         if (!ShouldProcess($"peer {Describe(Name, PublicKey)} with {what} on server '{server.Name}'", "Add")) return;
+        if (!TryEndpoint(Endpoint, out var endpoint, out var endpointText)) return;
         var spec = new PeerSpec
         {
             PublicKey = key,
             AllowedIPs = allowed,
             Name = string.IsNullOrEmpty(Name) ? null : Name,
             PresharedKey = string.IsNullOrEmpty(PresharedKey) ? null : Parse.Key(PresharedKey),
-            Endpoint = Parse.Endpoint(Endpoint),
+            Endpoint = endpoint,
+            EndpointText = endpointText,
             PersistentKeepalive = PersistentKeepalive,
             ExpiresAt = ExpiresAt,
         };

@@ -70,13 +70,15 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             WritePeerNotFound(server, PublicKey);
             return;
         }
+        if (!TryEndpoint(Endpoint, out var endpoint, out var endpointText)) return;
         var update = new PeerUpdate
         {
             AllowedIPs = AllowedIPs is null ? null : Parse.Prefixes(AllowedIPs),
             Name = Name,
             PresharedKey = string.IsNullOrEmpty(PresharedKey) ? null : Parse.Key(PresharedKey),
             ClearPresharedKey = PresharedKey is "",
-            Endpoint = Parse.Endpoint(Endpoint),
+            Endpoint = endpoint,
+            EndpointText = endpointText,
             PersistentKeepalive = PersistentKeepalive,
             ExpiresAt = ExpiresAt,
             ClearExpiresAt = ClearExpiry,

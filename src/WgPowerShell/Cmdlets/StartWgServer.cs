@@ -144,6 +144,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
                 "ServerAlreadyExists", ErrorCategory.ResourceExists, Name));
             return;
         }
+        foreach (var warning in server.StartWarnings) WriteWarning(warning);
         WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", server.Addresses)}"
             + (server.UapiPath is null ? "" : $", UAPI {server.UapiPath}") + (server.ConfigPath is null ? "." : $", config {server.ConfigPath} ({server.PeerCount} peers)."));
         WriteObject(new WgServer(server));

@@ -17,6 +17,23 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
     internal VPNServer? ResolveServer() => ResolveServer(Server);
 
+    /// <summary>
+    /// -Endpoint as an IP endpoint; a host name is resolved once, as wg-quick and config files do, and its
+    /// text returned for the config file. False (after a non-terminating error) when the name does not resolve.
+    /// </summary>
+    internal bool TryEndpoint(string? text, out System.Net.IPEndPoint? endpoint, out string? hostText)
+    {
+        endpoint = Parse.Endpoint(text);
+        hostText = null;
+        if (endpoint is not null || string.IsNullOrWhiteSpace(text)) return true;
+        hostText = text.Trim();
+        endpoint = VPNServer.ResolveEndpoint(hostText);
+        if (endpoint is not null) return true;
+        WriteError(new ErrorRecord(new ItemNotFoundException($"Endpoint '{hostText}': the host name does not resolve."),
+            "EndpointNotResolved", ErrorCategory.ObjectNotFound, hostText));
+        return false;
+    }
+
     /// <summary>The non-terminating ObjectNotFound error every peer cmdlet gives for an unknown key.</summary>
     internal void WritePeerNotFound(VPNServer server, string publicKey) =>
         WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {publicKey} on server '{server.Name}'."),

@@ -36,7 +36,7 @@ public sealed class ValidateCidrAttribute : ValidateEnumeratedArgumentsAttribute
     }
 }
 
-/// <summary>An endpoint "ip:port" or "[ipv6]:port" with a port of 1-65535.</summary>
+/// <summary>An endpoint "ip:port", "[ipv6]:port" or "host:port" with a port of 1-65535.</summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 public sealed class ValidateEndpointAttribute : ValidateArgumentsAttribute
 {
@@ -44,8 +44,8 @@ public sealed class ValidateEndpointAttribute : ValidateArgumentsAttribute
     {
         var text = (arguments is PSObject pso ? pso.BaseObject : arguments)?.ToString();
         if (string.IsNullOrEmpty(text)) return;
-        if (Parse.Endpoint(text) is null)
-            throw new ValidationMetadataException($"'{text}' is not an endpoint: expected ip:port, e.g. 203.0.113.5:51820 or [2001:db8::1]:51820.");
+        if (Parse.Endpoint(text) is null && !Parse.IsHostEndpoint(text))
+            throw new ValidationMetadataException($"'{text}' is not an endpoint: expected ip:port or host:port, e.g. 203.0.113.5:51820, [2001:db8::1]:51820 or vpn.example.com:51820.");
     }
 }
 

@@ -79,6 +79,27 @@ public sealed class VPNServerPersistenceTests : IDisposable
     }
 
     [Fact]
+    public void An_empty_existing_file_is_refused_and_left_as_it_is()
+    {
+        File.WriteAllText(PathOf, " \n");
+        var e = Assert.Throws<WgException>(() => Start());
+        Assert.Equal("ConfigFileEmpty", e.ErrorId);
+        Assert.Equal(" \n", File.ReadAllText(PathOf));   // no new key written over it
+    }
+
+    [Fact]
+    public void A_file_with_the_private_key_readable_by_others_starts_with_a_warning()
+    {
+        using (Start()) { }   // creates the file (0600, with its key)
+        using (var quiet = Start()) Assert.Empty(quiet.StartWarnings);
+        File.SetUnixFileMode(PathOf, (UnixFileMode)0b110_100_100);   // 0644
+        using var s = Start();
+        var warning = Assert.Single(s.StartWarnings);
+        Assert.Contains(PathOf, warning);
+        Assert.Contains("readable by other users", warning);
+    }
+
+    [Fact]
     public void Every_change_is_on_disk_when_the_call_returns()
     {
         using var s = Start();
