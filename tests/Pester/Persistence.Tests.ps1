@@ -90,6 +90,50 @@ Describe 'Start-WgServer -ConfigPath' {
         "$($wv[0])" | Should -BeLike "*$cfg*readable by other users*"
     }
 
+    It 'runs from a read-only mounted file with a warning, refuses every change, and writes nothing' -Skip:(-not $IsLinux -or ((id -u) -ne '0' -and $env:CI -ne 'true')) {
+        # A read-only bind mount of the folder: what a Kubernetes Secret or `docker run -v ...:ro` gives.
+        $cfg = Join-Path $dir 'wg0.conf'
+        $sock = Join-Path ([IO.Path]::GetTempPath()) "$Run-ro-$([guid]::NewGuid().ToString('N').Substring(0, 6)).sock"
+        $null = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock
+        $kept = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name kept
+        Stop-WgServer -Name wg0
+        $hash = (Get-FileHash $cfg).Hash
+        & mount --bind $dir $dir; $LASTEXITCODE | Should -Be 0
+        try {
+            & mount -o remount,bind,ro $dir; $LASTEXITCODE | Should -Be 0
+            $s = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock -WarningVariable wv -WarningAction SilentlyContinue
+            $s.State | Should -Be 'Running'
+            $s.ConfigReadOnly | Should -BeTrue
+            "$wv" | Should -BeLike "*$cfg*read-only*refuses every change*"
+            (Get-WgPeer).Name | Should -Be @('kept')
+            $attempts = @(
+                { Add-WgPeer -PublicKey (New-WgKey).PublicKey -ErrorAction Stop }
+                { Set-WgPeer -PublicKey $kept.PublicKey -Name renamed -ErrorAction Stop }
+                { Disable-WgPeer -PublicKey $kept.PublicKey -ErrorAction Stop }
+                { Remove-WgPeer -PublicKey $kept.PublicKey -ErrorAction Stop }
+                { Set-WgServer -ListenPort 0 -ErrorAction Stop }
+            )
+            foreach ($a in $attempts) { $a | Should -Throw -ErrorId 'ConfigReadOnly*' -Because "$a" }
+            $p = Get-WgPeer
+            $p.Name | Should -Be 'kept'
+            $p.Enabled | Should -BeTrue
+            Stop-WgServer -Name wg0
+            (Get-FileHash $cfg).Hash | Should -Be $hash
+        } finally {
+            Get-WgServer | Stop-WgServer
+            & umount $dir
+        }
+        # A read-only folder without the file: refused before anything starts.
+        & mount --bind $dir $dir
+        try {
+            & mount -o remount,bind,ro $dir
+            Start-WgServer -ListenPort 0 -ConfigPath (Join-Path $dir 'new.conf') -UapiPath $sock -ErrorVariable ev -ErrorAction SilentlyContinue |
+                Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'ConfigReadOnly,*'
+            Get-WgServer | Should -BeNullOrEmpty
+        } finally { & umount $dir }
+    }
+
     It 'refuses a -PrivateKey that differs from the file''s' {
         $null = Start-Persisted $dir
         Stop-WgServer -Name wg0

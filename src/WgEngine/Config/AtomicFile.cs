@@ -69,6 +69,23 @@ public static class AtomicFile
         return removed;
     }
 
+    /// <summary>
+    /// Whether <see cref="WriteAllText"/> may replace (or create) <paramref name="path"/>: its directory is
+    /// writable and the file, when it exists, is not read-only (access(2) W_OK, which also sees a read-only
+    /// mount such as a Kubernetes Secret volume).
+    /// </summary>
+    public static bool CanReplace(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full);
+        if (dir is null) return false;
+        if (OperatingSystem.IsWindows())
+            return !File.Exists(full) || !new FileInfo(full).IsReadOnly;
+        if (Native.access(dir, Native.W_OK | Native.X_OK) != 0) return false;
+        return !File.Exists(full) || Native.access(full, Native.W_OK) == 0;
+    }
+
     private static string TempPrefix(string fullPath) => $".{Path.GetFileName(fullPath)}.";
 
     private static bool IsRunning(int pid)
@@ -113,6 +130,11 @@ public static class AtomicFile
 
         [DllImport("libc", SetLastError = true)]
         public static extern int fsync(int fd);
+
+        public const int W_OK = 2, X_OK = 1;
+
+        [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false)]
+        public static extern int access([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int mode);
 
         [DllImport("libc", SetLastError = true)]
         public static extern int close(int fd);

@@ -16,6 +16,11 @@ public sealed partial class VPNServer
     private WgInterfaceSection _template = new();   // DNS, MTU, Table, hooks... of the loaded file, written back
     private int _persistDefer;
     private bool _persistDirty;
+    private bool _readOnly;
+
+    /// <summary>True when the server runs from a config file it may not write (e.g. a read-only mount): every
+    /// change is refused with WgException(InvalidOperation, "ConfigReadOnly") and nothing is written.</summary>
+    public bool ConfigReadOnly => _readOnly;
 
     /// <summary>The wg-quick file this server persists to; null when none.</summary>
     public string? ConfigPath => _configPath;
@@ -29,7 +34,7 @@ public sealed partial class VPNServer
     {
         lock (_lock)
         {
-            if (_configPath is null) return;
+            if (_configPath is null || _readOnly) return;   // read-only: only an expiry gets here, applied in memory
             if (_persistDefer > 0) { _persistDirty = true; return; }
             WriteNow();
         }
@@ -43,7 +48,7 @@ public sealed partial class VPNServer
         ArgumentNullException.ThrowIfNull(specs);
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             var results = new PeerBatchResult[specs.Count];
             BeginDefer();
             try
@@ -84,7 +89,7 @@ public sealed partial class VPNServer
         ArgumentNullException.ThrowIfNull(updates);
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             var results = new PeerBatchResult[updates.Count];
             BeginDefer();
             try
@@ -191,7 +196,8 @@ public sealed partial class VPNServer
                     _persistDefer--;
                     _persistDirty = false;   // a failed load must leave the file untouched
                 }
-                if (load.MustWrite) WriteNow();   // loading alone rewrites nothing
+                if (load.ReadOnly) _readOnly = true;   // after loading: the load itself adds peers
+                else if (load.MustWrite) WriteNow();   // loading alone rewrites nothing
             }
             else WriteNow();
         }
@@ -249,6 +255,8 @@ public sealed partial class VPNServer
         /// <summary>The file must be rewritten after loading (options overrode it, or it lacked a key).</summary>
         public bool MustWrite { get; set; }
         public List<string> Warnings { get; } = new();
+        /// <summary>The file exists but may not be replaced: the server runs from it and refuses changes.</summary>
+        public bool ReadOnly { get; set; }
 
         private static bool ReadableByOthers(string path)
         {
@@ -261,8 +269,15 @@ public sealed partial class VPNServer
         public static ConfigLoad Read(ServerOptions o)
         {
             var path = System.IO.Path.GetFullPath(o.ConfigPath!);
-            AtomicFile.RemoveStaleTempFiles(path);   // debris of writers killed mid-write: it holds the private key
-            if (!File.Exists(path)) return new ConfigLoad { Path = path };
+            bool writable = AtomicFile.CanReplace(path);
+            if (writable) AtomicFile.RemoveStaleTempFiles(path);   // debris of writers killed mid-write: it holds the private key
+            if (!File.Exists(path))
+            {
+                if (!writable)
+                    throw new WgException(WgErrorKind.InvalidOperation, "ConfigReadOnly",
+                        $"Config file '{path}' does not exist and cannot be created: its folder is not writable. No server was started.");
+                return new ConfigLoad { Path = path };
+            }
             string text;
             try { text = File.ReadAllText(path); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -296,6 +311,19 @@ public sealed partial class VPNServer
             else load.MustWrite = true;
             if (i.Address.Count > 0 && !o.OverrideAddresses) load.Addresses = i.Address;
             else load.MustWrite = true;
+            if (!writable)
+            {
+                if (i.PrivateKey is null)
+                {
+                    load.FileKey?.Dispose();
+                    throw new WgException(WgErrorKind.InvalidOperation, "ConfigReadOnly",
+                        $"Config file '{path}' has no PrivateKey and is read-only, so a key made now could not be saved. Put the key in the file, or make it writable. No server was started.");
+                }
+                load.ReadOnly = true;
+                load.Warnings.Add($"Config file '{path}' is read-only: the server runs with it as it is"
+                    + (o.OverrideListenPort || o.OverrideAddresses ? " (with -ListenPort/-Address as given, not saved)" : "")
+                    + " and refuses every change (ConfigReadOnly); edit the file and restart to change it.");
+            }
             return load;
         }
     }

@@ -168,7 +168,7 @@ public sealed partial class VPNServer : IDisposable
     {
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             if (_peers.ContainsKey(spec.PublicKey))
                 throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists",
                     $"A peer with public key {spec.PublicKey} already exists on server '{Name}'.");
@@ -206,7 +206,7 @@ public sealed partial class VPNServer : IDisposable
         ArgumentNullException.ThrowIfNull(changes);
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             if (!_peers.TryGetValue(publicKey, out var entry))
                 throw NotFound(publicKey);
             CheckName(changes.Name);
@@ -255,6 +255,7 @@ public sealed partial class VPNServer : IDisposable
     {
         lock (_lock)
         {
+            if (_readOnly && _peers.ContainsKey(publicKey)) EnsureChangeable();
             if (!_peers.Remove(publicKey, out var entry)) return false;
             if (entry.Disabled) _disabledCount--; else _backend.RemovePeer(publicKey);
             Unclaim(entry);
@@ -344,6 +345,16 @@ public sealed partial class VPNServer : IDisposable
     {
         Stop();
         _backend.Dispose();
+    }
+
+    /// <summary>Every mutating call starts here: a stopped server, or one that runs from a read-only config,
+    /// refuses the change before anything is changed.</summary>
+    private void EnsureChangeable()
+    {
+        EnsureRunning();
+        if (_readOnly)
+            throw new WgException(WgErrorKind.InvalidOperation, "ConfigReadOnly",
+                $"Server '{Name}' runs from the read-only config file '{_configPath}': changes are refused, nothing was changed. Edit the file and restart the server.");
     }
 
     private void EnsureRunning()

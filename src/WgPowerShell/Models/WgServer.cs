@@ -29,6 +29,8 @@ public sealed class WgServer
     public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
     /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
     public string? ConfigPath => Server.ConfigPath;
+    /// <summary>True when the server runs from a read-only ConfigPath (e.g. a mounted Secret) and refuses changes.</summary>
+    public bool ConfigReadOnly => Server.ConfigReadOnly;
     /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
     public string? UapiPath => Server.UapiPath;
 
