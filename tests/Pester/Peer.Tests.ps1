@@ -246,6 +246,28 @@ Describe 'Peers' {
             $ev[0].FullyQualifiedErrorId | Should -BeLike 'WgServerNotFound,*'
         }
 
+        It 'takes the server from a piped WgServer when several run (Get-WgServer x | Get-WgPeer, Export, Add, New-WgClient)' {
+            $null = Start-WgServer -Name a -ListenPort 0 -Address 10.74.0.1/24
+            $null = Start-WgServer -Name b -ListenPort 0 -Address 10.75.0.1/24
+            $pa = Add-WgPeer -Server a -PublicKey (New-WgKey).PublicKey -Name pa
+            $pb = Add-WgPeer -Server b -PublicKey (New-WgKey).PublicKey -Name pb
+            (Get-WgServer a | Get-WgPeer).PublicKey | Should -Be @($pa.PublicKey)
+            (Get-WgServer b | Get-WgPeer -Name pb).PublicKey | Should -Be @($pb.PublicKey)
+            (Get-WgServer b | Export-WgConfig) | Should -Match ([regex]::Escape($pb.PublicKey))
+            (Get-WgServer b | Export-WgConfig) | Should -Not -Match ([regex]::Escape($pa.PublicKey))
+            $new = Get-WgServer a | Add-WgPeer -PublicKey (New-WgKey).PublicKey
+            $new.Server | Should -Be 'a'
+            $new.Name | Should -BeNullOrEmpty -Because "the server's name is not the peer's"
+            $new.AllowedIPs | Should -Be @('10.74.0.3/32')
+            (Get-WgServer a | New-WgClient -Name c1 -Endpoint 192.0.2.1).Server | Should -Be 'a'
+            # A server object is not a peer: its own PublicKey never stands in for -PublicKey.
+            Get-WgServer a | Add-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerKeyMissing,*'
+            Get-WgServer a | Remove-WgPeer -ErrorVariable ev2 -ErrorAction SilentlyContinue
+            $ev2[0].FullyQualifiedErrorId | Should -BeLike 'PeerKeyMissing,*'
+            (Get-WgPeer -Server a).Count | Should -Be 3
+        }
+
         It 'binds Server by property name when piping peers' {
             $null = Start-WgServer -Name a -ListenPort 0 -Address 10.72.0.1/24
             $null = Start-WgServer -Name b -ListenPort 0 -Address 10.73.0.1/24

@@ -50,6 +50,8 @@ public sealed class AddWgPeerCommand : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
+        if (FromServerObject(nameof(Name))) Name = null;   // the server's name, not the peer's
         var key = Parse.Key(PublicKey);
         // The common bulk case (no AllowedIPs: allocate) needs no list per item.
         IReadOnlyList<WgEngine.Net.IpPrefix> allowed = AllowedIPs is { Length: > 0 } ? Parse.Prefixes(AllowedIPs) : [];

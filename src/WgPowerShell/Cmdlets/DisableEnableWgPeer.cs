@@ -25,6 +25,7 @@ public abstract class SetWgPeerStateCommandBase : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
         foreach (var text in PublicKey)
         {
             var key = Parse.Key(text);

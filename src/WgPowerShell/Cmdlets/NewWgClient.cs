@@ -63,6 +63,12 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
         var dns = CheckDns(DNS);
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(Name)))
+        {
+            WriteError(new ErrorRecord(new ArgumentException("A WgServer from the pipeline only says which server to add the client to; give the client's -Name."),
+                "ClientNameMissing", ErrorCategory.InvalidArgument, InputObject?.Name));
+            return;
+        }
         string endpoint = EndpointFor(server);
         var routes = SplitTunnel
             ? server.Addresses.Select(a => a.Network.ToString()).Distinct().ToArray()

@@ -27,6 +27,7 @@ public sealed class RemoveWgPeerCommand : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
         foreach (var text in PublicKey)
         {
             var key = Parse.Key(text);

@@ -63,6 +63,7 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
         var key = Parse.Key(PublicKey);
         var current = server.GetPeerInfo(key);
         if (current is null)

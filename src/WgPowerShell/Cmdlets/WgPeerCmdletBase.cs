@@ -14,8 +14,36 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     [ArgumentCompleter(typeof(ServerNameCompleter))]
     public string? Server { get; set; }
 
+    /// <summary>
+    /// A WgServer from the pipeline (`Get-WgServer x | Get-WgPeer`): the server to act on. Its other
+    /// properties (PublicKey, Name) also bind by property name; <see cref="FromServerObject"/> tells the
+    /// cmdlets to disregard those.
+    /// </summary>
+    [Parameter(ValueFromPipeline = true)]
+    public WgPowerShell.Models.WgServer? InputObject { get; set; }
+
+    private HashSet<string> _commandLine = new(StringComparer.OrdinalIgnoreCase);
+
+    protected override void BeginProcessing()
+    {
+        // Only the command line's parameters are bound at this point; pipeline ones come per record.
+        _commandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
+        base.BeginProcessing();
+    }
+
+    /// <summary>True when this record is a WgServer and <paramref name="parameter"/> took its value from that
+    /// server object (its PublicKey or Name), not from the command line.</summary>
+    internal bool FromServerObject(string parameter) => InputObject is not null && !_commandLine.Contains(parameter);
+
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
-    internal VPNServer? ResolveServer() => ResolveServer(Server);
+    internal VPNServer? ResolveServer() =>
+        ResolveServer(InputObject is { } piped && !_commandLine.Contains(nameof(Server)) ? piped.Name : Server);
+
+    /// <summary>A WgServer piped into a cmdlet that needs a peer key: the server object's own key is not one.</summary>
+    internal void WriteServerIsNotAPeer() =>
+        WriteError(new ErrorRecord(new ArgumentException(
+                "A WgServer from the pipeline only says which server to act on; give -PublicKey, or pipe peers (objects with a PublicKey property)."),
+            "PeerKeyMissing", ErrorCategory.InvalidArgument, InputObject?.Name));
 
     /// <summary>
     /// -Endpoint as an IP endpoint; a host name is resolved once, as wg-quick and config files do, and its
