@@ -114,6 +114,33 @@ Describe 'Peers' {
             (Get-WgServer).PeerCount | Should -Be 0
         }
 
+        It 'keeps the preshared keys of CSV rows refused at validation out of the error records' -ForEach @(
+            @{ Column = 'PublicKey'; Value = 'not-a-key' }
+            @{ Column = 'AllowedIPs'; Value = '10.1.2.3/40' }
+            @{ Column = 'Endpoint'; Value = 'nohost' }
+            @{ Column = 'PersistentKeepalive'; Value = 'often' }
+            @{ Column = 'PresharedKey'; Value = 'bad-psk-c2VjcmV0' }
+            @{ Column = 'ExpiresAt'; Value = 'someday' }
+        ) {
+            $psk = New-WgPresharedKey
+            $bad = [ordered]@{ PublicKey = (New-WgKey).PublicKey; AllowedIPs = ''; Endpoint = ''; PersistentKeepalive = '0'; ExpiresAt = ''; PresharedKey = $psk }
+            $bad[$Column] = $Value
+            $ok = [ordered]@{ PublicKey = (New-WgKey).PublicKey; AllowedIPs = ''; Endpoint = ''; PersistentKeepalive = '25'; ExpiresAt = '2099-01-01T00:00:00Z'; PresharedKey = $psk }
+            $csv = Join-Path $TestDrive 'rows.csv'
+            [pscustomobject]$bad, [pscustomobject]$ok | Export-Csv -Path $csv
+            $added = Import-Csv $csv | Add-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue
+            $added.PublicKey | Should -Be @($ok.PublicKey)
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'ParameterArgumentValidationError,*'
+            $ev[0].Exception.Message | Should -Match "parameter '$Column'"
+            $secrets = @([regex]::Escape($psk)) + @(if ($Column -eq 'PresharedKey') { 'c2VjcmV0' })
+            foreach ($s in $secrets) {
+                "$($ev[0].TargetObject)" | Should -Not -Match $s
+                "$($ev[0].CategoryInfo)" | Should -Not -Match $s
+                ($ev[0] | Get-Error | Out-String) | Should -Not -Match $s
+            }
+        }
+
         It '-WhatIf adds nothing' {
             Add-WgPeer -PublicKey (New-WgKey).PublicKey -WhatIf | Should -BeNullOrEmpty
             (Get-WgServer).PeerCount | Should -Be 0

@@ -22,22 +22,13 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     [Parameter(ValueFromPipeline = true)]
     public WgPowerShell.Models.WgServer? InputObject { get; set; }
 
-    private HashSet<string> _commandLine = new(StringComparer.OrdinalIgnoreCase);
-
-    protected override void BeginProcessing()
-    {
-        // Only the command line's parameters are bound at this point; pipeline ones come per record.
-        _commandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
-        base.BeginProcessing();
-    }
-
     /// <summary>True when this record is a WgServer and <paramref name="parameter"/> took its value from that
     /// server object (its PublicKey or Name), not from the command line.</summary>
-    internal bool FromServerObject(string parameter) => InputObject is not null && !_commandLine.Contains(parameter);
+    internal bool FromServerObject(string parameter) => InputObject is not null && !CommandLine.Contains(parameter);
 
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
     internal VPNServer? ResolveServer() =>
-        ResolveServer(InputObject is { } piped && !_commandLine.Contains(nameof(Server)) ? piped.Name : Server);
+        ResolveServer(InputObject is { } piped && !CommandLine.Contains(nameof(Server)) ? piped.Name : Server);
 
     /// <summary>A WgServer piped into a cmdlet that needs a peer key: the server object's own key is not one.</summary>
     internal void WriteServerIsNotAPeer() =>
