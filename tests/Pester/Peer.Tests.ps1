@@ -251,7 +251,7 @@ Describe 'Peers' {
 
         It 'shows the peer table view with a short key and transfer' {
             $text = Get-WgPeer -Name new1 | Out-String
-            $text | Should -Match 'Name\s+PublicKey\s+AllowedIPs\s+Endpoint\s+LatestHandshake\s+Transfer'
+            $text | Should -Match 'Name\s+PublicKey\s+AllowedIPs\s+Endpoint\s+Handshake\s+Transfer'
             $text | Should -Match ([regex]::Escape($peers[2].PublicKey.Substring(0, 8) + [char]0x2026))
             $text | Should -Not -Match ([regex]::Escape($peers[2].PublicKey))
         }

@@ -53,8 +53,8 @@ Describe 'Servers' {
         It 'shows the table view columns' {
             $s = Start-WgServer -ListenPort 0
             $text = $s | Out-String
-            $text | Should -Match 'Name\s+State\s+ListenPort\s+Address\s+PeerCount\s+Egress\s+Transfer'
-            $text | Should -Match "wg0\s+Running\s+$($s.ListenPort)\s+10\.8\.0\.1/24\s+0\s+Userspace\s+0 B / 0 B"
+            $text | Should -Match 'Name\s+State\s+Port\s+Address\s+Peers\s+Transfer'
+            $text | Should -Match "wg0\s+Running\s+$($s.ListenPort)\s+10\.8\.0\.1/24\s+0\s+0 B / 0 B"
         }
 
         It 'refuses a taken port with ListenPortInUse' {
