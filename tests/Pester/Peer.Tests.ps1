@@ -215,6 +215,20 @@ Describe 'Peers' {
             $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
         }
 
+        It 'Disable-, Enable- and Remove-WgPeer take -Name with wildcards; an unknown exact name is PeerNotFound' {
+            Disable-WgPeer -Name old* -Confirm:$false
+            (Get-WgPeer | Where-Object { -not $_.Enabled }).Name | Sort-Object | Should -Be @('old1', 'old2')
+            Enable-WgPeer -Name OLD2 -PassThru | ForEach-Object { $_.Enabled | Should -BeTrue }
+            (Get-WgPeer -Name old2).Enabled | Should -BeTrue
+            Remove-WgPeer -Name old1, nobody -Confirm:$false -ErrorVariable ev -ErrorAction SilentlyContinue
+            (Get-WgPeer).Name | Sort-Object | Should -Be @('new1', 'old2')
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+            Remove-WgPeer -Name zz* -Confirm:$false -ErrorVariable ev2
+            $ev2 | Should -BeNullOrEmpty
+            (Get-WgPeer).Count | Should -Be 2
+        }
+
         It 'Remove-WgPeer -WhatIf removes nothing' {
             Get-WgPeer | Remove-WgPeer -WhatIf
             (Get-WgPeer).Count | Should -Be 3

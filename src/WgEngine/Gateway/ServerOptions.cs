@@ -36,6 +36,10 @@ public sealed class ServerOptions
     /// <summary>IP address to bind the UDP socket to; null = all addresses.</summary>
     public IPAddress? BindAddress { get; init; }
 
+    /// <summary>Tunnel MTU (576-65535); null = the config file's MTU, else <see cref="InterfaceConfig.DefaultMtu"/>.
+    /// Given with an existing ConfigPath it overrides the file's and is written back.</summary>
+    public int? Mtu { get; init; }
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>

@@ -177,6 +177,7 @@ public sealed partial class VPNServer
             StartWarnings = load.Warnings.ToArray();
             if (load.Config is { } config)
             {
+                if (_template.Mtu is { } mtu) config.Interface.Mtu = mtu;   // -MTU given: it overrides the file's
                 _template = config.Interface;
                 BeginDefer();
                 try

@@ -94,6 +94,13 @@ public sealed partial class VPNServer : IDisposable
             return new VPNServer(options, external, null, addresses) { _uapiPath = options.UapiPath };
         }
 
+        if (options.Mtu is < 576 or > 65535)
+        {
+            load?.FileKey?.Dispose();
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidMtu", $"MTU {options.Mtu} is outside 576-65535.");
+        }
+        int mtu = options.Mtu ?? load?.Config?.Interface.Mtu ?? InterfaceConfig.DefaultMtu;
+        if (load is not null && options.Mtu is { } given && load.Config?.Interface.Mtu != given) load.MustWrite = true;
         var owned = load?.FileKey ?? (options.PrivateKey is null ? WgPrivateKey.Generate() : null);
         var config = new InterfaceConfig
         {
@@ -104,6 +111,7 @@ public sealed partial class VPNServer : IDisposable
             EgressOptions = options.EgressOptions,
             Name = options.Name,
             BindAddress = options.BindAddress,
+            Mtu = mtu,
             TimeProvider = options.TimeProvider,
         };
         IWireGuardBackend backend;
@@ -116,9 +124,11 @@ public sealed partial class VPNServer : IDisposable
             owned?.Dispose();
             throw;
         }
-        var server = new VPNServer(options, backend, owned, addresses);
+        var server = new VPNServer(options, backend, owned, addresses) { BindAddress = options.BindAddress };
         try
         {
+            server.Mtu = mtu;
+            if (options.Mtu is not null) server._template.Mtu = mtu;   // written to the file (and Export-WgConfig)
             if (load is not null) server.InitPersistence(load);
             server.StartUapi(options);
         }
@@ -141,6 +151,10 @@ public sealed partial class VPNServer : IDisposable
     public IReadOnlyList<string> StartWarnings { get; private set; } = [];
 
     public string Name { get; }
+    /// <summary>The tunnel MTU of the in-process engine; null for an external device (it has its own).</summary>
+    public int? Mtu { get; private set; }
+    /// <summary>The address the UDP socket is bound to; null = all addresses.</summary>
+    public IPAddress? BindAddress { get; private init; }
     public WgKey PublicKey => _backend.PublicKey;
     public int ListenPort => _backend.ListenPort;
     public IReadOnlyList<IpPrefix> Addresses { get; }

@@ -11,13 +11,21 @@ namespace WgPowerShell.Cmdlets;
 /// collected and removed in one engine call per server (one config write), at the end of the pipeline or
 /// every <see cref="MaxBatch"/> items: rewriting a 15,000-peer file once per piped key took half a minute.
 /// </summary>
-[Cmdlet(VerbsCommon.Remove, "WgPeer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "WgPeer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = KeySet)]
 public sealed class RemoveWgPeerCommand : WgPeerCmdletBase
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [ValidateWgKey]
     [ArgumentCompleter(typeof(PeerKeyCompleter))]
     public string[] PublicKey { get; set; } = [];
+
+    /// <summary>Peers by name (wildcards): every peer whose name matches.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = NameSet)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(PeerNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    internal const string KeySet = "PublicKey", NameSet = "Name";
 
     internal const int MaxBatch = 10_000;
     private readonly List<(WgKey Key, string Text, string? Name)> _pending = new();
@@ -27,8 +35,8 @@ public sealed class RemoveWgPeerCommand : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
-        if (FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
-        foreach (var text in PublicKey)
+        if (ParameterSetName == KeySet && FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
+        foreach (var text in ParameterSetName == NameSet ? KeysNamed(server, Name) : (IEnumerable<string>)PublicKey)
         {
             var key = Parse.Key(text);
             var peer = server.GetPeerInfo(key);

@@ -53,6 +53,30 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
         return false;
     }
 
+    /// <summary>
+    /// The keys of the peers whose names match <paramref name="names"/> (wildcards, case-insensitive), for
+    /// the -Name parameter set of Remove/Disable/Enable-WgPeer. A name without wildcards that matches no peer
+    /// is a non-terminating PeerNotFound error, as in Get-WgPeer.
+    /// </summary>
+    internal List<string> KeysNamed(VPNServer server, string[] names)
+    {
+        var patterns = names.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
+        var matched = new bool[names.Length];
+        var keys = new List<string>();
+        foreach (var p in server.GetPeers())
+        {
+            bool any = false;
+            for (int i = 0; i < patterns.Length; i++)
+                if (patterns[i].IsMatch(p.Name ?? "")) { matched[i] = true; any = true; }
+            if (any) keys.Add(p.PublicKey.ToBase64());
+        }
+        for (int i = 0; i < names.Length; i++)
+            if (!matched[i] && !WildcardPattern.ContainsWildcardCharacters(names[i]))
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer named '{names[i]}' on server '{server.Name}'."),
+                    "PeerNotFound", ErrorCategory.ObjectNotFound, names[i]));
+        return keys;
+    }
+
     /// <summary>The non-terminating ObjectNotFound error every peer cmdlet gives for an unknown key.</summary>
     internal void WritePeerNotFound(VPNServer server, string publicKey) =>
         WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {publicKey} on server '{server.Name}'."),

@@ -15,6 +15,10 @@ public sealed class WgServer
     public string Name => Server.Name;
     public string PublicKey => Server.PublicKey.ToBase64();
     public int ListenPort => Server.ListenPort;
+    /// <summary>The local address the UDP socket is bound to; null = all addresses.</summary>
+    public string? BindAddress => Server.BindAddress?.ToString();
+    /// <summary>The tunnel MTU; null for an external device (-Backend Uapi).</summary>
+    public int? MTU => Server.Mtu;
     public string[] Address => Server.Addresses.Select(a => a.ToString()).ToArray();
     public string Backend => Server.BackendKind;
     public string Egress => Server.Egress.ToString();

@@ -100,6 +100,26 @@ public sealed class VPNServerPersistenceTests : IDisposable
     }
 
     [Fact]
+    public void The_MTU_given_reaches_the_engine_and_the_file_and_comes_back_from_the_file()
+    {
+        VPNServer StartWith(int? mtu) => VPNServer.Start(new ServerOptions
+        {
+            ListenPort = 0, ConfigPath = PathOf, TimeProvider = _clock, Mtu = mtu, BackendFactory = c => _fake = new FakeBackend(c),
+        });
+        using (var s = StartWith(null)) Assert.Equal(InterfaceConfig.DefaultMtu, _fake!.Config.Mtu);
+        Assert.Null(WgConfigParser.ParseFile(PathOf).Interface.Mtu);
+        using (var s = StartWith(1280))
+        {
+            Assert.Equal(1280, _fake!.Config.Mtu);
+            Assert.Equal(1280, s.Mtu);
+        }
+        Assert.Equal(1280, WgConfigParser.ParseFile(PathOf).Interface.Mtu);
+        using (var s = StartWith(null)) Assert.Equal(1280, _fake!.Config.Mtu);   // the file's
+        var e = Assert.Throws<WgException>(() => StartWith(100));
+        Assert.Equal("InvalidMtu", e.ErrorId);
+    }
+
+    [Fact]
     public void Every_change_is_on_disk_when_the_call_returns()
     {
         using var s = Start();
