@@ -88,6 +88,7 @@ public sealed class VPNServerPersistenceTests : IDisposable
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void A_file_with_the_private_key_readable_by_others_starts_with_a_warning()
     {
         using (Start()) { }   // creates the file (0600, with its key)

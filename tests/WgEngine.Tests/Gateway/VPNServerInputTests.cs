@@ -76,9 +76,9 @@ public class VPNServerInputTests
     [Fact]
     public void Ordinary_keys_are_not_low_order()
     {
+        Span<byte> b = stackalloc byte[32];
         for (int i = 0; i < 200; i++)
         {
-            Span<byte> b = stackalloc byte[32];
             WgPrivateKey.Generate().PublicKey.CopyTo(b);
             Assert.False(X25519.IsLowOrder(b));
         }

@@ -5,6 +5,7 @@ namespace WgEngine.Tests.Uapi;
 
 /// <summary>The default UAPI folder must be one no other user can tamper with (issue 11 item 8): a
 /// fallback such as /tmp/wireguard-UID pre-created by someone else, or open to all, is refused.</summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class UapiSocketFolderTests : IDisposable
 {
     private const UnixFileMode Rwx = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
