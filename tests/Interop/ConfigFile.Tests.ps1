@@ -44,7 +44,7 @@ Describe 'wg setconf / wg showconf and our config text' -Skip:$skip {
             $expected = Get-WgPeer -Server $name | Where-Object Enabled | ForEach-Object { Format-PeerLine $_ } | Sort-Object
             $showFile = Join-Path $net.TempDir 'show.conf'
             Export-WgConfig -Server $name -Format ShowConf -Path $showFile
-            $ourText = Export-WgConfig -Server $name -Format ShowConf -IncludePrivateKey
+            $ourText = Export-WgConfig -Server $name -Format ShowConf -IncludePrivateKey -IncludePresharedKey
             $ourPublicKey = $server.PublicKey
             # Free the port: the device takes over this configuration, ListenPort included.
             Stop-WgServer -Name $name

@@ -107,10 +107,15 @@ Describe 'New-WgClient' {
         Get-WgPeer | Should -BeNullOrEmpty
     }
 
-    It 'refuses a name already in use, per item, and adds the rest' {
-        $out = 'dup', 'dup', 'other' | New-WgClient -Endpoint 192.0.2.1 -ErrorVariable ev -ErrorAction SilentlyContinue
-        $out.Name | Should -Be @('dup', 'other')
-        $ev[0].FullyQualifiedErrorId | Should -BeLike 'ClientNameExists,*'
+    It 'makes a client whose name peers already have (names need not be unique), with a warning' {
+        $null = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name a
+        $null = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name a
+        $out = 'a', 'other' | New-WgClient -Endpoint 192.0.2.1 -WarningVariable wv -WarningAction SilentlyContinue -ErrorVariable ev
+        $out.Name | Should -Be @('a', 'other')
+        $ev | Should -BeNullOrEmpty
+        @($wv).Count | Should -Be 1
+        "$($wv[0])" | Should -BeLike "*already had a peer named 'a'*"
+        @(Get-WgPeer -Name a).Count | Should -Be 3
     }
 
     It 'reports an exhausted pool as AddressPoolExhausted' {

@@ -46,6 +46,19 @@ Describe 'Get-WgPublicKey' {
         $err.Exception.Message | Should -Match "parameter 'PrivateKey'"
         $err.Exception.Message | Should -Not -Match 'c2VjcmV0'
     }
+
+    It 'keeps a piped bad private key out of the error record (TargetObject, CategoryInfo, Get-Error)' {
+        $secret = 'c2VjcmV0LW5vdC1hLWtleQ=='
+        $good = New-WgKey
+        $out = $secret, $good.PrivateKey | Get-WgPublicKey -ErrorVariable ev -ErrorAction SilentlyContinue
+        $out | Should -Be @($good.PublicKey)
+        $ev.Count | Should -Be 1
+        $ev[0].FullyQualifiedErrorId | Should -BeLike 'ParameterArgumentValidationError,*'
+        $ev[0].Exception.Message | Should -Match "parameter 'PrivateKey'"
+        $ev[0].TargetObject | Should -BeNullOrEmpty
+        "$($ev[0].CategoryInfo)" | Should -Not -Match 'c2VjcmV0'
+        ($ev[0] | Get-Error | Out-String) | Should -Not -Match 'c2VjcmV0'
+    }
 }
 
 Describe 'New-WgPresharedKey' {

@@ -88,6 +88,59 @@ Describe 'Peers' {
             (Get-WgServer).PeerCount | Should -Be 0
         }
 
+        It 'takes a host-name endpoint as config files do: resolved once, the name kept for the file' {
+            $p = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Endpoint localhost:52999
+            $p.Endpoint | Should -BeIn @('127.0.0.1:52999', '[::1]:52999')
+            (Export-WgConfig) | Should -Match 'Endpoint = localhost:52999'
+            $q = Set-WgPeer -PublicKey $p.PublicKey -Endpoint localhost:52998 -PassThru
+            $q.Endpoint | Should -BeIn @('127.0.0.1:52998', '[::1]:52998')
+            (Export-WgConfig) | Should -Match 'Endpoint = localhost:52998'
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -Endpoint "no-such-host-$PID.invalid:51820" -ErrorVariable ev -ErrorAction SilentlyContinue |
+                Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'EndpointNotResolved,*'
+            (Get-WgServer).PeerCount | Should -Be 1
+        }
+
+        It 'refuses an all-zero public key: no handshake could ever complete with it' {
+            Add-WgPeer -PublicKey ([Convert]::ToBase64String([byte[]]::new(32))) -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InvalidPeerPublicKey,*'
+            $ev[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+            (Get-WgServer).PeerCount | Should -Be 0
+        }
+
+        It 'refuses a name of 10,000 characters' {
+            Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name ('n' * 10000) -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InvalidPeerName,*'
+            (Get-WgServer).PeerCount | Should -Be 0
+        }
+
+        It 'keeps the preshared keys of CSV rows refused at validation out of the error records' -ForEach @(
+            @{ Column = 'PublicKey'; Value = 'not-a-key' }
+            @{ Column = 'AllowedIPs'; Value = '10.1.2.3/40' }
+            @{ Column = 'Endpoint'; Value = 'nohost' }
+            @{ Column = 'PersistentKeepalive'; Value = 'often' }
+            @{ Column = 'PresharedKey'; Value = 'bad-psk-c2VjcmV0' }
+            @{ Column = 'ExpiresAt'; Value = 'someday' }
+        ) {
+            $psk = New-WgPresharedKey
+            $bad = [ordered]@{ PublicKey = (New-WgKey).PublicKey; AllowedIPs = ''; Endpoint = ''; PersistentKeepalive = '0'; ExpiresAt = ''; PresharedKey = $psk }
+            $bad[$Column] = $Value
+            $ok = [ordered]@{ PublicKey = (New-WgKey).PublicKey; AllowedIPs = ''; Endpoint = ''; PersistentKeepalive = '25'; ExpiresAt = '2099-01-01T00:00:00Z'; PresharedKey = $psk }
+            $csv = Join-Path $TestDrive 'rows.csv'
+            [pscustomobject]$bad, [pscustomobject]$ok | Export-Csv -Path $csv
+            $added = Import-Csv $csv | Add-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue
+            $added.PublicKey | Should -Be @($ok.PublicKey)
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'ParameterArgumentValidationError,*'
+            $ev[0].Exception.Message | Should -Match "parameter '$Column'"
+            $secrets = @([regex]::Escape($psk)) + @(if ($Column -eq 'PresharedKey') { 'c2VjcmV0' })
+            foreach ($s in $secrets) {
+                "$($ev[0].TargetObject)" | Should -Not -Match $s
+                "$($ev[0].CategoryInfo)" | Should -Not -Match $s
+                ($ev[0] | Get-Error | Out-String) | Should -Not -Match $s
+            }
+        }
+
         It '-WhatIf adds nothing' {
             Add-WgPeer -PublicKey (New-WgKey).PublicKey -WhatIf | Should -BeNullOrEmpty
             (Get-WgServer).PeerCount | Should -Be 0
@@ -145,6 +198,37 @@ Describe 'Peers' {
             (Get-WgPeer).Count | Should -Be 2
         }
 
+        It 'Set-WgPeer from the pipeline changes each peer, outputs after the commit, and fails an item on its own' {
+            $unknown = [pscustomobject]@{ PublicKey = (New-WgKey).PublicKey }
+            $out = @($peers[0], $unknown, $peers[1]) | Set-WgPeer -PersistentKeepalive 33 -PassThru -ErrorVariable ev -ErrorAction SilentlyContinue
+            $out.PublicKey | Should -Be @($peers[0].PublicKey, $peers[1].PublicKey)
+            $out | ForEach-Object { $_.PersistentKeepalive | Should -Be 33 }
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+            (Get-WgPeer -PublicKey $peers[2].PublicKey).PersistentKeepalive | Should -Be 0
+        }
+
+        It 'Remove-WgPeer from the pipeline removes every key given twice only once' {
+            $peers[0], $peers[0], $peers[1] | Remove-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue
+            (Get-WgPeer).Name | Should -Be @('new1')
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+        }
+
+        It 'Disable-, Enable- and Remove-WgPeer take -Name with wildcards; an unknown exact name is PeerNotFound' {
+            Disable-WgPeer -Name old* -Confirm:$false
+            (Get-WgPeer | Where-Object { -not $_.Enabled }).Name | Sort-Object | Should -Be @('old1', 'old2')
+            Enable-WgPeer -Name OLD2 -PassThru | ForEach-Object { $_.Enabled | Should -BeTrue }
+            (Get-WgPeer -Name old2).Enabled | Should -BeTrue
+            Remove-WgPeer -Name old1, nobody -Confirm:$false -ErrorVariable ev -ErrorAction SilentlyContinue
+            (Get-WgPeer).Name | Sort-Object | Should -Be @('new1', 'old2')
+            $ev.Count | Should -Be 1
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerNotFound,*'
+            Remove-WgPeer -Name zz* -Confirm:$false -ErrorVariable ev2
+            $ev2 | Should -BeNullOrEmpty
+            (Get-WgPeer).Count | Should -Be 2
+        }
+
         It 'Remove-WgPeer -WhatIf removes nothing' {
             Get-WgPeer | Remove-WgPeer -WhatIf
             (Get-WgPeer).Count | Should -Be 3
@@ -181,7 +265,7 @@ Describe 'Peers' {
 
         It 'shows the peer table view with a short key and transfer' {
             $text = Get-WgPeer -Name new1 | Out-String
-            $text | Should -Match 'Name\s+PublicKey\s+AllowedIPs\s+Endpoint\s+LatestHandshake\s+Transfer'
+            $text | Should -Match 'Name\s+PublicKey\s+AllowedIPs\s+Endpoint\s+Handshake\s+Transfer'
             $text | Should -Match ([regex]::Escape($peers[2].PublicKey.Substring(0, 8) + [char]0x2026))
             $text | Should -Not -Match ([regex]::Escape($peers[2].PublicKey))
         }
@@ -201,6 +285,28 @@ Describe 'Peers' {
             (Get-WgPeer -Server a).Count | Should -Be 1
             Add-WgPeer -PublicKey (New-WgKey).PublicKey -Server nope -ErrorVariable ev -ErrorAction SilentlyContinue
             $ev[0].FullyQualifiedErrorId | Should -BeLike 'WgServerNotFound,*'
+        }
+
+        It 'takes the server from a piped WgServer when several run (Get-WgServer x | Get-WgPeer, Export, Add, New-WgClient)' {
+            $null = Start-WgServer -Name a -ListenPort 0 -Address 10.74.0.1/24
+            $null = Start-WgServer -Name b -ListenPort 0 -Address 10.75.0.1/24
+            $pa = Add-WgPeer -Server a -PublicKey (New-WgKey).PublicKey -Name pa
+            $pb = Add-WgPeer -Server b -PublicKey (New-WgKey).PublicKey -Name pb
+            (Get-WgServer a | Get-WgPeer).PublicKey | Should -Be @($pa.PublicKey)
+            (Get-WgServer b | Get-WgPeer -Name pb).PublicKey | Should -Be @($pb.PublicKey)
+            (Get-WgServer b | Export-WgConfig) | Should -Match ([regex]::Escape($pb.PublicKey))
+            (Get-WgServer b | Export-WgConfig) | Should -Not -Match ([regex]::Escape($pa.PublicKey))
+            $new = Get-WgServer a | Add-WgPeer -PublicKey (New-WgKey).PublicKey
+            $new.Server | Should -Be 'a'
+            $new.Name | Should -BeNullOrEmpty -Because "the server's name is not the peer's"
+            $new.AllowedIPs | Should -Be @('10.74.0.3/32')
+            (Get-WgServer a | New-WgClient -Name c1 -Endpoint 192.0.2.1).Server | Should -Be 'a'
+            # A server object is not a peer: its own PublicKey never stands in for -PublicKey.
+            Get-WgServer a | Add-WgPeer -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'PeerKeyMissing,*'
+            Get-WgServer a | Remove-WgPeer -ErrorVariable ev2 -ErrorAction SilentlyContinue
+            $ev2[0].FullyQualifiedErrorId | Should -BeLike 'PeerKeyMissing,*'
+            (Get-WgPeer -Server a).Count | Should -Be 3
         }
 
         It 'binds Server by property name when piping peers' {

@@ -67,6 +67,73 @@ Describe 'Start-WgServer -ConfigPath' {
         Get-WgServer | Should -BeNullOrEmpty
     }
 
+    It 'refuses an empty existing file instead of starting over with a new key' {
+        $cfg = Join-Path $dir 'wg0.conf'
+        [IO.File]::WriteAllText($cfg, '')
+        Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath (Join-Path $dir 'wg0.sock') -ErrorVariable ev -ErrorAction SilentlyContinue |
+            Should -BeNullOrEmpty
+        $ev[0].FullyQualifiedErrorId | Should -BeLike 'ConfigFileEmpty,*'
+        (Get-Item $cfg).Length | Should -Be 0
+    }
+
+    It 'warns, as wg-quick does, when the file with the private key is readable by others' {
+        $null = Start-Persisted $dir
+        Stop-WgServer -Name wg0
+        $cfg = Join-Path $dir 'wg0.conf'
+        $sock = Join-Path $dir 'wg0.sock'
+        $null = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock -WarningVariable quiet -WarningAction SilentlyContinue
+        Stop-WgServer -Name wg0
+        $quiet.Count | Should -Be 0
+        (Get-Item $cfg).UnixFileMode = [IO.UnixFileMode]'UserRead, UserWrite, GroupRead, OtherRead'
+        $null = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock -WarningVariable wv -WarningAction SilentlyContinue
+        $wv.Count | Should -Be 1
+        "$($wv[0])" | Should -BeLike "*$cfg*readable by other users*"
+    }
+
+    It 'runs from a read-only mounted file with a warning, refuses every change, and writes nothing' -Skip:(-not $IsLinux -or ((id -u) -ne '0' -and $env:CI -ne 'true')) {
+        # A read-only bind mount of the folder: what a Kubernetes Secret or `docker run -v ...:ro` gives.
+        $cfg = Join-Path $dir 'wg0.conf'
+        $sock = Join-Path ([IO.Path]::GetTempPath()) "$Run-ro-$([guid]::NewGuid().ToString('N').Substring(0, 6)).sock"
+        $null = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock
+        $kept = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name kept
+        Stop-WgServer -Name wg0
+        $hash = (Get-FileHash $cfg).Hash
+        & mount --bind $dir $dir; $LASTEXITCODE | Should -Be 0
+        try {
+            & mount -o remount,bind,ro $dir; $LASTEXITCODE | Should -Be 0
+            $s = Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath $sock -WarningVariable wv -WarningAction SilentlyContinue
+            $s.State | Should -Be 'Running'
+            $s.ConfigReadOnly | Should -BeTrue
+            "$wv" | Should -BeLike "*$cfg*read-only*refuses every change*"
+            (Get-WgPeer).Name | Should -Be @('kept')
+            $attempts = @(
+                { Add-WgPeer -PublicKey (New-WgKey).PublicKey -ErrorAction Stop }
+                { Set-WgPeer -PublicKey $kept.PublicKey -Name renamed -ErrorAction Stop }
+                { Disable-WgPeer -PublicKey $kept.PublicKey -ErrorAction Stop }
+                { Remove-WgPeer -PublicKey $kept.PublicKey -ErrorAction Stop }
+                { Set-WgServer -ListenPort 0 -ErrorAction Stop }
+            )
+            foreach ($a in $attempts) { $a | Should -Throw -ErrorId 'ConfigReadOnly*' -Because "$a" }
+            $p = Get-WgPeer
+            $p.Name | Should -Be 'kept'
+            $p.Enabled | Should -BeTrue
+            Stop-WgServer -Name wg0
+            (Get-FileHash $cfg).Hash | Should -Be $hash
+        } finally {
+            Get-WgServer | Stop-WgServer
+            & umount $dir
+        }
+        # A read-only folder without the file: refused before anything starts.
+        & mount --bind $dir $dir
+        try {
+            & mount -o remount,bind,ro $dir
+            Start-WgServer -ListenPort 0 -ConfigPath (Join-Path $dir 'new.conf') -UapiPath $sock -ErrorVariable ev -ErrorAction SilentlyContinue |
+                Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'ConfigReadOnly,*'
+            Get-WgServer | Should -BeNullOrEmpty
+        } finally { & umount $dir }
+    }
+
     It 'refuses a -PrivateKey that differs from the file''s' {
         $null = Start-Persisted $dir
         Stop-WgServer -Name wg0
@@ -98,6 +165,22 @@ Describe 'Export-WgConfig and Import-WgConfig' {
         Export-WgConfig -Path $file
         (Get-Item $file).UnixFileMode | Should -Be $Mode0600
         Get-Content -Raw $file | Should -Match ([regex]::Escape("PrivateKey = $($key.PrivateKey)"))
+    }
+
+    It 'leaves the preshared keys out of the text unless -IncludePresharedKey, and writes them to a -Path file' {
+        $null = Start-WgServer -ListenPort 0 -UapiPath (Join-Path $dir 'p.sock')
+        $psk = New-WgPresharedKey
+        $null = Add-WgPeer -PublicKey (New-WgKey).PublicKey -Name withpsk -PresharedKey $psk
+        foreach ($format in 'WgQuick', 'ShowConf') {
+            $text = Export-WgConfig -Format $format
+            $text | Should -Not -Match 'PresharedKey' -Because $format
+            $text | Should -Not -Match ([regex]::Escape($psk)) -Because $format
+            (Export-WgConfig -Format $format -IncludePresharedKey) | Should -Match ([regex]::Escape("PresharedKey = $psk")) -Because $format
+        }
+        (Export-WgConfig -IncludePresharedKey) | Should -Not -Match 'PrivateKey'
+        $file = Join-Path $dir 'psk.conf'
+        Export-WgConfig -Path $file
+        Get-Content -Raw $file | Should -Match ([regex]::Escape("PresharedKey = $psk"))
     }
 
     It 'round-trips peers (names, PSK, disabled, expiry) from one server to another' {

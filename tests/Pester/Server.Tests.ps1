@@ -32,7 +32,7 @@ Describe 'Servers' {
             $s.SentBytes | Should -Be 0
             $s.PublicKey.Length | Should -Be 44
             Test-UdpPortFree $s.ListenPort | Should -BeFalse
-            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'EgressStats', 'ConfigPath', 'UapiPath')
+            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'BindAddress', 'MTU', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'EgressStats', 'ConfigPath', 'ConfigReadOnly', 'UapiPath')
         }
 
         It 'uses a given private key, and never shows it (properties, views, JSON, verbose)' {
@@ -53,8 +53,8 @@ Describe 'Servers' {
         It 'shows the table view columns' {
             $s = Start-WgServer -ListenPort 0
             $text = $s | Out-String
-            $text | Should -Match 'Name\s+State\s+ListenPort\s+Address\s+PeerCount\s+Egress\s+Transfer'
-            $text | Should -Match "wg0\s+Running\s+$($s.ListenPort)\s+10\.8\.0\.1/24\s+0\s+Userspace\s+0 B / 0 B"
+            $text | Should -Match 'Name\s+State\s+Port\s+Address\s+Peers\s+Transfer'
+            $text | Should -Match "wg0\s+Running\s+$($s.ListenPort)\s+10\.8\.0\.1/24\s+0\s+0 B / 0 B"
         }
 
         It 'refuses a taken port with ListenPortInUse' {
@@ -75,6 +75,44 @@ Describe 'Servers' {
             { Start-WgServer -ListenPort 0 -PrivateKey 'abc' } | Should -Throw -ErrorId 'ParameterArgumentValidationError*' -ExpectedMessage "*'PrivateKey'*"
             { Start-WgServer -ListenPort 0 -Address '10.8.0.1/33' } | Should -Throw -ErrorId 'ParameterArgumentValidationError*' -ExpectedMessage "*'Address'*"
             Get-WgServer | Should -BeNullOrEmpty
+        }
+
+        It 'refuses the whole address space as the gateway''s -Address' -ForEach @(@{ A = '0.0.0.0/0' }, @{ A = '::/0' }) {
+            Start-WgServer -ListenPort 0 -Address $A -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InvalidServerAddress,*'
+            Get-WgServer | Should -BeNullOrEmpty
+        }
+
+        It '-BindAddress binds the UDP socket to that address only' {
+            $all = Start-WgServer -Name all -ListenPort 0
+            $all.BindAddress | Should -BeNullOrEmpty
+            # Bound to every address: the port is taken on 127.0.0.2 too.
+            { [System.Net.Sockets.UdpClient]::new([System.Net.IPEndPoint]::new([ipaddress]'127.0.0.2', $all.ListenPort)).Dispose() } | Should -Throw
+            $one = Start-WgServer -Name one -ListenPort 0 -BindAddress 127.0.0.1
+            $one.BindAddress | Should -Be '127.0.0.1'
+            $other = [System.Net.Sockets.UdpClient]::new([System.Net.IPEndPoint]::new([ipaddress]'127.0.0.2', $one.ListenPort))
+            $other.Dispose()   # the same port on another address was free
+            { Start-WgServer -Name bad -ListenPort 0 -BindAddress 'not-an-ip' } | Should -Throw -ErrorId 'CannotConvertArgument*' -ExpectedMessage "*'BindAddress'*"
+        }
+
+        It '-MTU sets the tunnel MTU, is written to the config file and restored from it' {
+            $dir = Join-Path ([IO.Path]::GetTempPath()) "wgmtu$PID-$([guid]::NewGuid().ToString('N').Substring(0, 6))"
+            $null = New-Item -ItemType Directory $dir
+            try {
+                $cfg = Join-Path $dir 'wg0.conf'
+                (Start-WgServer -ListenPort 0 -UapiPath (Join-Path $dir 's.sock')).MTU | Should -Be 1420
+                Stop-WgServer -Name wg0
+                $s = Start-WgServer -ListenPort 0 -MTU 1280 -ConfigPath $cfg -UapiPath (Join-Path $dir 's.sock')
+                $s.MTU | Should -Be 1280
+                Get-Content -Raw $cfg | Should -Match '(?m)^MTU = 1280$'
+                (Export-WgConfig) | Should -Match '(?m)^MTU = 1280$'
+                Stop-WgServer -Name wg0
+                (Start-WgServer -ListenPort 0 -ConfigPath $cfg -UapiPath (Join-Path $dir 's.sock')).MTU | Should -Be 1280
+                { Start-WgServer -Name tiny -ListenPort 0 -MTU 500 } | Should -Throw -ErrorId 'ParameterArgumentValidationError*' -ExpectedMessage "*'MTU'*"
+            } finally {
+                Get-WgServer | Stop-WgServer
+                Remove-Item $dir -Recurse -Force
+            }
         }
 
         It '-WhatIf starts nothing and binds no port' {

@@ -21,7 +21,7 @@ public static class AtomicFile
         ArgumentNullException.ThrowIfNull(text);
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full) ?? throw new ArgumentException($"'{path}' has no directory.", nameof(path));
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var temp = Path.Combine(dir, $"{TempPrefix(full)}{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         var bytes = Utf8NoBom.GetBytes(text);
         try
         {
@@ -41,6 +41,63 @@ public static class AtomicFile
             throw;
         }
         SyncDirectory(dir);
+    }
+
+    /// <summary>
+    /// Deletes the temp files that writers of <paramref name="path"/> left behind when they were killed
+    /// between creating and renaming them (kill -9, power loss): ".NAME.PID.GUID.tmp" whose PID is no
+    /// running process. A live writer's file (its process exists, this one included) is left alone; a
+    /// reused PID only means a stale file survives until the next call. Returns how many were removed.
+    /// </summary>
+    public static int RemoveStaleTempFiles(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full);
+        if (dir is null || !Directory.Exists(dir)) return 0;
+        var prefix = TempPrefix(full);
+        int removed = 0;
+        foreach (var file in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+        {
+            var rest = Path.GetFileName(file).AsSpan(prefix.Length);
+            int dot = rest.IndexOf('.');
+            if (dot <= 0 || !int.TryParse(rest[..dot], out int pid) || rest[(dot + 1)..].Length != 32 + 4) continue;
+            if (IsRunning(pid)) continue;
+            try { File.Delete(file); removed++; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // another cleaner won, or not ours to delete
+        }
+        return removed;
+    }
+
+    /// <summary>
+    /// Whether <see cref="WriteAllText"/> may replace (or create) <paramref name="path"/>: its directory is
+    /// writable and the file, when it exists, is not read-only (access(2) W_OK, which also sees a read-only
+    /// mount such as a Kubernetes Secret volume).
+    /// </summary>
+    public static bool CanReplace(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full);
+        if (dir is null) return false;
+        if (OperatingSystem.IsWindows())
+            return !File.Exists(full) || !new FileInfo(full).IsReadOnly;
+        if (Native.access(dir, Native.W_OK | Native.X_OK) != 0) return false;
+        return !File.Exists(full) || Native.access(full, Native.W_OK) == 0;
+    }
+
+    private static string TempPrefix(string fullPath) => $".{Path.GetFileName(fullPath)}.";
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId) return true;
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }          // no such process
+        catch (InvalidOperationException) { return false; }
     }
 
     /// <summary>Makes the rename itself durable (the directory entry), as POSIX requires an fsync of the directory.</summary>
@@ -73,6 +130,11 @@ public static class AtomicFile
 
         [DllImport("libc", SetLastError = true)]
         public static extern int fsync(int fd);
+
+        public const int W_OK = 2, X_OK = 1;
+
+        [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false)]
+        public static extern int access([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int mode);
 
         [DllImport("libc", SetLastError = true)]
         public static extern int close(int fd);

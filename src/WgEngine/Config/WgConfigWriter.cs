@@ -11,16 +11,18 @@ namespace WgEngine.Config;
 public static class WgConfigWriter
 {
     /// <param name="includePrivateKey">False leaves the PrivateKey line out (text meant for display).</param>
-    public static string Write(WgConfig config, WgConfigFormat format = WgConfigFormat.WgQuick, bool includePrivateKey = true)
+    /// <param name="includePresharedKeys">False leaves every PresharedKey line out (text meant for display).</param>
+    public static string Write(WgConfig config, WgConfigFormat format = WgConfigFormat.WgQuick, bool includePrivateKey = true,
+        bool includePresharedKeys = true)
     {
         ArgumentNullException.ThrowIfNull(config);
         var sb = new StringBuilder(256 + config.Peers.Count * 160);
-        if (format == WgConfigFormat.ShowConf) WriteShowConf(sb, config, includePrivateKey);
-        else WriteWgQuick(sb, config, includePrivateKey);
+        if (format == WgConfigFormat.ShowConf) WriteShowConf(sb, config, includePrivateKey, includePresharedKeys);
+        else WriteWgQuick(sb, config, includePrivateKey, includePresharedKeys);
         return sb.ToString();
     }
 
-    private static void WriteWgQuick(StringBuilder sb, WgConfig config, bool includePrivateKey)
+    private static void WriteWgQuick(StringBuilder sb, WgConfig config, bool includePrivateKey, bool includePresharedKeys)
     {
         var i = config.Interface;
         sb.Append("[Interface]\n");
@@ -40,13 +42,13 @@ public static class WgConfigWriter
             if (p.Name is not null) Extension(sb, pre, "Name", CheckLine(p.Name, "Name"));
             if (p.ExpiresAt is { } at)
                 Extension(sb, pre, "ExpiresAt", at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture));
-            PeerBody(sb, pre, p);
+            PeerBody(sb, pre, p, includePresharedKeys);
             foreach (var (k, v) in p.Extra) { sb.Append(pre); Line(sb, k, v); }
         }
     }
 
     /// <summary>The layout of wg(8) showconf: ListenPort, FwMark, PrivateKey; peers separated by blank lines.</summary>
-    private static void WriteShowConf(StringBuilder sb, WgConfig config, bool includePrivateKey)
+    private static void WriteShowConf(StringBuilder sb, WgConfig config, bool includePrivateKey, bool includePresharedKeys)
     {
         var i = config.Interface;
         sb.Append("[Interface]\n");
@@ -57,14 +59,14 @@ public static class WgConfigWriter
         {
             if (p.Disabled) continue;
             sb.Append("\n[Peer]\n");
-            PeerBody(sb, "", p);
+            PeerBody(sb, "", p, includePresharedKeys);
         }
     }
 
-    private static void PeerBody(StringBuilder sb, string pre, WgPeerSection p)
+    private static void PeerBody(StringBuilder sb, string pre, WgPeerSection p, bool includePresharedKey)
     {
         sb.Append(pre); Line(sb, "PublicKey", p.PublicKey.ToBase64());
-        if (p.PresharedKey is { } psk) { sb.Append(pre); Line(sb, "PresharedKey", psk.ToBase64()); }
+        if (includePresharedKey && p.PresharedKey is { } psk) { sb.Append(pre); Line(sb, "PresharedKey", psk.ToBase64()); }
         if (p.AllowedIPs.Count > 0) { sb.Append(pre); Line(sb, "AllowedIPs", Join(p.AllowedIPs)); }
         if (p.Endpoint is not null) { sb.Append(pre); Line(sb, "Endpoint", CheckLine(p.Endpoint, "Endpoint")); }
         if (p.PersistentKeepalive > 0)

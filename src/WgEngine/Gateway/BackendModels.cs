@@ -23,6 +23,10 @@ public sealed class InterfaceConfig
     public string? Name { get; init; }
     /// <summary>IP address to bind the UDP socket to; null = all addresses (IPv6 dual-stack where available).</summary>
     public IPAddress? BindAddress { get; init; }
+    /// <summary>The tunnel MTU: packets are padded up to it (never beyond) and a TUN egress gets it.</summary>
+    public int Mtu { get; init; } = DefaultMtu;
+    /// <summary>wg-quick's default for IPv4 and IPv6 underlay (1500 - 80).</summary>
+    public const int DefaultMtu = 1420;
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }
 

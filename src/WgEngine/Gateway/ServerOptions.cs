@@ -36,6 +36,10 @@ public sealed class ServerOptions
     /// <summary>IP address to bind the UDP socket to; null = all addresses.</summary>
     public IPAddress? BindAddress { get; init; }
 
+    /// <summary>Tunnel MTU (576-65535); null = the config file's MTU, else <see cref="InterfaceConfig.DefaultMtu"/>.
+    /// Given with an existing ConfigPath it overrides the file's and is written back.</summary>
+    public int? Mtu { get; init; }
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>
@@ -76,8 +80,9 @@ public sealed record PeerSpec
     public bool Disabled { get; init; }
     /// <summary>When the peer is disabled automatically; null = never.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
-    /// <summary>The endpoint as the config file gave it (may be a hostname): written back unchanged.</summary>
-    internal string? EndpointText { get; init; }
+    /// <summary>The endpoint as given when it is a host name (a config file, `Add-WgPeer -Endpoint host:port`):
+    /// <see cref="Endpoint"/> is what it resolved to; the text is written back to the config unchanged.</summary>
+    public string? EndpointText { get; init; }
 }
 
 /// <summary>
@@ -92,6 +97,8 @@ public sealed record PeerUpdate
     /// <summary>True to remove the preshared key (PresharedKey is then ignored).</summary>
     public bool ClearPresharedKey { get; init; }
     public IPEndPoint? Endpoint { get; init; }
+    /// <summary>With <see cref="Endpoint"/>: the host name it was resolved from, kept for the config file.</summary>
+    public string? EndpointText { get; init; }
     public int? PersistentKeepalive { get; init; }
     /// <summary>A new expiry time (a time already past disables the peer at once).</summary>
     public DateTimeOffset? ExpiresAt { get; init; }

@@ -31,7 +31,7 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
                 if (config.Egress == EgressMode.Tun)
                 {
                     // A TUN named after the server, carrying its addresses: the host's routing and NAT take over.
-                    egress = _tun = Tun.TunEgress.Create(config.Name ?? "", config.Addresses, new DeviceOptions().Mtu, sink);
+                    egress = _tun = Tun.TunEgress.Create(config.Name ?? "", config.Addresses, config.Mtu, sink);
                 }
                 else
                 {
@@ -42,6 +42,7 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
             _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
             {
                 TimeProvider = config.TimeProvider,
+                Mtu = config.Mtu,
                 Addresses = config.Addresses,
                 Egress = egress,
             });

@@ -18,7 +18,7 @@ public sealed partial class VPNServer
         ArgumentNullException.ThrowIfNull(key);
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             var settings = SettingsOrThrow("its private key");
             if (key.PublicKey == PublicKey) { key.Dispose(); return; }
             if (_peers.TryGetValue(key.PublicKey, out var peer))
@@ -41,7 +41,7 @@ public sealed partial class VPNServer
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {port} is outside 0-65535.");
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             var settings = SettingsOrThrow("its listen port");
             if (port != 0 && port == _backend.ListenPort) return;
             settings.SetListenPort(port);

@@ -21,7 +21,7 @@ public sealed partial class VPNServer
     {
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             if (!_peers.TryGetValue(publicKey, out var entry)) throw NotFound(publicKey);
             if (entry.Disabled) return false;
             DisableCore(entry);
@@ -36,7 +36,7 @@ public sealed partial class VPNServer
     {
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             if (!_peers.TryGetValue(publicKey, out var entry)) throw NotFound(publicKey);
             if (!entry.Disabled) return false;
             _backend.AddPeer(entry.Config!);

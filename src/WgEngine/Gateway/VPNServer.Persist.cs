@@ -16,6 +16,11 @@ public sealed partial class VPNServer
     private WgInterfaceSection _template = new();   // DNS, MTU, Table, hooks... of the loaded file, written back
     private int _persistDefer;
     private bool _persistDirty;
+    private bool _readOnly;
+
+    /// <summary>True when the server runs from a config file it may not write (e.g. a read-only mount): every
+    /// change is refused with WgException(InvalidOperation, "ConfigReadOnly") and nothing is written.</summary>
+    public bool ConfigReadOnly => _readOnly;
 
     /// <summary>The wg-quick file this server persists to; null when none.</summary>
     public string? ConfigPath => _configPath;
@@ -29,7 +34,7 @@ public sealed partial class VPNServer
     {
         lock (_lock)
         {
-            if (_configPath is null) return;
+            if (_configPath is null || _readOnly) return;   // read-only: only an expiry gets here, applied in memory
             if (_persistDefer > 0) { _persistDirty = true; return; }
             WriteNow();
         }
@@ -43,7 +48,7 @@ public sealed partial class VPNServer
         ArgumentNullException.ThrowIfNull(specs);
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             var results = new PeerBatchResult[specs.Count];
             BeginDefer();
             try
@@ -51,6 +56,47 @@ public sealed partial class VPNServer
                 for (int i = 0; i < specs.Count; i++)
                 {
                     try { results[i] = new PeerBatchResult(AddPeerCore(specs[i], allocateWhenEmpty), null); }
+                    catch (WgException e) { results[i] = new PeerBatchResult(null, e); }
+                }
+            }
+            finally { EndDefer(); }
+            return results;
+        }
+    }
+
+    /// <summary>Removes many peers with one file write at the end (see <see cref="RemovePeer"/>). An item is
+    /// false when its key is unknown; a failed write throws (the removals are then in effect but not saved).</summary>
+    public IReadOnlyList<bool> RemovePeers(IReadOnlyList<WgKey> publicKeys)
+    {
+        ArgumentNullException.ThrowIfNull(publicKeys);
+        lock (_lock)
+        {
+            var results = new bool[publicKeys.Count];
+            BeginDefer();
+            try
+            {
+                for (int i = 0; i < publicKeys.Count; i++) results[i] = RemovePeer(publicKeys[i]);
+            }
+            finally { EndDefer(); }
+            return results;
+        }
+    }
+
+    /// <summary>Changes many peers with one file write at the end (see <see cref="UpdatePeer"/>). Each item fails
+    /// on its own (the result holds its WgException); a failed write throws.</summary>
+    public IReadOnlyList<PeerBatchResult> UpdatePeers(IReadOnlyList<(WgKey PublicKey, PeerUpdate Changes)> updates)
+    {
+        ArgumentNullException.ThrowIfNull(updates);
+        lock (_lock)
+        {
+            EnsureChangeable();
+            var results = new PeerBatchResult[updates.Count];
+            BeginDefer();
+            try
+            {
+                for (int i = 0; i < updates.Count; i++)
+                {
+                    try { results[i] = new PeerBatchResult(UpdatePeer(updates[i].PublicKey, updates[i].Changes), null); }
                     catch (WgException e) { results[i] = new PeerBatchResult(null, e); }
                 }
             }
@@ -80,9 +126,10 @@ public sealed partial class VPNServer
         }
     }
 
-    /// <summary>The current configuration as wg-quick or `wg showconf` text.</summary>
-    public string ExportConfigText(WgConfigFormat format, bool includePrivateKey) =>
-        WgConfigWriter.Write(ExportConfig(includePrivateKey), format, includePrivateKey);
+    /// <summary>The current configuration as wg-quick or `wg showconf` text; the secrets (the private key, the
+    /// peers' preshared keys) only when asked for.</summary>
+    public string ExportConfigText(WgConfigFormat format, bool includePrivateKey, bool includePresharedKeys = false) =>
+        WgConfigWriter.Write(ExportConfig(includePrivateKey), format, includePrivateKey, includePresharedKeys);
 
     /// <summary>A peer section as PeerSpec (for Import): AllowedIPs are taken as given, never allocated.</summary>
     public static PeerSpec ToSpec(WgPeerSection p) => new()
@@ -127,8 +174,10 @@ public sealed partial class VPNServer
         lock (_lock)
         {
             _configPath = load.Path;
+            StartWarnings = load.Warnings.ToArray();
             if (load.Config is { } config)
             {
+                if (_template.Mtu is { } mtu) config.Interface.Mtu = mtu;   // -MTU given: it overrides the file's
                 _template = config.Interface;
                 BeginDefer();
                 try
@@ -148,7 +197,8 @@ public sealed partial class VPNServer
                     _persistDefer--;
                     _persistDirty = false;   // a failed load must leave the file untouched
                 }
-                if (load.MustWrite) WriteNow();   // loading alone rewrites nothing
+                if (load.ReadOnly) _readOnly = true;   // after loading: the load itself adds peers
+                else if (load.MustWrite) WriteNow();   // loading alone rewrites nothing
             }
             else WriteNow();
         }
@@ -179,8 +229,8 @@ public sealed partial class VPNServer
     }
 
     /// <summary>An IP endpoint as is; a hostname resolved once (as wg-quick does), or null when it does not resolve
-    /// (the text is still kept and written back).</summary>
-    private static IPEndPoint? ResolveEndpoint(string? text)
+    /// (a config file's text is still kept and written back).</summary>
+    public static IPEndPoint? ResolveEndpoint(string? text)
     {
         if (text is null) return null;
         if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0) return ep;
@@ -205,19 +255,43 @@ public sealed partial class VPNServer
         public IReadOnlyList<IpPrefix>? Addresses { get; set; }
         /// <summary>The file must be rewritten after loading (options overrode it, or it lacked a key).</summary>
         public bool MustWrite { get; set; }
+        public List<string> Warnings { get; } = new();
+        /// <summary>The file exists but may not be replaced: the server runs from it and refuses changes.</summary>
+        public bool ReadOnly { get; set; }
+
+        private static bool ReadableByOthers(string path)
+        {
+            if (OperatingSystem.IsWindows()) return false;
+            const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+            return (File.GetUnixFileMode(path) & Others) != 0;
+        }
 
         public static ConfigLoad Read(ServerOptions o)
         {
             var path = System.IO.Path.GetFullPath(o.ConfigPath!);
-            if (!File.Exists(path)) return new ConfigLoad { Path = path };
+            bool writable = AtomicFile.CanReplace(path);
+            if (writable) AtomicFile.RemoveStaleTempFiles(path);   // debris of writers killed mid-write: it holds the private key
+            if (!File.Exists(path))
+            {
+                if (!writable)
+                    throw new WgException(WgErrorKind.InvalidOperation, "ConfigReadOnly",
+                        $"Config file '{path}' does not exist and cannot be created: its folder is not writable. No server was started.");
+                return new ConfigLoad { Path = path };
+            }
             string text;
             try { text = File.ReadAllText(path); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new WgException(WgErrorKind.ResourceUnavailable, "ConfigReadFailed", $"Cannot read config file '{path}': {e.Message}", e);
             }
+            if (string.IsNullOrWhiteSpace(text))
+                throw new WgException(WgErrorKind.InvalidData, "ConfigFileEmpty",
+                    $"Config file '{path}' exists but is empty (a truncated file?); starting would replace it with a new key and no peers. Restore it from a backup, or delete it to start a new server.");
             var config = WgConfigParser.Parse(text, path);
             var load = new ConfigLoad { Path = path, Config = config };
+            if (config.Interface.PrivateKey is not null && ReadableByOthers(path))
+                load.Warnings.Add($"Config file '{path}' holds the private key and is readable by other users (as wg-quick warns: \"world accessible\"); it is rewritten with mode 0600 at the next change, or run chmod 600 on it.");
             var i = config.Interface;
             if (i.PrivateKey is { } keyText)
             {
@@ -238,6 +312,19 @@ public sealed partial class VPNServer
             else load.MustWrite = true;
             if (i.Address.Count > 0 && !o.OverrideAddresses) load.Addresses = i.Address;
             else load.MustWrite = true;
+            if (!writable)
+            {
+                if (i.PrivateKey is null)
+                {
+                    load.FileKey?.Dispose();
+                    throw new WgException(WgErrorKind.InvalidOperation, "ConfigReadOnly",
+                        $"Config file '{path}' has no PrivateKey and is read-only, so a key made now could not be saved. Put the key in the file, or make it writable. No server was started.");
+                }
+                load.ReadOnly = true;
+                load.Warnings.Add($"Config file '{path}' is read-only: the server runs with it as it is"
+                    + (o.OverrideListenPort || o.OverrideAddresses ? " (with -ListenPort/-Address as given, not saved)" : "")
+                    + " and refuses every change (ConfigReadOnly); edit the file and restart to change it.");
+            }
             return load;
         }
     }

@@ -80,6 +80,7 @@ public sealed partial class VPNServer : IUapiTarget
         lock (_lock)
         {
             if (!_backend.IsRunning) return UapiErrno.IO;
+            if (_readOnly) return UapiErrno.ReadOnly;   // `wg set` then says "Read-only file system"
             try
             {
                 // One file write for the whole request (and only if something changed).

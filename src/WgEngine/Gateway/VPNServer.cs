@@ -78,6 +78,12 @@ public sealed partial class VPNServer : IDisposable
             load?.FileKey?.Dispose();
             throw new WgException(WgErrorKind.InvalidArgument, "NoAddress", "A server needs at least one tunnel address, e.g. 10.8.0.1/24.");
         }
+        if (addresses.FirstOrDefault(a => !IsUsableOwnAddress(a)) is { Address: not null } bad)
+        {
+            load?.FileKey?.Dispose();
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerAddress",
+                $"{bad} cannot be the gateway's own address: it needs a unicast host address and a prefix that is not /0 (e.g. 10.8.0.1/24, fd00:8::1/64).");
+        }
         if (options.BackendFactory is null && isExternal)
         {
             if (string.IsNullOrEmpty(options.UapiPath))
@@ -88,6 +94,13 @@ public sealed partial class VPNServer : IDisposable
             return new VPNServer(options, external, null, addresses) { _uapiPath = options.UapiPath };
         }
 
+        if (options.Mtu is < 576 or > 65535)
+        {
+            load?.FileKey?.Dispose();
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidMtu", $"MTU {options.Mtu} is outside 576-65535.");
+        }
+        int mtu = options.Mtu ?? load?.Config?.Interface.Mtu ?? InterfaceConfig.DefaultMtu;
+        if (load is not null && options.Mtu is { } given && load.Config?.Interface.Mtu != given) load.MustWrite = true;
         var owned = load?.FileKey ?? (options.PrivateKey is null ? WgPrivateKey.Generate() : null);
         var config = new InterfaceConfig
         {
@@ -98,6 +111,7 @@ public sealed partial class VPNServer : IDisposable
             EgressOptions = options.EgressOptions,
             Name = options.Name,
             BindAddress = options.BindAddress,
+            Mtu = mtu,
             TimeProvider = options.TimeProvider,
         };
         IWireGuardBackend backend;
@@ -110,9 +124,11 @@ public sealed partial class VPNServer : IDisposable
             owned?.Dispose();
             throw;
         }
-        var server = new VPNServer(options, backend, owned, addresses);
+        var server = new VPNServer(options, backend, owned, addresses) { BindAddress = options.BindAddress };
         try
         {
+            server.Mtu = mtu;
+            if (options.Mtu is not null) server._template.Mtu = mtu;   // written to the file (and Export-WgConfig)
             if (load is not null) server.InitPersistence(load);
             server.StartUapi(options);
         }
@@ -124,7 +140,21 @@ public sealed partial class VPNServer : IDisposable
         return server;
     }
 
+    /// <summary>The gateway's own address and pool: a unicast, specified address in a prefix that is not the
+    /// whole address space (0.0.0.0/0 made 0.0.0.0 the gateway and handed out 0.0.0.1/32).</summary>
+    private static bool IsUsableOwnAddress(IpPrefix p) =>
+        p.Bits > 0 && !p.Address.Equals(IPAddress.Any) && !p.Address.Equals(IPAddress.IPv6Any)
+        && !p.Address.Equals(IPAddress.Broadcast) && !p.Address.IsIPv6Multicast
+        && !(p.IsIPv4 && p.Address.GetAddressBytes()[0] is >= 224 and <= 239);
+
+    /// <summary>Things the operator should know about how the server started (e.g. a config file others can read).</summary>
+    public IReadOnlyList<string> StartWarnings { get; private set; } = [];
+
     public string Name { get; }
+    /// <summary>The tunnel MTU of the in-process engine; null for an external device (it has its own).</summary>
+    public int? Mtu { get; private set; }
+    /// <summary>The address the UDP socket is bound to; null = all addresses.</summary>
+    public IPAddress? BindAddress { get; private init; }
     public WgKey PublicKey => _backend.PublicKey;
     public int ListenPort => _backend.ListenPort;
     public IReadOnlyList<IpPrefix> Addresses { get; }
@@ -152,10 +182,11 @@ public sealed partial class VPNServer : IDisposable
     {
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             if (_peers.ContainsKey(spec.PublicKey))
                 throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists",
                     $"A peer with public key {spec.PublicKey} already exists on server '{Name}'.");
+            CheckPeerKey(spec.PublicKey);
             CheckName(spec.Name);
             var entry = new PeerEntry(spec.PublicKey, spec.Name, []) { ExpiresAt = spec.ExpiresAt, EndpointText = spec.EndpointText };
             bool allocate = allocateWhenEmpty && (spec.AllowedIPs is null || spec.AllowedIPs.Count == 0);
@@ -189,7 +220,7 @@ public sealed partial class VPNServer : IDisposable
         ArgumentNullException.ThrowIfNull(changes);
         lock (_lock)
         {
-            EnsureRunning();
+            EnsureChangeable();
             if (!_peers.TryGetValue(publicKey, out var entry))
                 throw NotFound(publicKey);
             CheckName(changes.Name);
@@ -221,7 +252,7 @@ public sealed partial class VPNServer : IDisposable
             }
             entry.Config = config;
             entry.Name = config.Name;
-            if (changes.Endpoint is not null) entry.EndpointText = null;
+            if (changes.Endpoint is not null) entry.EndpointText = changes.EndpointText;
             if (changes.ClearExpiresAt || changes.ExpiresAt is not null)
             {
                 entry.ExpiresAt = changes.ClearExpiresAt ? null : changes.ExpiresAt;
@@ -238,6 +269,7 @@ public sealed partial class VPNServer : IDisposable
     {
         lock (_lock)
         {
+            if (_readOnly && _peers.ContainsKey(publicKey)) EnsureChangeable();
             if (!_peers.Remove(publicKey, out var entry)) return false;
             if (entry.Disabled) _disabledCount--; else _backend.RemovePeer(publicKey);
             Unclaim(entry);
@@ -283,9 +315,27 @@ public sealed partial class VPNServer : IDisposable
             : p;
     }
 
+    /// <summary>A key no handshake can ever complete with is refused rather than kept as a dead peer.</summary>
+    private void CheckPeerKey(WgKey key)
+    {
+        Span<byte> b = stackalloc byte[WgKey.Size];
+        key.CopyTo(b);
+        if (X25519.IsLowOrder(b))
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidPeerPublicKey",
+                $"Public key {key} is a Curve25519 point of small order (all zeros is one): the key exchange with it yields zero, so such a peer can never connect. Use the key `wg pubkey` or New-WgKey gives.");
+        if (_backend.IsRunning && key == _backend.PublicKey)
+            throw new WgException(WgErrorKind.InvalidArgument, "PeerIsGateway",
+                $"Public key {key} is server '{Name}''s own key; a peer needs its own key pair.");
+    }
+
+    /// <summary>Longest peer name: enough for "firstname.lastname-laptop", short enough for the views.</summary>
+    public const int MaxPeerNameLength = 64;
+
     private static void CheckName(string? name)
     {
         if (name is null) return;
+        if (name.Length > MaxPeerNameLength)
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidPeerName", $"A peer name can have at most {MaxPeerNameLength} characters (this one has {name.Length}).");
         foreach (char c in name)
             if (char.IsControl(c))
                 throw new WgException(WgErrorKind.InvalidArgument, "InvalidPeerName", "A peer name cannot contain control characters (line breaks, tabs).");
@@ -309,6 +359,16 @@ public sealed partial class VPNServer : IDisposable
     {
         Stop();
         _backend.Dispose();
+    }
+
+    /// <summary>Every mutating call starts here: a stopped server, or one that runs from a read-only config,
+    /// refuses the change before anything is changed.</summary>
+    private void EnsureChangeable()
+    {
+        EnsureRunning();
+        if (_readOnly)
+            throw new WgException(WgErrorKind.InvalidOperation, "ConfigReadOnly",
+                $"Server '{Name}' runs from the read-only config file '{_configPath}': changes are refused, nothing was changed. Edit the file and restart the server.");
     }
 
     private void EnsureRunning()

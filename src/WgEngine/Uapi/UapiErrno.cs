@@ -13,6 +13,8 @@ public static class UapiErrno
     public const int Protocol = -71;
     /// <summary>-EINVAL: an unknown key or a value that does not parse.</summary>
     public const int Invalid = -22;
+    /// <summary>-EROFS: the server runs from a read-only config file and refuses changes.</summary>
+    public const int ReadOnly = -30;
     /// <summary>-EADDRINUSE: the listen port (or fwmark) could not be applied to the socket.</summary>
     public const int PortInUse = -98;
     /// <summary>wireguard-go's "unknown" code (ENOANO).</summary>

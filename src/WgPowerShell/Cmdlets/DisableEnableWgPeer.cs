@@ -9,10 +9,18 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>Disable-WgPeer / Enable-WgPeer share everything but the engine call.</summary>
 public abstract class SetWgPeerStateCommandBase : WgPeerCmdletBase
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [ValidateWgKey]
     [ArgumentCompleter(typeof(PeerKeyCompleter))]
     public string[] PublicKey { get; set; } = [];
+
+    /// <summary>Peers by name (wildcards): every peer whose name matches.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = NameSet)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(PeerNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    internal const string KeySet = "PublicKey", NameSet = "Name";
 
     /// <summary>Outputs the peer after the change.</summary>
     [Parameter]
@@ -25,7 +33,8 @@ public abstract class SetWgPeerStateCommandBase : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
-        foreach (var text in PublicKey)
+        if (ParameterSetName == KeySet && FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
+        foreach (var text in ParameterSetName == NameSet ? KeysNamed(server, Name) : (IEnumerable<string>)PublicKey)
         {
             var key = Parse.Key(text);
             var peer = server.GetPeerInfo(key);
@@ -52,7 +61,7 @@ public abstract class SetWgPeerStateCommandBase : WgPeerCmdletBase
 
 /// <summary>Disable-WgPeer: takes peers out of service (sessions dropped, no handshake) but keeps them,
 /// their addresses and their config entry. Enable-WgPeer puts them back.</summary>
-[Cmdlet(VerbsLifecycle.Disable, "WgPeer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsLifecycle.Disable, "WgPeer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = KeySet)]
 [OutputType(typeof(WgPeer))]
 public sealed class DisableWgPeerCommand : SetWgPeerStateCommandBase
 {
@@ -61,7 +70,7 @@ public sealed class DisableWgPeerCommand : SetWgPeerStateCommandBase
 }
 
 /// <summary>Enable-WgPeer: puts disabled peers back into service; an expiry already past is cleared.</summary>
-[Cmdlet(VerbsLifecycle.Enable, "WgPeer", SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Enable, "WgPeer", SupportsShouldProcess = true, DefaultParameterSetName = KeySet)]
 [OutputType(typeof(WgPeer))]
 public sealed class EnableWgPeerCommand : SetWgPeerStateCommandBase
 {

@@ -25,7 +25,7 @@ public sealed class GetWgPeerCommand : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
-        if (PublicKey is { Length: > 0 })
+        if (PublicKey is { Length: > 0 } && !FromServerObject(nameof(PublicKey)))
         {
             foreach (var text in PublicKey)
             {

@@ -63,6 +63,12 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
         var dns = CheckDns(DNS);
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(Name)))
+        {
+            WriteError(new ErrorRecord(new ArgumentException("A WgServer from the pipeline only says which server to add the client to; give the client's -Name."),
+                "ClientNameMissing", ErrorCategory.InvalidArgument, InputObject?.Name));
+            return;
+        }
         string endpoint = EndpointFor(server);
         var routes = SplitTunnel
             ? server.Addresses.Select(a => a.Network.ToString()).Distinct().ToArray()
@@ -70,12 +76,6 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
             : ["0.0.0.0/0", "::/0"];
 
         var names = NamesOn(server);
-        if (names.Contains(Name))
-        {
-            WriteError(new ErrorRecord(new InvalidOperationException($"Server '{server.Name}' already has a peer named '{Name}'; pick another name or remove that peer first."),
-                "ClientNameExists", ErrorCategory.ResourceExists, Name));
-            return;
-        }
         if (!ShouldProcess($"client '{Name}' (a new key pair{(WithPresharedKey ? " and preshared key" : "")}, an allocated address) on server '{server.Name}'", "Add"))
             return;
 
@@ -98,7 +98,10 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
             WriteWgError(e, Name);
             return;
         }
-        names.Add(Name);
+        // Names are labels, not identities (Add-WgPeer takes duplicates too): a second client of that name is
+        // made, but a rerun of a provisioning script should not go unnoticed.
+        if (!names.Add(Name))
+            WriteWarning($"Server '{server.Name}' already had a peer named '{Name}'; the new client has the same name and public key {ShortKey(key.PublicKey.ToBase64())}.");
         var address = status.AllowedIPs.Select(a => a.ToString()).ToArray();
         var config = ClientConfigText.Render(new ClientConfigSpec
         {

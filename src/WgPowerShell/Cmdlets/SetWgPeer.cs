@@ -6,7 +6,11 @@ using WgPowerShell.Validation;
 
 namespace WgPowerShell.Cmdlets;
 
-/// <summary>Set-WgPeer: changes a peer in place without dropping its session. Omitted parameters stay as they are.</summary>
+/// <summary>
+/// Set-WgPeer: changes a peer in place without dropping its session. Omitted parameters stay as they are.
+/// Pipeline input is collected and applied in one engine call per server (one config write), at the end of
+/// the pipeline or every <see cref="RemoveWgPeerCommand.MaxBatch"/> items; -PassThru output follows that commit.
+/// </summary>
 [Cmdlet(VerbsCommon.Set, "WgPeer", SupportsShouldProcess = true)]
 [OutputType(typeof(WgPeer))]
 public sealed class SetWgPeerCommand : WgPeerCmdletBase
@@ -52,10 +56,14 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private readonly List<(WgEngine.Crypto.WgKey Key, PeerUpdate Update, string Text)> _pending = new();
+    private VPNServer? _pendingServer;
+
     protected override void ProcessRecord()
     {
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(PublicKey))) { WriteServerIsNotAPeer(); return; }
         var key = Parse.Key(PublicKey);
         var current = server.GetPeerInfo(key);
         if (current is null)
@@ -63,13 +71,15 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             WritePeerNotFound(server, PublicKey);
             return;
         }
+        if (!TryEndpoint(Endpoint, out var endpoint, out var endpointText)) return;
         var update = new PeerUpdate
         {
             AllowedIPs = AllowedIPs is null ? null : Parse.Prefixes(AllowedIPs),
             Name = Name,
             PresharedKey = string.IsNullOrEmpty(PresharedKey) ? null : Parse.Key(PresharedKey),
             ClearPresharedKey = PresharedKey is "",
-            Endpoint = Parse.Endpoint(Endpoint),
+            Endpoint = endpoint,
+            EndpointText = endpointText,
             PersistentKeepalive = PersistentKeepalive,
             ExpiresAt = ExpiresAt,
             ClearExpiresAt = ClearExpiry,
@@ -78,15 +88,35 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give either -ExpiresAt or -ClearExpiry, not both."),
                 "ExpiryConflict", ErrorCategory.InvalidArgument, null));
         if (!ShouldProcess($"peer {Describe(current.Name, PublicKey)} on server '{server.Name}'", "Set")) return;
+        if (!ReferenceEquals(_pendingServer, server)) Commit();
+        _pendingServer = server;
+        _pending.Add((key, update, PublicKey));
+        if (_pending.Count >= RemoveWgPeerCommand.MaxBatch) Commit();
+    }
+
+    protected override void EndProcessing() => Commit();
+
+    private void Commit()
+    {
+        if (_pendingServer is not { } server || _pending.Count == 0) return;
+        var items = _pending.ToArray();
+        _pending.Clear();
+        IReadOnlyList<PeerBatchResult> results;
         try
         {
-            var status = server.UpdatePeer(key, update);
-            WriteVerbose($"Updated peer {Describe(status.Name, PublicKey)} on '{server.Name}'.");
-            if (PassThru) WriteObject(WgPeer.From(server.Name, status));
+            results = server.UpdatePeers(items.Select(i => (i.Key, i.Update)).ToArray());
         }
         catch (WgException e)
         {
-            WriteWgError(e, PublicKey);
+            foreach (var item in items) WriteWgError(e, item.Text);
+            return;
+        }
+        for (int i = 0; i < items.Length; i++)
+        {
+            if (results[i].Error is { } error) { WriteWgError(error, items[i].Text); continue; }
+            var status = results[i].Status!;
+            WriteVerbose($"Updated peer {Describe(status.Name, items[i].Text)} on '{server.Name}'.");
+            if (PassThru) WriteObject(WgPeer.From(server.Name, status));
         }
     }
 }

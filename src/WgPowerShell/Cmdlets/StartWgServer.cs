@@ -68,6 +68,17 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [ValidateCidr]
     public string[]? EgressAllow { get; set; }
 
+    /// <summary>The local IP address the UDP socket binds to (e.g. one public address of a multi-homed
+    /// host); default: all addresses. In-process engine only.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public System.Net.IPAddress? BindAddress { get; set; }
+
+    /// <summary>Tunnel MTU (576-65535); default: the config file's MTU, else 1420. In-process engine only.</summary>
+    [Parameter]
+    [ValidateRange(576, 65535)]
+    public int? MTU { get; set; }
+
     private VPNServer StartServer(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath, EgressMode egress, EgressOptions? egressOptions) =>
         VPNServer.Start(new ServerOptions
         {
@@ -79,6 +90,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
             ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
             OverrideListenPort = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort)),
             OverrideAddresses = MyInvocation.BoundParameters.ContainsKey(nameof(Address)),
+            BindAddress = BindAddress, Mtu = MTU,
         });
 
     protected override void ProcessRecord()
@@ -94,6 +106,10 @@ public sealed class StartWgServerCommand : WgCmdletBase
             ThrowTerminatingError(new ErrorRecord(
                 new ArgumentException($"-EgressAllow limits the userspace egress; it has no effect with -Egress {Egress}."),
                 "EgressAllowNotApplicable", ErrorCategory.InvalidArgument, EgressAllow));
+        if (externalDevice && (BindAddress is not null || MTU is not null))
+            ThrowTerminatingError(new ErrorRecord(
+                new ArgumentException("-BindAddress and -MTU apply to the in-process engine; an external device (-Backend Uapi) has its own socket and MTU."),
+                "SettingNotApplicable", ErrorCategory.InvalidArgument, null));
         var egress = externalDevice ? EgressMode.None : Egress;
         var egressOptions = EgressAllow is null ? null : new EgressOptions { Allow = Parse.Prefixes(EgressAllow) };
 
@@ -144,6 +160,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
                 "ServerAlreadyExists", ErrorCategory.ResourceExists, Name));
             return;
         }
+        foreach (var warning in server.StartWarnings) WriteWarning(warning);
         WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", server.Addresses)}"
             + (server.UapiPath is null ? "" : $", UAPI {server.UapiPath}") + (server.ConfigPath is null ? "." : $", config {server.ConfigPath} ({server.PeerCount} peers)."));
         WriteObject(new WgServer(server));

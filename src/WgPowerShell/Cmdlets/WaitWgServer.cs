@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using System.Runtime.InteropServices;
 using WgPowerShell.Completion;
 using WgEngine.Gateway;
 using WgPowerShell.Models;
@@ -8,7 +9,9 @@ namespace WgPowerShell.Cmdlets;
 
 /// <summary>
 /// Wait-WgServer: blocks until the servers stop, the timeout passes, or Ctrl+C, so that
-/// `Start-WgServer | Wait-WgServer` can be a container's entry point.
+/// `Start-WgServer | Wait-WgServer` can be a container's entry point. While it waits, SIGTERM (what
+/// `docker stop` and Kubernetes send) stops every server of the session cleanly (UAPI socket removed,
+/// config file complete) and ends the wait normally, so the process exits 0 instead of dying with 143.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Wait, "WgServer")]
 [OutputType(typeof(WgServer))]
@@ -46,6 +49,15 @@ public sealed class WaitWgServerCommand : WgCmdletBase
         WriteVerbose($"Waiting for {string.Join(", ", _servers.Select(s => s.Name))} to stop" + (Timeout >= 0 ? $" (at most {Timeout} s)." : " (Ctrl+C to stop waiting)."));
         int ms = Timeout < 0 || Timeout > int.MaxValue / 1000 ? System.Threading.Timeout.Infinite : Timeout * 1000;
         bool done;
+        bool terminated = false;
+        var session = Session;
+        // Not on Windows (no SIGTERM there); the handler runs on a runtime thread: it only stops servers.
+        using var sigterm = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;   // keep the process: the servers are stopped and the pipeline ends normally
+            terminated = true;
+            session.StopAll();
+        });
         try
         {
             done = all.Wait(ms, _stop.Token);
@@ -58,6 +70,7 @@ public sealed class WaitWgServerCommand : WgCmdletBase
         {
             done = true;  // a backend failed: it has stopped, which is what we waited for
         }
+        if (terminated) WriteVerbose("SIGTERM: stopped every server of this session.");
         if (!done)
         {
             WriteError(new ErrorRecord(new TimeoutException($"The servers were still running after {Timeout} s."),

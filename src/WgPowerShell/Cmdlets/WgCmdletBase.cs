@@ -9,6 +9,41 @@ public abstract class WgCmdletBase : PSCmdlet
 {
     internal WgSession Session => SessionStore.Current;
 
+    /// <summary>The parameters given on the command line (bound before BeginProcessing), not from the pipeline.</summary>
+    private protected HashSet<string> CommandLine { get; private set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    protected override void BeginProcessing()
+    {
+        CommandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
+        base.BeginProcessing();
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, (System.Reflection.PropertyInfo Property, Validation.IDeferredValidation Check)[]> s_deferred = new();
+
+    /// <summary>
+    /// Runs the deferred validations (<see cref="Validation.IDeferredValidation"/>) of this record's parameters.
+    /// A bad command-line value is terminating (ParameterArgumentValidationError naming the parameter, as at
+    /// binding); a bad value from a pipeline object fails that item only, with <paramref name="safeTarget"/>
+    /// (never the input object, which may hold secrets) as TargetObject. Call first in ProcessRecord.
+    /// </summary>
+    internal bool InputIsValid(object? safeTarget)
+    {
+        var checks = s_deferred.GetOrAdd(GetType(), static t => t.GetProperties()
+            .SelectMany(p => p.GetCustomAttributes(true).OfType<Validation.WgValidateAttribute>().Where(a => a.Deferred)
+                .Select(a => (p, (Validation.IDeferredValidation)a)))
+            .ToArray());
+        foreach (var (property, check) in checks)
+        {
+            if (check.Problem(property.GetValue(this)) is not { } problem) continue;
+            var error = new ErrorRecord(new ParameterBindingException($"Cannot validate argument on parameter '{property.Name}'. {problem}"),
+                "ParameterArgumentValidationError", ErrorCategory.InvalidData, CommandLine.Contains(property.Name) ? null : safeTarget);
+            if (CommandLine.Contains(property.Name)) ThrowTerminatingError(error);
+            WriteError(error);
+            return false;
+        }
+        return true;
+    }
+
     /// <summary>
     /// The server named, or the only one when no name is given. No server / several servers without a
     /// name is unusable input (terminating); an unknown name is a per-item ObjectNotFound (returns null).

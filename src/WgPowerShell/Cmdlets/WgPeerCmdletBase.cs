@@ -14,8 +14,68 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     [ArgumentCompleter(typeof(ServerNameCompleter))]
     public string? Server { get; set; }
 
+    /// <summary>
+    /// A WgServer from the pipeline (`Get-WgServer x | Get-WgPeer`): the server to act on. Its other
+    /// properties (PublicKey, Name) also bind by property name; <see cref="FromServerObject"/> tells the
+    /// cmdlets to disregard those.
+    /// </summary>
+    [Parameter(ValueFromPipeline = true)]
+    public WgPowerShell.Models.WgServer? InputObject { get; set; }
+
+    /// <summary>True when this record is a WgServer and <paramref name="parameter"/> took its value from that
+    /// server object (its PublicKey or Name), not from the command line.</summary>
+    internal bool FromServerObject(string parameter) => InputObject is not null && !CommandLine.Contains(parameter);
+
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
-    internal VPNServer? ResolveServer() => ResolveServer(Server);
+    internal VPNServer? ResolveServer() =>
+        ResolveServer(InputObject is { } piped && !CommandLine.Contains(nameof(Server)) ? piped.Name : Server);
+
+    /// <summary>A WgServer piped into a cmdlet that needs a peer key: the server object's own key is not one.</summary>
+    internal void WriteServerIsNotAPeer() =>
+        WriteError(new ErrorRecord(new ArgumentException(
+                "A WgServer from the pipeline only says which server to act on; give -PublicKey, or pipe peers (objects with a PublicKey property)."),
+            "PeerKeyMissing", ErrorCategory.InvalidArgument, InputObject?.Name));
+
+    /// <summary>
+    /// -Endpoint as an IP endpoint; a host name is resolved once, as wg-quick and config files do, and its
+    /// text returned for the config file. False (after a non-terminating error) when the name does not resolve.
+    /// </summary>
+    internal bool TryEndpoint(string? text, out System.Net.IPEndPoint? endpoint, out string? hostText)
+    {
+        endpoint = Parse.Endpoint(text);
+        hostText = null;
+        if (endpoint is not null || string.IsNullOrWhiteSpace(text)) return true;
+        hostText = text.Trim();
+        endpoint = VPNServer.ResolveEndpoint(hostText);
+        if (endpoint is not null) return true;
+        WriteError(new ErrorRecord(new ItemNotFoundException($"Endpoint '{hostText}': the host name does not resolve."),
+            "EndpointNotResolved", ErrorCategory.ObjectNotFound, hostText));
+        return false;
+    }
+
+    /// <summary>
+    /// The keys of the peers whose names match <paramref name="names"/> (wildcards, case-insensitive), for
+    /// the -Name parameter set of Remove/Disable/Enable-WgPeer. A name without wildcards that matches no peer
+    /// is a non-terminating PeerNotFound error, as in Get-WgPeer.
+    /// </summary>
+    internal List<string> KeysNamed(VPNServer server, string[] names)
+    {
+        var patterns = names.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
+        var matched = new bool[names.Length];
+        var keys = new List<string>();
+        foreach (var p in server.GetPeers())
+        {
+            bool any = false;
+            for (int i = 0; i < patterns.Length; i++)
+                if (patterns[i].IsMatch(p.Name ?? "")) { matched[i] = true; any = true; }
+            if (any) keys.Add(p.PublicKey.ToBase64());
+        }
+        for (int i = 0; i < names.Length; i++)
+            if (!matched[i] && !WildcardPattern.ContainsWildcardCharacters(names[i]))
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No peer named '{names[i]}' on server '{server.Name}'."),
+                    "PeerNotFound", ErrorCategory.ObjectNotFound, names[i]));
+        return keys;
+    }
 
     /// <summary>The non-terminating ObjectNotFound error every peer cmdlet gives for an unknown key.</summary>
     internal void WritePeerNotFound(VPNServer server, string publicKey) =>

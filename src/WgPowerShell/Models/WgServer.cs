@@ -15,6 +15,10 @@ public sealed class WgServer
     public string Name => Server.Name;
     public string PublicKey => Server.PublicKey.ToBase64();
     public int ListenPort => Server.ListenPort;
+    /// <summary>The local address the UDP socket is bound to; null = all addresses.</summary>
+    public string? BindAddress => Server.BindAddress?.ToString();
+    /// <summary>The tunnel MTU; null for an external device (-Backend Uapi).</summary>
+    public int? MTU => Server.Mtu;
     public string[] Address => Server.Addresses.Select(a => a.ToString()).ToArray();
     public string Backend => Server.BackendKind;
     public string Egress => Server.Egress.ToString();
@@ -29,6 +33,8 @@ public sealed class WgServer
     public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
     /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
     public string? ConfigPath => Server.ConfigPath;
+    /// <summary>True when the server runs from a read-only ConfigPath (e.g. a mounted Secret) and refuses changes.</summary>
+    public bool ConfigReadOnly => Server.ConfigReadOnly;
     /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
     public string? UapiPath => Server.UapiPath;
 

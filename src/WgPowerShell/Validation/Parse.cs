@@ -33,4 +33,16 @@ internal static class Parse
         if (ep.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && text.Count(c => c == '.') != 3) return null;
         return ep;
     }
+
+    /// <summary>"host:port" with a DNS name (not an IP address) and a port of 1-65535, as config files allow.</summary>
+    public static bool IsHostEndpoint(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return false;
+        text = text.Trim();
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, null, out int port) || port is < 1 or > 65535)
+            return false;
+        var host = text[..colon];
+        return !IPAddress.TryParse(host, out _) && host.Any(char.IsAsciiLetter) && WgPowerShell.Cmdlets.ClientEndpoint.IsHostName(host);
+    }
 }

@@ -62,6 +62,65 @@ public sealed class VPNServerPersistenceTests : IDisposable
     }
 
     [Fact]
+    public void Start_removes_the_temp_files_of_writers_that_died_mid_write_and_keeps_a_live_writers()
+    {
+        // A pid that surely ran and is gone: a child process that has exited.
+        using var child = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("true") { UseShellExecute = false })!;
+        child.WaitForExit();
+        int deadPid = child.Id;
+        var dead = System.IO.Path.Combine(_dir, $".wg0.conf.{deadPid}.{Guid.NewGuid():N}.tmp");
+        var live = System.IO.Path.Combine(_dir, $".wg0.conf.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var other = System.IO.Path.Combine(_dir, $".other.conf.{deadPid}.{Guid.NewGuid():N}.tmp");
+        foreach (var f in new[] { dead, live, other }) File.WriteAllText(f, "[Interface]\nPrivateKey = (a secret)\n");
+        using (Start()) { }
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(live));    // this process may still be writing it
+        Assert.True(File.Exists(other));   // another file's debris is that file's business
+    }
+
+    [Fact]
+    public void An_empty_existing_file_is_refused_and_left_as_it_is()
+    {
+        File.WriteAllText(PathOf, " \n");
+        var e = Assert.Throws<WgException>(() => Start());
+        Assert.Equal("ConfigFileEmpty", e.ErrorId);
+        Assert.Equal(" \n", File.ReadAllText(PathOf));   // no new key written over it
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void A_file_with_the_private_key_readable_by_others_starts_with_a_warning()
+    {
+        using (Start()) { }   // creates the file (0600, with its key)
+        using (var quiet = Start()) Assert.Empty(quiet.StartWarnings);
+        File.SetUnixFileMode(PathOf, (UnixFileMode)0b110_100_100);   // 0644
+        using var s = Start();
+        var warning = Assert.Single(s.StartWarnings);
+        Assert.Contains(PathOf, warning);
+        Assert.Contains("readable by other users", warning);
+    }
+
+    [Fact]
+    public void The_MTU_given_reaches_the_engine_and_the_file_and_comes_back_from_the_file()
+    {
+        VPNServer StartWith(int? mtu) => VPNServer.Start(new ServerOptions
+        {
+            ListenPort = 0, ConfigPath = PathOf, TimeProvider = _clock, Mtu = mtu, BackendFactory = c => _fake = new FakeBackend(c),
+        });
+        using (var s = StartWith(null)) Assert.Equal(InterfaceConfig.DefaultMtu, _fake!.Config.Mtu);
+        Assert.Null(WgConfigParser.ParseFile(PathOf).Interface.Mtu);
+        using (var s = StartWith(1280))
+        {
+            Assert.Equal(1280, _fake!.Config.Mtu);
+            Assert.Equal(1280, s.Mtu);
+        }
+        Assert.Equal(1280, WgConfigParser.ParseFile(PathOf).Interface.Mtu);
+        using (var s = StartWith(null)) Assert.Equal(1280, _fake!.Config.Mtu);   // the file's
+        var e = Assert.Throws<WgException>(() => StartWith(100));
+        Assert.Equal("InvalidMtu", e.ErrorId);
+    }
+
+    [Fact]
     public void Every_change_is_on_disk_when_the_call_returns()
     {
         using var s = Start();
@@ -181,6 +240,47 @@ public sealed class VPNServerPersistenceTests : IDisposable
         });
         Assert.Equal(1, writes);
         Assert.Equal(2, WgConfigParser.ParseFile(PathOf).Peers.Count);
+    }
+
+    [Fact]
+    public void RemovePeers_writes_once_and_reports_unknown_keys()
+    {
+        using var s = Start();
+        var keys = Enumerable.Range(0, 50).Select(_ => NewKey()).ToList();
+        s.AddPeers(keys.Select(k => new PeerSpec { PublicKey = k }).ToList());
+        var unknown = NewKey();
+        int writes = 0;
+        IReadOnlyList<bool> results = [];
+        AtomicFileCounter.Run(() => writes++, () => results = s.RemovePeers([.. keys.Take(40), unknown, keys[0]]));
+        Assert.Equal(1, writes);
+        Assert.All(results.Take(40), Assert.True);
+        Assert.False(results[40]);   // unknown
+        Assert.False(results[41]);   // already removed in this batch
+        Assert.Equal(10, s.PeerCount);
+        Assert.Equal(10, WgConfigParser.ParseFile(PathOf).Peers.Count);
+    }
+
+    [Fact]
+    public void UpdatePeers_writes_once_and_fails_items_on_their_own()
+    {
+        using var s = Start();
+        var a = NewKey(); var b = NewKey();
+        s.AddPeer(new PeerSpec { PublicKey = a, AllowedIPs = [IpPrefix.Parse("10.8.0.10/32")] });
+        s.AddPeer(new PeerSpec { PublicKey = b, AllowedIPs = [IpPrefix.Parse("10.8.0.11/32")] });
+        int writes = 0;
+        IReadOnlyList<PeerBatchResult> results = [];
+        AtomicFileCounter.Run(() => writes++, () => results = s.UpdatePeers([
+            (a, new PeerUpdate { PersistentKeepalive = 25 }),
+            (b, new PeerUpdate { AllowedIPs = [IpPrefix.Parse("10.8.0.10/32")] }),   // a's address: overlap
+            (NewKey(), new PeerUpdate { Name = "nobody" }),
+        ]));
+        Assert.Equal(1, writes);
+        Assert.Equal(25, results[0].Status!.PersistentKeepalive);
+        Assert.Equal("AllowedIPsOverlap", results[1].Error!.ErrorId);
+        Assert.Equal("PeerNotFound", results[2].Error!.ErrorId);
+        var onDisk = WgConfigParser.ParseFile(PathOf).Peers.ToDictionary(p => p.PublicKey);
+        Assert.Equal(25, onDisk[a].PersistentKeepalive);
+        Assert.Equal([IpPrefix.Parse("10.8.0.11/32")], onDisk[b].AllowedIPs);
     }
 }
 
