@@ -1,16 +1,19 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-  The one entry point: Build (publish the module into module/bin), Test (xunit + Pester + interop),
-  Demo (a gateway with one client), Bench, Clean. Works from any current directory.
+  The one entry point: Build (publish the module into module/bin and the gateway host into host/bin),
+  Test (xunit + Pester + interop), Demo (a gateway with one client), Host (run the gateway host), Bench,
+  Clean. Works from any current directory.
 .EXAMPLE
   ./build.ps1 Test
+.EXAMPLE
+  ./build.ps1 Host /etc/wireguard/wg0.conf
 #>
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Host', 'Clean')]
     [string] $Task = 'Build',
-    # Bench only: passed on to bench/run-bench.ps1 (e.g. -Only hub-latency,scale -Rounds 5)
+    # Bench: passed on to bench/run-bench.ps1 (e.g. -Only hub-latency,scale -Rounds 5). Host: WgHost's arguments.
     [Parameter(ValueFromRemainingArguments)]
     [object[]] $BenchArguments = @()
 )
@@ -23,6 +26,7 @@ $PSStyle.OutputRendering = 'PlainText'
 
 $Root = $PSScriptRoot
 $ModuleBin = Join-Path $Root 'module/bin'
+$HostBin = Join-Path $Root 'host/bin'
 $Manifest = Join-Path $Root 'module/WireGuardGateway.psd1'
 $Artifacts = Join-Path $Root 'artifacts'
 $PesterVersion = '5.7.1'
@@ -40,6 +44,8 @@ function Invoke-Native([string] $What, [scriptblock] $Command) {
 function Invoke-Build {
     Write-Host "== Build: publishing the module into module/bin"
     Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $Root 'src/WgPowerShell') -c Release -o $ModuleBin -v q --nologo | Out-Host }
+    Write-Host "== Build: publishing the gateway host into host/bin"
+    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $Root 'src/WgHost') -c Release -o $HostBin -v q --nologo | Out-Host }
     # Help (docs/cmdlets/*.md, docs/about_*.md) into module/en-US, in a child pwsh since it imports the module.
     Write-Host "== Build: help into module/en-US"
     Invoke-Native 'help build' { & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $Root 'tools/HelpBuilder/Build-Help.ps1') -Root $Root | Out-Host }
@@ -145,6 +151,8 @@ function Invoke-Test {
     $runs += Invoke-XunitTests
     Restore-Pester
     $runs += Invoke-PesterSuite (Join-Path $Root 'tests/Pester') 'module'
+    # The gateway host as a process (signals, sockets, the API); Linux only, and never a silent skip in CI.
+    $runs += Invoke-PesterSuite (Join-Path $Root 'tests/Host') 'host' @{ CI = $env:CI }
     $interop = Join-Path $Root 'tests/Interop'
     if ((Test-Path $interop) -and (Get-ChildItem $interop -Filter *.Tests.ps1 -Recurse)) {
         # Interop tests need root (namespaces, TUN) and must not skip silently: CI=true makes a skip a failure.
@@ -202,9 +210,16 @@ function Invoke-Bench {
     if (-not $?) { exit 1 }
 }
 
+# The production path (README, docs/host.md): the published host in the foreground, e.g. Host /etc/wireguard/wg0.conf.
+function Invoke-HostRun {
+    Invoke-Build
+    & dotnet (Join-Path $HostBin 'WgHost.dll') @($BenchArguments | ForEach-Object { "$_" })
+    exit $LASTEXITCODE
+}
+
 function Invoke-Clean {
     Invoke-Native 'dotnet clean' { dotnet clean (Join-Path $Root 'WgPowerShell.sln') -v q --nologo }
-    foreach ($p in @($ModuleBin, $Artifacts)) { if (Test-Path $p) { Remove-Item $p -Recurse -Force } }
+    foreach ($p in @($ModuleBin, $HostBin, $Artifacts)) { if (Test-Path $p) { Remove-Item $p -Recurse -Force } }
 }
 
 switch ($Task) {
@@ -212,5 +227,6 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { Invoke-Bench }
+    'Host' { Invoke-HostRun }
     'Clean' { Invoke-Clean }
 }

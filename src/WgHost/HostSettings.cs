@@ -1,0 +1,95 @@
+using WgEngine.Egress;
+using WgEngine.Gateway;
+using WgEngine.Net;
+
+namespace WgHost;
+
+/// <summary>
+/// The host's settings: bound from the JSON file given by --settings, WGHOST_* environment variables and
+/// --Key=value arguments (later ones win), plus gateways named on the command line by their wg-quick file.
+/// See docs/host.md for the schema.
+/// </summary>
+public sealed class HostSettings
+{
+    public List<GatewaySettings> Gateways { get; set; } = [];
+    public ApiSettings Api { get; set; } = new();
+}
+
+/// <summary>One gateway: its wg-quick file (the usual case) and what to use when the file does not exist yet.</summary>
+public sealed class GatewaySettings
+{
+    /// <summary>Interface name; default: the config file's name without .conf.</summary>
+    public string? Name { get; set; }
+    /// <summary>The wg-quick file loaded on start and rewritten after every change; null = nothing persisted.</summary>
+    public string? ConfigPath { get; set; }
+    /// <summary>Given: overrides the file's ListenPort (and is written back). Default 51820 for a new file.</summary>
+    public int? ListenPort { get; set; }
+    /// <summary>Given: overrides the file's Address (and is written back). Default 10.8.0.1/24 for a new file.</summary>
+    public List<string>? Address { get; set; }
+    public EgressMode Egress { get; set; } = EgressMode.Userspace;
+    /// <summary>CIDRs the userspace egress may reach; null = its defaults.</summary>
+    public List<string>? EgressAllow { get; set; }
+    /// <summary>Where to serve the UAPI; null = the conventional path (/var/run/wireguard/NAME.sock when writable); "" = none.</summary>
+    public string? UapiPath { get; set; }
+
+    internal string EffectiveName =>
+        !string.IsNullOrEmpty(Name) ? Name
+        : ConfigPath is not null ? Path.GetFileNameWithoutExtension(ConfigPath)
+        : "wg0";
+
+    /// <summary>The engine's options; a malformed setting is a WgException naming the gateway.</summary>
+    internal ServerOptions ToServerOptions()
+    {
+        var name = EffectiveName;
+        List<IpPrefix>? addresses = null;
+        if (Address is not null)
+        {
+            addresses = [];
+            foreach (var a in Address)
+                addresses.Add(IpPrefix.TryParse(a, out var p) ? p
+                    : throw new WgException(WgErrorKind.InvalidArgument, "InvalidAddress", $"Gateway '{name}': Address '{a}' is not a CIDR such as 10.8.0.1/24."));
+        }
+        EgressOptions? egressOptions = null;
+        if (EgressAllow is not null)
+        {
+            var allow = new List<IpPrefix>();
+            foreach (var a in EgressAllow)
+                allow.Add(IpPrefix.TryParse(a, out var p) ? p
+                    : throw new WgException(WgErrorKind.InvalidArgument, "InvalidEgressAllow", $"Gateway '{name}': EgressAllow '{a}' is not a CIDR."));
+            egressOptions = new EgressOptions { Allow = allow };
+        }
+        var defaults = new ServerOptions();
+        return new ServerOptions
+        {
+            Name = name,
+            ConfigPath = ConfigPath is null ? null : Path.GetFullPath(ConfigPath),
+            ListenPort = ListenPort ?? defaults.ListenPort,
+            OverrideListenPort = ListenPort is not null,
+            Addresses = addresses ?? defaults.Addresses,
+            OverrideAddresses = addresses is not null,
+            Egress = Egress,
+            EgressOptions = egressOptions,
+            UapiPath = UapiPath is null ? WgEngine.Uapi.UapiSocketFile.DefaultPath(name) : UapiPath.Length == 0 ? null : Path.GetFullPath(UapiPath),
+        };
+    }
+}
+
+/// <summary>The management API's listeners.</summary>
+public sealed class ApiSettings
+{
+    /// <summary>The local unix socket; null = /run/wireguard-gateway/api.sock as root, else $XDG_RUNTIME_DIR/wireguard-gateway/api.sock; "" = none.</summary>
+    public string? UnixSocket { get; set; }
+    /// <summary>Octal mode of the socket: 0600 (owner only, default) or 0660 (with <see cref="UnixSocketGroup"/>).</summary>
+    public string UnixSocketMode { get; set; } = "0600";
+    /// <summary>A group (name or numeric id) whose members may use the socket (mode 0660).</summary>
+    public string? UnixSocketGroup { get; set; }
+
+    internal string? EffectiveUnixSocket()
+    {
+        if (UnixSocket is not null) return UnixSocket.Length == 0 ? null : Path.GetFullPath(UnixSocket);
+        if (OperatingSystem.IsWindows()) return null;
+        if (Environment.UserName == "root" || Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is not { Length: > 0 } xdg)
+            return "/run/wireguard-gateway/api.sock";
+        return Path.Combine(xdg, "wireguard-gateway", "api.sock");
+    }
+}
