@@ -62,7 +62,8 @@ public sealed partial class ApiUnixSocket
             o.Protocols = HttpProtocols.Http1;
             o.Use(next => async connection =>
             {
-                if (!IsAllowed(connection)) { connection.Abort(); return; }
+                if (!IsAllowed(connection, out uint uid)) { connection.Abort(); return; }
+                connection.Items[ApiAuth.PeerUidItem] = uid;   // the authentication handler's proof of a checked local caller
                 await next(connection);
             });
         });
@@ -86,10 +87,11 @@ public sealed partial class ApiUnixSocket
         });
     }
 
-    private bool IsAllowed(ConnectionContext connection)
+    private bool IsAllowed(ConnectionContext connection, out uint uid)
     {
+        uid = uint.MaxValue;
         var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
-        if (socket is null || !TryGetPeer(socket, out int pid, out uint uid, out uint gid))
+        if (socket is null || !TryGetPeer(socket, out int pid, out uid, out uint gid))
         {
             Refuse("unknown", "no peer credentials");
             return false;

@@ -74,6 +74,19 @@ public sealed class GatewaySettings
     }
 }
 
+/// <summary>The API over HTTPS: where, the certificate, and the bearer tokens' store.</summary>
+public sealed class HttpsSettings
+{
+    /// <summary>https://IP:PORT to listen on, e.g. https://127.0.0.1:8443.</summary>
+    public string? Url { get; set; }
+    public string? CertificatePath { get; set; }
+    public string? KeyPath { get; set; }
+    /// <summary>The token file `WgHost token create --store` writes.</summary>
+    public string? TokenStore { get; set; }
+    /// <summary>Failed token attempts per source address and minute before 429 TooManyFailedAttempts.</summary>
+    public int FailedAttemptsPerMinute { get; set; } = 10;
+}
+
 /// <summary>The management API's listeners.</summary>
 public sealed class ApiSettings
 {
@@ -83,6 +96,19 @@ public sealed class ApiSettings
     public string UnixSocketMode { get; set; } = "0600";
     /// <summary>A group (name or numeric id) whose members may use the socket (mode 0660).</summary>
     public string? UnixSocketGroup { get; set; }
+    /// <summary>Larger bodies get 413 RequestBodyTooLarge.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+    /// <summary>Requests served at once; more get 429 TooManyRequests.</summary>
+    public int MaxConcurrentRequests { get; set; } = 64;
+    /// <summary>Open connections at once (all listeners); Kestrel closes any beyond.</summary>
+    public long MaxConnections { get; set; } = 512;
+    /// <summary>A body slower than this (after the grace period) gets 408 RequestTimeout.</summary>
+    public double MinBodyBytesPerSecond { get; set; } = 240;
+    public double BodyGraceSeconds { get; set; } = 5;
+    /// <summary>Headers not complete within this are dropped.</summary>
+    public double RequestHeadersTimeoutSeconds { get; set; } = 10;
+    /// <summary>The HTTPS listener; null = none.</summary>
+    public HttpsSettings? Https { get; set; }
 
     internal string? EffectiveUnixSocket()
     {

@@ -18,6 +18,8 @@ namespace WgHost
                 Console.WriteLine(Usage);
                 return 0;
             }
+            if (args.Length > 0 && args[0] == "token")
+                return Auth.TokenCommand.Run(args, Console.Out, Console.Error);
             HostArguments parsed;
             try { parsed = HostArguments.Parse(args); }
             catch (HostConfigurationException e)
@@ -92,20 +94,19 @@ namespace WgHost
 
             var socket = new ApiUnixSocket(settings.Api);
             builder.Services.AddSingleton(socket);
-            builder.WebHost.ConfigureKestrel(k =>
-            {
-                socket.Listen(k);
-            });
+            Api.ApiSetup.AddApi(builder, settings, socket);
 
             var app = builder.Build();
             socket.AttachTo(app.Lifetime, app.Logger);
             HealthEndpoints.Map(app);
+            Api.ApiSetup.MapApi(app);
             return app;
         }
 
         private const string Usage = """
             WgHost: runs WireGuard gateways as a service, with a management API.
               WgHost [--settings FILE.json] [WG-QUICK.conf ...] [--Key=value ...]
+              WgHost token create|revoke|list --store FILE ...   (the HTTPS API's bearer tokens)
             Each wg-quick file is a gateway named after the file (wg0.conf -> wg0), loaded when it exists and
             rewritten after every change. The settings file (docs/host.md) lists gateways and the API's listeners;
             --Key=value overrides one setting (e.g. --Api:UnixSocket=/run/wg/api.sock).

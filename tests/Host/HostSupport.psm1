@@ -9,7 +9,9 @@ $script:HostDll = [IO.Path]::GetFullPath((Join-Path $PSScriptRoot '../../host/bi
 function Get-HostSkipReason {
     if (-not $IsLinux) { return 'the host tests use unix sockets and signals: Linux only' }
     if (-not (Test-Path $script:HostDll)) { return "the host is not built ($script:HostDll): run ./build.ps1 Build" }
-    if (-not (Get-Command curl -ErrorAction SilentlyContinue)) { return 'curl is missing (apt-get install curl)' }
+    foreach ($tool in 'curl', 'wg') {
+        if (-not (Get-Command $tool -CommandType Application -ErrorAction SilentlyContinue)) { return "$tool is missing (apt-get install curl wireguard-tools, as .ci/run does)" }
+    }
     return $null
 }
 
@@ -56,27 +58,81 @@ function Start-WgTestHost {
 
 function Get-WgTestHostLog($Hosted) { if (Test-Path $Hosted.Log) { Get-Content -Raw $Hosted.Log } else { '' } }
 
-# One request to the API over its unix socket. Returns Status (0 when no HTTP answer), Body, CurlExit.
+# One request to the API, over its unix socket (-Socket) or HTTPS (-BaseUrl with -CaCert, -Token).
+# Returns Status (0 when no HTTP answer), Body, Json (the parsed body when it is JSON), CurlExit.
 function Invoke-HostApi {
     param(
-        [Parameter(Mandatory)][string] $Socket,
+        [string] $Socket,
         [string] $Path = '/healthz',
         [string] $Method = 'GET',
         [string] $Body,
+        [string] $ContentType = 'application/json',
         [string[]] $Header = @(),
-        [string] $RunAs
+        [string] $RunAs,
+        [string] $BaseUrl,
+        [string] $CaCert,
+        [string] $Token
     )
-    $args = @('-s', '-S', '--max-time', '20', '-o', '-', '-w', "`n%{http_code}", '--unix-socket', $Socket, '-X', $Method)
-    foreach ($h in $Header) { $args += @('-H', $h) }
-    if ($PSBoundParameters.ContainsKey('Body')) { $args += @('-H', 'Content-Type: application/json', '--data-binary', $Body) }
-    $args += "http://wghost$Path"
-    $out = if ($RunAs) { & setpriv --reuid=$RunAs --regid=$RunAs --clear-groups curl @args 2>&1 } else { & curl @args 2>&1 }
+    $a = @('-s', '-S', '--max-time', '30', '-o', '-', '-w', "`n%{http_code}", '-X', $Method)
+    if ($Socket) { $a += @('--unix-socket', $Socket) }
+    if ($CaCert) { $a += @('--cacert', $CaCert) }
+    if ($Token) { $a += @('-H', "Authorization: Bearer $Token") }
+    foreach ($h in $Header) { $a += @('-H', $h) }
+    if ($PSBoundParameters.ContainsKey('Body')) {
+        $file = [IO.Path]::GetTempFileName()
+        [IO.File]::WriteAllText($file, $Body)
+        $a += @('-H', "Content-Type: $ContentType", '--data-binary', "@$file")
+    }
+    $a += if ($BaseUrl) { "$BaseUrl$Path" } else { "http://wghost$Path" }
+    try {
+        $out = if ($RunAs) { & setpriv --reuid=$RunAs --regid=$RunAs --clear-groups curl @a 2>&1 } else { & curl @a 2>&1 }
+    } finally { if ($file) { Remove-Item $file -ErrorAction SilentlyContinue } }
     $exit = $LASTEXITCODE
     $text = ($out | ForEach-Object { "$_" }) -join "`n"
     $i = $text.LastIndexOf("`n")
     $status = 0
     if ($i -ge 0 -and [int]::TryParse($text.Substring($i + 1), [ref]$status)) { $text = $text.Substring(0, $i) }
-    [pscustomobject]@{ Status = $status; Body = $text; CurlExit = $exit }
+    $json = $null
+    if ($text.Length -gt 0 -and $text[0] -in '{', '[') { try { $json = ConvertFrom-Json $text -NoEnumerate } catch { $json = $null } }
+    [pscustomobject]@{ Status = $status; Body = $text; Json = $json; CurlExit = $exit }
+}
+
+# A public key as a URL path segment (base64url, as the API accepts).
+function ConvertTo-KeySegment([string] $Key) { $Key.TrimEnd('=').Replace('+', '-').Replace('/', '_') }
+
+# A random public key (the API accepts any 32 bytes as one).
+function New-TestPublicKey {
+    $k = [byte[]]::new(32); [Security.Cryptography.RandomNumberGenerator]::Fill($k)
+    [Convert]::ToBase64String($k)
+}
+
+# A loopback TCP port that was free a moment ago.
+function Get-FreeTcpPort {
+    $l = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+    $l.Start(); $port = $l.LocalEndpoint.Port; $l.Stop(); $port
+}
+
+# A self-signed certificate for 127.0.0.1 as PEM files in -Dir; returns CertPath, KeyPath.
+function New-TestCertificate([string] $Dir) {
+    $ec = [Security.Cryptography.ECDsa]::Create([Security.Cryptography.ECCurve+NamedCurves]::nistP256)
+    $req = [Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=127.0.0.1', $ec, 'SHA256')
+    $san = [Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder]::new()
+    $san.AddIpAddress([ipaddress]'127.0.0.1')
+    $req.CertificateExtensions.Add($san.Build())
+    $cert = $req.CreateSelfSigned([DateTimeOffset]::UtcNow.AddMinutes(-5), [DateTimeOffset]::UtcNow.AddDays(1))
+    $c = Join-Path $Dir 'cert.pem'; $k = Join-Path $Dir 'key.pem'
+    Set-Content -Path $c -Value $cert.ExportCertificatePem()
+    Set-Content -Path $k -Value $ec.ExportPkcs8PrivateKeyPem()
+    [pscustomobject]@{ CertPath = $c; KeyPath = $k }
+}
+
+# Runs `WgHost token ...`; returns Out (stdout lines), Err, ExitCode.
+function Invoke-HostTokenCommand([string[]] $Arguments) {
+    $errFile = [IO.Path]::GetTempFileName()
+    try {
+        $out = & dotnet $script:HostDll token @Arguments 2>$errFile
+        [pscustomobject]@{ Out = @($out); Err = (Get-Content -Raw $errFile); ExitCode = $LASTEXITCODE }
+    } finally { Remove-Item $errFile -ErrorAction SilentlyContinue }
 }
 
 # Waits until /readyz answers 200 (true) or the host exits or the time is up (false).
@@ -101,4 +157,5 @@ function Remove-WgTestHost($Hosted) {
 }
 
 Export-ModuleMember -Function Get-HostSkipReason, New-HostTestDir, New-HostGatewayName, Start-WgTestHost, Get-WgTestHostLog,
-    Invoke-HostApi, Wait-WgTestHostReady, Stop-WgTestHost, Remove-WgTestHost
+    Invoke-HostApi, Wait-WgTestHostReady, Stop-WgTestHost, Remove-WgTestHost, ConvertTo-KeySegment, New-TestPublicKey,
+    Get-FreeTcpPort, New-TestCertificate, Invoke-HostTokenCommand
