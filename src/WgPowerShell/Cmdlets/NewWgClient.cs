@@ -121,7 +121,7 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
     }
 
     /// <summary>Peer names on a server, read once per pipeline (a long pipeline of names stays linear).</summary>
-    private HashSet<string> NamesOn(VPNServer server)
+    private HashSet<string> NamesOn(IGatewayServer server)
     {
         if (!_names.TryGetValue(server.Name, out var set))
         {
@@ -134,7 +134,7 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
     }
 
     /// <summary>-Endpoint with the server's port added when missing, or a guess (warned once per server).</summary>
-    private string EndpointFor(VPNServer server)
+    private string EndpointFor(IGatewayServer server)
     {
         if (!string.IsNullOrWhiteSpace(Endpoint))
         {

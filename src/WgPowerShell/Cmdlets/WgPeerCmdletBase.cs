@@ -15,10 +15,10 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     public string? Server { get; set; }
 
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
-    internal VPNServer? ResolveServer() => ResolveServer(Server);
+    internal IGatewayServer? ResolveServer() => ResolveServer(Server);
 
     /// <summary>The non-terminating ObjectNotFound error every peer cmdlet gives for an unknown key.</summary>
-    internal void WritePeerNotFound(VPNServer server, string publicKey) =>
+    internal void WritePeerNotFound(IGatewayServer server, string publicKey) =>
         WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {publicKey} on server '{server.Name}'."),
             "PeerNotFound", ErrorCategory.ObjectNotFound, publicKey));
 }
