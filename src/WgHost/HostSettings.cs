@@ -109,6 +109,9 @@ public sealed class ApiSettings
     public double RequestHeadersTimeoutSeconds { get; set; } = 10;
     /// <summary>The HTTPS listener; null = none.</summary>
     public HttpsSettings? Https { get; set; }
+    /// <summary>A plain-HTTP loopback listener for Prometheus (/metrics, /healthz, /readyz only, no token),
+    /// e.g. http://127.0.0.1:9586; null = none. /metrics is also on the unix socket and, with a token, on HTTPS.</summary>
+    public string? MetricsUrl { get; set; }
 
     internal string? EffectiveUnixSocket()
     {

@@ -5,6 +5,7 @@ using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using WgApi;
+using Prometheus;
 using WgHost.Auth;
 
 namespace WgHost.Api;
@@ -35,6 +36,7 @@ public static class ApiSetup
             k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
             socket.Listen(k);
             if (api.Https is { Url: { Length: > 0 } } https) ListenHttps(k, https);
+            if (api.MetricsUrl is { Length: > 0 } metrics) ListenMetrics(k, metrics);
         });
         // Requests beyond the limit at once: 429 at once (no queue), the gateway unaffected.
         services.AddRateLimiter(o =>
@@ -51,8 +53,11 @@ public static class ApiSetup
         {
             o.AddPolicy(ApiAuth.Read, p => p.RequireClaim(ApiAuth.ScopeClaim, TokenStore.ReadScope, TokenStore.ReadWriteScope));
             o.AddPolicy(ApiAuth.Write, p => p.RequireClaim(ApiAuth.ScopeClaim, TokenStore.ReadWriteScope));
+            o.AddPolicy(ApiAuth.Metrics, p => p.RequireClaim(ApiAuth.ScopeClaim, ApiAuth.MetricsScope, TokenStore.ReadScope, TokenStore.ReadWriteScope));
         });
         services.AddOpenApi("v1");
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<Metrics.GatewayMetrics>();
     }
 
     public static void MapApi(WebApplication app)
@@ -76,6 +81,24 @@ public static class ApiSetup
         PeerEndpoints.Map(v1);
         ClientEndpoints.Map(v1);
         app.MapOpenApi("/openapi/{documentName}.json").RequireAuthorization(ApiAuth.Read);
+        var metrics = app.Services.GetRequiredService<Metrics.GatewayMetrics>();
+        app.MapMetrics("/metrics", metrics.Registry).RequireAuthorization(ApiAuth.Metrics);
+    }
+
+    /// <summary>Plain HTTP for a Prometheus on this host: loopback only, since it has no token.</summary>
+    private static void ListenMetrics(KestrelServerOptions k, string url)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || !IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) || !IPAddress.IsLoopback(ip))
+            throw new HostConfigurationException($"Api:MetricsUrl '{url}' is not http://LOOPBACK-IP:PORT (e.g. http://127.0.0.1:9586); scrape from elsewhere over HTTPS with a read token.");
+        k.Listen(ip, uri.Port, o =>
+        {
+            o.Protocols = HttpProtocols.Http1;
+            o.Use(next => connection =>
+            {
+                connection.Items[ApiAuth.MetricsListenerItem] = true;
+                return next(connection);
+            });
+        });
     }
 
     private static void ListenHttps(KestrelServerOptions k, HttpsSettings https)

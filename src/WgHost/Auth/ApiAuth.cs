@@ -18,6 +18,10 @@ public static class ApiAuth
     public const string ScopeClaim = "scope";
     /// <summary>Connection item the unix socket's SO_PEERCRED check leaves: the caller's uid.</summary>
     public const string PeerUidItem = "wghost.peer-uid";
+    /// <summary>Connection item of the loopback metrics listener: its callers may scrape, nothing else.</summary>
+    public const string MetricsListenerItem = "wghost.metrics-listener";
+    public const string Metrics = "metrics";
+    public const string MetricsScope = "metrics";
 }
 
 /// <summary>
@@ -36,6 +40,8 @@ public sealed class ApiAuthenticationHandler(IOptionsMonitor<AuthenticationSchem
         var items = Context.Features.Get<IConnectionItemsFeature>()?.Items;
         if (items is not null && items.TryGetValue(ApiAuth.PeerUidItem, out var uid))
             return Task.FromResult(Success($"uid {uid}", TokenStore.ReadWriteScope, "peercred"));
+        if (items is not null && items.ContainsKey(ApiAuth.MetricsListenerItem))
+            return Task.FromResult(Success("metrics listener", ApiAuth.MetricsScope, "loopback"));
 
         string header = Request.Headers.Authorization.ToString();
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return Task.FromResult(AuthenticateResult.NoResult());
@@ -80,7 +86,7 @@ public sealed class ApiAuthenticationHandler(IOptionsMonitor<AuthenticationSchem
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         ApiErrors.Write(Context, StatusCodes.Status403Forbidden, "InsufficientScope",
-            "This token's scope is read; changes need a read-write token.", "Authentication");
+            "The caller's scope does not cover this request (changes need a read-write token; the metrics listener serves only /metrics).", "Authentication");
 }
 
 /// <summary>The token store (null without HTTPS) and the per-source limiter of failed attempts.</summary>
