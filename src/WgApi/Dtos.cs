@@ -111,6 +111,8 @@ public sealed record ClientCreateDto
     public int PersistentKeepalive { get; init; } = 25;
     /// <summary>QR codes to return: "png" (base64 in QrPng), "svg" (QrSvg).</summary>
     public string[]? Qr { get; init; }
+    /// <summary>Also make a single-use link that serves Config once (then 410), valid this many seconds (at most 7 days).</summary>
+    public int? LinkSeconds { get; init; }
 }
 
 /// <summary>A provisioned client. Config holds the client's private key: this answer is the only place it ever exists.</summary>
@@ -128,6 +130,9 @@ public sealed record ClientDto
     public required string Config { get; init; }
     public string? QrPng { get; init; }
     public string? QrSvg { get; init; }
+    /// <summary>The single-use link's path (GET it once, then 410), when asked for.</summary>
+    public string? Link { get; init; }
+    public DateTimeOffset? LinkExpiresAt { get; init; }
 }
 
 /// <summary>GET /v1/servers/{name}/stats: the engine's counters and the peer gauges.</summary>

@@ -31,7 +31,9 @@ function New-HostGatewayName { "wgh$([guid]::NewGuid().ToString('N').Substring(0
   to wait for; its exit code is the host's), Pid (what to signal), Log.
 #>
 function Start-WgTestHost {
-    param([Parameter(Mandatory)][string] $Dir, [string[]] $Arguments = @(), [hashtable] $Environment = @{}, [switch] $UnderSystemd)
+    param([Parameter(Mandatory)][string] $Dir, [string[]] $Arguments = @(), [hashtable] $Environment = @{}, [switch] $UnderSystemd,
+        # A network namespace (of the test's own) to run the host in; `ip netns exec` execs, so the PID stays the host's.
+        [string] $Namespace)
     $id = [guid]::NewGuid().ToString('N').Substring(0, 6)
     $log = Join-Path $Dir "host-$id.log"
     $pidFile = Join-Path $Dir "host-$id.pid"
@@ -44,11 +46,13 @@ function Start-WgTestHost {
         $psi = [Diagnostics.ProcessStartInfo]::new('bash')
         # exec: the PID we signal is the host itself, not a shell.
         $script = 'echo $$ >"$WGH_PID"; exec dotnet "$0" "$@" >>"$WGH_LOG" 2>&1'
+        if ($Namespace) { $script = 'echo $$ >"$WGH_PID"; exec ip netns exec "$WGH_NS" dotnet "$0" "$@" >>"$WGH_LOG" 2>&1' }
     }
     foreach ($a in @('-c', $script, $script:HostDll) + $Arguments) { $psi.ArgumentList.Add($a) }
     $psi.UseShellExecute = $false
     $psi.Environment['WGH_LOG'] = $log
     $psi.Environment['WGH_PID'] = $pidFile
+    if ($Namespace) { $psi.Environment['WGH_NS'] = $Namespace }
     $psi.Environment['DOTNET_NOLOGO'] = '1'
     foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
     $p = [Diagnostics.Process]::Start($psi)

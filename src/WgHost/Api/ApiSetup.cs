@@ -58,6 +58,7 @@ public static class ApiSetup
         services.AddOpenApi("v1");
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<Metrics.GatewayMetrics>();
+        services.AddSingleton<ConfigLinks>();
     }
 
     public static void MapApi(WebApplication app)

@@ -17,13 +17,22 @@ internal static class ClientEndpoints
 {
     public static void Map(RouteGroupBuilder v1)
     {
-        v1.MapPost("/servers/{server}/clients", (GatewayService g, string server, ClientCreateDto body) => Guard(() =>
-            Json(Provision(Resolve(g, server), body), StatusCodes.Status201Created)))
+        v1.MapPost("/servers/{server}/clients", (GatewayService g, ConfigLinks links, string server, ClientCreateDto body) => Guard(() =>
+            Json(Provision(Resolve(g, server), body, links), StatusCodes.Status201Created)))
             .WithName("NewClient").Produces<ClientDto>(201).Produces<ErrorDto>(400).Produces<ErrorDto>(409).RequireAuthorization(ApiAuth.Write);
+
+        // The token is the capability (anyone with the link may fetch it once); not on the metrics listener.
+        v1.MapGet("/links/{token}", (HttpContext ctx, ConfigLinks links, string token) =>
+            ctx.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(ApiAuth.MetricsListenerItem) == true
+                ? ApiErrors.Result(StatusCodes.Status403Forbidden, "InsufficientScope", "The metrics listener serves only /metrics.", "Authentication")
+                : links.Serve(token))
+            .WithName("GetConfigLink").Produces<string>(contentType: "text/plain").Produces<ErrorDto>(410).AllowAnonymous();
     }
 
-    public static ClientDto Provision(VPNServer server, ClientCreateDto body)
+    public static ClientDto Provision(VPNServer server, ClientCreateDto body, ConfigLinks links)
     {
+        if (body.LinkSeconds is { } ls && ls is < 1 or > ConfigLinks.MaxSeconds)
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidLinkLifetime", $"'linkSeconds' must be 1 to {ConfigLinks.MaxSeconds} (7 days).");
         if (string.IsNullOrWhiteSpace(body.Name))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidPeerName", "'name' is required.");
         if (!ClientEndpoint.TryNormalize(body.Endpoint ?? "", server.ListenPort, out var endpoint))
@@ -66,12 +75,15 @@ internal static class ClientEndpoints
             PrivateKey = key.ExportBase64(), Address = address, DNS = dns, ServerPublicKey = server.PublicKey.ToBase64(),
             PresharedKey = psk?.ToBase64(), Endpoint = endpoint, AllowedIPs = routes, PersistentKeepalive = keepalive,
         });
+        (string Token, DateTimeOffset ExpiresAt)? link = body.LinkSeconds is { } seconds ? links.Create(body.Name, config, seconds) : null;
         return new ClientDto
         {
             Server = server.Name, Name = body.Name, PublicKey = key.PublicKey.ToBase64(), Address = address, Endpoint = endpoint,
             Dns = dns.ToArray(), AllowedIPs = routes, PersistentKeepalive = keepalive, HasPresharedKey = psk is not null, Config = config,
             QrPng = qr.Contains("png") ? Convert.ToBase64String(WgQrCode.Png(config, 8)) : null,
             QrSvg = qr.Contains("svg") ? WgQrCode.Svg(config) : null,
+            Link = link is { } l ? $"/v1/links/{l.Token}" : null,
+            LinkExpiresAt = link?.ExpiresAt,
         };
     }
 }
