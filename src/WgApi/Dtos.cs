@@ -175,3 +175,14 @@ public static class WgApiJson
         return o;
     }
 }
+
+/// <summary>A webhook's body: the event, when, where, and the peer right after it (no key material but its public key).</summary>
+public sealed record WebhookEventDto
+{
+    public required string Id { get; init; }
+    /// <summary>PeerCreated, PeerRemoved, PeerEnabled, PeerDisabled, PeerExpired or PeerFirstHandshake.</summary>
+    public required string Type { get; init; }
+    public DateTimeOffset Time { get; init; }
+    public required string Server { get; init; }
+    public required PeerDto Peer { get; init; }
+}

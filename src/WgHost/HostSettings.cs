@@ -13,6 +13,8 @@ public sealed class HostSettings
 {
     public List<GatewaySettings> Gateways { get; set; } = [];
     public ApiSettings Api { get; set; } = new();
+    /// <summary>Where to POST peer events (docs/host.md#webhooks).</summary>
+    public List<Webhooks.WebhookSettings> Webhooks { get; set; } = [];
 }
 
 /// <summary>One gateway: its wg-quick file (the usual case) and what to use when the file does not exist yet.</summary>

@@ -88,9 +88,12 @@ namespace WgHost
 
             var settings = new HostSettings();
             builder.Configuration.Bind(settings);
+            foreach (var w in settings.Webhooks) Webhooks.WebhookService.Check(w);
             builder.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(settings));
             builder.Services.AddSingleton<GatewayService>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayService>());
+            builder.Services.AddSingleton<Webhooks.WebhookService>();   // after the gateways: it subscribes to their events
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<Webhooks.WebhookService>());
 
             var socket = new ApiUnixSocket(settings.Api);
             builder.Services.AddSingleton(socket);
