@@ -56,8 +56,9 @@ function Start-WgTestHost {
     $psi.Environment['DOTNET_NOLOGO'] = '1'
     foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
     $p = [Diagnostics.Process]::Start($psi)
-    Wait-Until { (Test-Path $pidFile) -and (Get-Content -Raw $pidFile).Trim() } -Seconds 10 | Out-Null
-    [pscustomobject]@{ Process = $p; Pid = [int](Get-Content -Raw $pidFile).Trim(); Log = $log }
+    # The shell writes the file before it execs: wait for a whole line (it may exist empty for a moment).
+    Wait-Until { (Test-Path $pidFile) -and "$(Get-Content -Raw $pidFile -ErrorAction SilentlyContinue)" -match '^\d+\s' } -Seconds 10 | Out-Null
+    [pscustomobject]@{ Process = $p; Pid = [int]"$(Get-Content -Raw $pidFile)".Trim(); Log = $log }
 }
 
 function Get-WgTestHostLog($Hosted) { if (Test-Path $Hosted.Log) { Get-Content -Raw $Hosted.Log } else { '' } }

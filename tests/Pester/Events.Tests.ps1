@@ -1,11 +1,11 @@
-# Peer events of an in-process server as PowerShell engine events (Register-EngineEvent
-# WireGuardGateway.Peer*): created, disabled, enabled, expired, removed, each with the WgPeer.
+# Peer events of an in-process server as PowerShell engine events (WireGuardGateway.Peer*, in the
+# runspace's event queue: Get-Event / Wait-Event, or Register-EngineEvent -Action): created, disabled,
+# enabled, expired, removed, each with the WgPeer.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1') -Force
     $script:server = Start-WgServer -Name "ev$([guid]::NewGuid().ToString('N').Substring(0, 8))" -ListenPort 0 -Address 10.77.0.1/24 -UapiPath (Join-Path ([IO.Path]::GetTempPath()) "wgev-$([guid]::NewGuid().ToString('N')).sock")
     $script:kinds = 'Created', 'Removed', 'Enabled', 'Disabled', 'Expired'
-    foreach ($k in $kinds) { Register-EngineEvent -SourceIdentifier "WireGuardGateway.Peer$k" }
     # The next event of one kind for one key, waited for (Wait-Event's timeout), then taken off the queue.
     function Receive-PeerEvent([string] $Kind, [string] $Key) {
         $deadline = [DateTime]::UtcNow.AddSeconds(10)
@@ -18,7 +18,6 @@ BeforeAll {
 }
 
 AfterAll {
-    foreach ($k in $kinds) { Unregister-Event -SourceIdentifier "WireGuardGateway.Peer$k" -ErrorAction SilentlyContinue }
     Get-Event -ErrorAction SilentlyContinue | Remove-Event
     $server | Stop-WgServer
 }

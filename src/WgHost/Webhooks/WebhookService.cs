@@ -36,6 +36,7 @@ public sealed class WebhookService : IHostedService, IDisposable
     private ITimer? _scan;
     private Task? _worker;
     private long _dropped, _failed, _delivered;
+    private int _disposed;
 
     public WebhookService(IOptions<HostSettings> settings, GatewayService gateways, TimeProvider time, ILogger<WebhookService> log)
     {
@@ -72,7 +73,7 @@ public sealed class WebhookService : IHostedService, IDisposable
     {
         _scan?.Dispose();
         _queue.Writer.TryComplete();
-        _stop.Cancel();
+        if (Volatile.Read(ref _disposed) == 0) _stop.Cancel();
         if (_worker is not null) await Task.WhenAny(_worker, Task.Delay(TimeSpan.FromSeconds(1), cancellationToken)).ConfigureAwait(false);
     }
 
@@ -148,8 +149,10 @@ public sealed class WebhookService : IHostedService, IDisposable
             ct, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
     }
 
+    /// <summary>Idempotent: the container disposes it as the singleton and as the hosted service.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _scan?.Dispose();
         _stop.Cancel();
         _http.Dispose();
