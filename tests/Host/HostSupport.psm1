@@ -57,7 +57,12 @@ function Start-WgTestHost {
     foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
     $p = [Diagnostics.Process]::Start($psi)
     # The shell writes the file before it execs: wait for a whole line (it may exist empty for a moment).
-    Wait-Until { (Test-Path $pidFile) -and "$(Get-Content -Raw $pidFile -ErrorAction SilentlyContinue)" -match '^\d+\s' } -Seconds 10 | Out-Null
+    $havePid = Wait-Until { (Test-Path $pidFile) -and "$(Get-Content -Raw $pidFile -ErrorAction SilentlyContinue)" -match '^\d+\s' } -Seconds 10
+    if (-not $havePid) {
+        # Never leave a host behind that the caller has no handle on.
+        if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit(5000) | Out-Null }
+        throw "the host launcher wrote no PID to $pidFile within 10 s"
+    }
     [pscustomobject]@{ Process = $p; Pid = [int]"$(Get-Content -Raw $pidFile)".Trim(); Log = $log }
 }
 
