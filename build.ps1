@@ -1,21 +1,24 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-  The one entry point: Build (publish the module into module/bin), Test (xunit + Pester + interop +
-  fuzzing), Demo (a gateway with one client), Bench, Package (the module as a .nupkg for
-  Install-PSResource, into artifacts/package), Clean. Works from any current directory.
+  The one entry point: Build (publish the module into module/bin and the gateway host into host/bin),
+  Test (xunit + Pester + host + interop + fuzzing), Demo (a gateway with one client), Host (run the
+  gateway host), Bench, Package (the module as a .nupkg for Install-PSResource, into artifacts/package),
+  Clean. Works from any current directory.
 .EXAMPLE
   ./build.ps1 Test
 .EXAMPLE
   ./build.ps1 Test -Suite xunit,pester     # only these suites; the closing line counts only them
+.EXAMPLE
+  ./build.ps1 Host /etc/wireguard/wg0.conf
 #>
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Host', 'Package', 'Clean')]
     [string] $Task = 'Build',
-    # Test only: the suites to run, any of xunit, pester, interop, fuzz (a comma list; default all of them)
-    [string[]] $Suite = @('xunit', 'pester', 'interop', 'fuzz'),
-    # Bench only: passed on to bench/run-bench.ps1 (e.g. -Only hub-latency,scale -Rounds 5)
+    # Test only: the suites to run, any of xunit, pester, host, interop, fuzz (a comma list; default all of them)
+    [string[]] $Suite = @('xunit', 'pester', 'host', 'interop', 'fuzz'),
+    # Bench: passed on to bench/run-bench.ps1 (e.g. -Only hub-latency,scale -Rounds 5). Host: WgHost's arguments.
     [Parameter(ValueFromRemainingArguments)]
     [object[]] $BenchArguments = @()
 )
@@ -28,6 +31,7 @@ $PSStyle.OutputRendering = 'PlainText'
 
 $Root = $PSScriptRoot
 $ModuleBin = Join-Path $Root 'module/bin'
+$HostBin = Join-Path $Root 'host/bin'
 $Manifest = Join-Path $Root 'module/WireGuardGateway.psd1'
 $Artifacts = Join-Path $Root 'artifacts'
 $PesterVersion = '5.7.1'
@@ -45,6 +49,8 @@ function Invoke-Native([string] $What, [scriptblock] $Command) {
 function Invoke-Build {
     Write-Host "== Build: publishing the module into module/bin"
     Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $Root 'src/WgPowerShell') -c Release -o $ModuleBin -v q --nologo | Out-Host }
+    Write-Host "== Build: publishing the gateway host into host/bin"
+    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $Root 'src/WgHost') -c Release -o $HostBin -v q --nologo | Out-Host }
     # Help (docs/cmdlets/*.md, docs/about_*.md) into module/en-US, in a child pwsh since it imports the module.
     Write-Host "== Build: help into module/en-US"
     Invoke-Native 'help build' { & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $Root 'tools/HelpBuilder/Build-Help.ps1') -Root $Root | Out-Host }
@@ -145,7 +151,7 @@ function Invoke-FuzzCheck {
 
 # The -Suite names, split where `-File` passed "a,b" as one string; an unknown name is an error.
 function Get-TestSuite {
-    $known = 'xunit', 'pester', 'interop', 'fuzz'
+    $known = 'xunit', 'pester', 'host', 'interop', 'fuzz'
     # "-Suite xunit pester" leaves "pester" among the remaining arguments: take those as suites too.
     [string[]] $names = @(@($Suite) + @($BenchArguments) | ForEach-Object { "$_" -split ',' } | ForEach-Object { $_.Trim().ToLowerInvariant() } | Where-Object { $_ })
     $unknown = @($names | Where-Object { $_ -notin $known })
@@ -157,12 +163,14 @@ function Invoke-Test {
     $suites = Get-TestSuite
     Write-Host "== Test: suites $($suites -join ', ')"
     # The Pester suites drive the built module; xunit and fuzzing build their own projects.
-    if ($suites -contains 'pester' -or $suites -contains 'interop') { Invoke-Build }
+    if ($suites -contains 'pester' -or $suites -contains 'host' -or $suites -contains 'interop') { Invoke-Build }
     New-Item -ItemType Directory -Force $Artifacts | Out-Null
     $runs = @()
     if ($suites -contains 'xunit') { $runs += Invoke-XunitTests }
-    if ($suites -contains 'pester' -or $suites -contains 'interop') { Restore-Pester }
+    if ($suites -contains 'pester' -or $suites -contains 'host' -or $suites -contains 'interop') { Restore-Pester }
     if ($suites -contains 'pester') { $runs += Invoke-PesterSuite (Join-Path $Root 'tests/Pester') 'module' }
+    # The gateway host as a process (signals, sockets, the API); Linux only, and never a silent skip in CI.
+    if ($suites -contains 'host') { $runs += Invoke-PesterSuite (Join-Path $Root 'tests/Host') 'host' @{ CI = $env:CI } }
     $interop = Join-Path $Root 'tests/Interop'
     if ($suites -contains 'interop' -and (Test-Path $interop) -and (Get-ChildItem $interop -Filter *.Tests.ps1 -Recurse)) {
         # Interop tests need root (namespaces, TUN) and must not skip silently: CI=true makes a skip a failure.
@@ -227,9 +235,16 @@ function Invoke-Package {
     Invoke-Native 'packaging' { & $Pwsh[0] @($Pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $Root 'tools/Package/New-ModulePackage.ps1') -Root $Root -OutputPath (Join-Path $Artifacts 'package') | Out-Host }
 }
 
+# The production path (README, docs/host.md): the published host in the foreground, e.g. Host /etc/wireguard/wg0.conf.
+function Invoke-HostRun {
+    Invoke-Build
+    & dotnet (Join-Path $HostBin 'WgHost.dll') @($BenchArguments | ForEach-Object { "$_" })
+    exit $LASTEXITCODE
+}
+
 function Invoke-Clean {
     Invoke-Native 'dotnet clean' { dotnet clean (Join-Path $Root 'WgPowerShell.sln') -v q --nologo }
-    foreach ($p in @($ModuleBin, $Artifacts)) { if (Test-Path $p) { Remove-Item $p -Recurse -Force } }
+    foreach ($p in @($ModuleBin, $HostBin, $Artifacts)) { if (Test-Path $p) { Remove-Item $p -Recurse -Force } }
 }
 
 switch ($Task) {
@@ -237,6 +252,7 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { Invoke-Bench }
+    'Host' { Invoke-HostRun }
     'Package' { Invoke-Package }
     'Clean' { Invoke-Clean }
 }

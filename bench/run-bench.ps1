@@ -13,6 +13,8 @@
     scale         100,000 peers: Add-WgPeer rate, memory per peer, Get-WgPeer, idle CPU; wireguard-go's
                   memory per peer (bench/scale/scale-peers.ps1, bench/scale/wggo-peers.ps1)
     micro         BenchmarkDotNet: AEAD, handshake, BLAKE2s, allowed-IPs, UDP batching, with allocations
+    host-api      the gateway host: API requests/s (wrk) for a peer list and for creation, RSS with
+                  100,000 peers, SIGTERM to exit (bench/host/host-api.ps1)
   A part that fails is reported and the others still run; the exit code is 1 if any failed. Every
   load loop of the parts is bounded in time; traffic stays on loopback and in namespaces they create.
   The whole set takes about 15 minutes on the 2-core CI machine.
@@ -28,7 +30,7 @@ param(
     [int]$ScalePeers = 100000,
     [string]$MicroJob = 'short',      # BenchmarkDotNet job: short (3 iterations) or default (claims)
     [string]$MicroFilter = '*',
-    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'flood-client', 'scale', 'micro')]
+    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'flood-client', 'scale', 'micro', 'host-api')]
     [string[]]$Only,                  # run only these parts
     [string[]]$Skip = @(),            # leave these parts out
     [switch]$NoDocUpdate,             # measure and print, leave docs/performance.md as it is
@@ -140,6 +142,19 @@ Invoke-Part 'scale' {
         "Load average at the end of each: $($o.LoadAverage) / $($f.LoadAverage) / $($w.LoadAverage)."
     if ($wgCount -lt $ScalePeers) { $body += " wireguard-go was given $wgCount peers: the version here fails a UAPI set once it holds ~60,000 (``wg addconf``: Broken pipe)." }
     Write-Part 'scale' "bench/scale/scale-peers.ps1 -Count $ScalePeers [-ConfigPath]; bench/scale/wggo-peers.ps1 -Count $wgCount" $body
+}
+
+Invoke-Part 'host-api' {
+    $json = Join-Path $OutDir 'host-api.json'
+    Invoke-ChildPwsh @('-File', (Join-Path $PSScriptRoot 'host/host-api.ps1'), '-MemoryPeers', "$ScalePeers", '-OutJson', $json)
+    $r = Get-Content -Raw $json | ConvertFrom-Json
+    $rows = @(
+        [pscustomobject]@{ measurement = "GET /v1/servers/{s}/peers ($($r.ListPeers) peers), HTTPS + token"; result = "**$($r.ListRps) req/s**"; detail = "avg latency $($r.ListLatency), $($r.ListNon2xx) non-2xx" }
+        [pscustomobject]@{ measurement = 'POST /v1/servers/{s}/peers (allocation, config file rewritten per peer)'; result = "**$($r.CreateRps) req/s**"; detail = "avg latency $($r.CreateLatency), $($r.CreateNon2xx) non-2xx, $($r.PeersAfterCreate) peers at the end" }
+        [pscustomobject]@{ measurement = "host RSS with $($r.MemoryPeers) peers (batch API, config file in sync)"; result = "**$($r.RssMiB) MiB**"; detail = "$($r.RssBaselineMiB) MiB with none: $($r.RssBytesPerPeer) B/peer; added in $($r.BatchAddSeconds) s" }
+        [pscustomobject]@{ measurement = "SIGTERM to exit with $($r.MemoryPeers) peers"; result = "**$($r.SigtermToExitSeconds) s**"; detail = "exit code $($r.ExitCode); $($r.PeersInFileAfterExit) peers in the file afterwards" }
+    )
+    Write-Part 'host-api' "bench/host/host-api.ps1 -MemoryPeers $ScalePeers (wrk -t$($r.Threads) -c$($r.Connections) -d$($r.Seconds)s)" (ConvertTo-BenchTable $rows @('measurement', 'result', 'detail'))
 }
 
 Invoke-Part 'micro' {

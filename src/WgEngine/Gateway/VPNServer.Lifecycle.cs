@@ -25,6 +25,7 @@ public sealed partial class VPNServer
             if (!_peers.TryGetValue(publicKey, out var entry)) throw NotFound(publicKey);
             if (entry.Disabled) return false;
             DisableCore(entry);
+            Raise(PeerEventKind.Disabled, StatusOf(entry));
             Persist();
             return true;
         }
@@ -44,6 +45,7 @@ public sealed partial class VPNServer
             _disabledCount--;
             if (IsExpired(entry.ExpiresAt)) entry.ExpiresAt = null;
             ScheduleExpiry(entry);
+            Raise(PeerEventKind.Enabled, StatusOf(entry));
             Persist();
             return true;
         }
@@ -91,7 +93,7 @@ public sealed partial class VPNServer
             foreach (var e in _peers.Values)
             {
                 if (e.Disabled || e.ExpiresAt is not { } at) continue;
-                if (at <= now) { DisableCore(e); changed = true; }
+                if (at <= now) { DisableCore(e); Raise(PeerEventKind.Expired, StatusOf(e)); changed = true; }
                 else if (next is null || at < next) next = at;
             }
             _nextExpiry = null;

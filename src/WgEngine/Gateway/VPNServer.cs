@@ -209,8 +209,10 @@ public sealed partial class VPNServer : IDisposable
             _peers.Add(spec.PublicKey, entry);
             if (entry.Disabled) _disabledCount++;
             ScheduleExpiry(entry);
+            var status = StatusOf(entry);
+            Raise(PeerEventKind.Created, status);
             Persist();
-            return StatusOf(entry);
+            return status;
         }
     }
 
@@ -256,7 +258,7 @@ public sealed partial class VPNServer : IDisposable
             if (changes.ClearExpiresAt || changes.ExpiresAt is not null)
             {
                 entry.ExpiresAt = changes.ClearExpiresAt ? null : changes.ExpiresAt;
-                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) DisableCore(entry);   // already past: now
+                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) { DisableCore(entry); Raise(PeerEventKind.Expired, StatusOf(entry)); }   // already past: now
                 ScheduleExpiry(entry);
             }
             Persist();
@@ -271,6 +273,7 @@ public sealed partial class VPNServer : IDisposable
         {
             if (_readOnly && _peers.ContainsKey(publicKey)) EnsureChangeable();
             if (!_peers.Remove(publicKey, out var entry)) return false;
+            if (_events is not null) Raise(PeerEventKind.Removed, StatusOf(entry));
             if (entry.Disabled) _disabledCount--; else _backend.RemovePeer(publicKey);
             Unclaim(entry);
             Persist();
@@ -348,6 +351,7 @@ public sealed partial class VPNServer : IDisposable
         {
             StopUapi();
             StopExpiry();
+            CompleteEvents();
             _configPath = null;   // the file keeps the state at Stop: the keys are erased below
             _backend.Stop();
             _ownedKey?.Dispose();

@@ -27,7 +27,7 @@ public abstract class SetWgPeerStateCommandBase : WgPeerCmdletBase
     public SwitchParameter PassThru { get; set; }
 
     private protected abstract string Verb { get; }
-    private protected abstract bool Apply(VPNServer server, WgEngine.Crypto.WgKey key);
+    private protected abstract bool Apply(IGatewayServer server, WgEngine.Crypto.WgKey key);
 
     protected override void ProcessRecord()
     {
@@ -66,7 +66,7 @@ public abstract class SetWgPeerStateCommandBase : WgPeerCmdletBase
 public sealed class DisableWgPeerCommand : SetWgPeerStateCommandBase
 {
     private protected override string Verb => "Disable";
-    private protected override bool Apply(VPNServer server, WgEngine.Crypto.WgKey key) => server.DisablePeer(key);
+    private protected override bool Apply(IGatewayServer server, WgEngine.Crypto.WgKey key) => server.DisablePeer(key);
 }
 
 /// <summary>Enable-WgPeer: puts disabled peers back into service; an expiry already past is cleared.</summary>
@@ -75,5 +75,5 @@ public sealed class DisableWgPeerCommand : SetWgPeerStateCommandBase
 public sealed class EnableWgPeerCommand : SetWgPeerStateCommandBase
 {
     private protected override string Verb => "Enable";
-    private protected override bool Apply(VPNServer server, WgEngine.Crypto.WgKey key) => server.EnablePeer(key);
+    private protected override bool Apply(IGatewayServer server, WgEngine.Crypto.WgKey key) => server.EnablePeer(key);
 }

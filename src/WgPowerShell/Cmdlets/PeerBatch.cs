@@ -22,13 +22,13 @@ internal sealed class PeerBatch
 
     private readonly List<PeerSpec> _specs = new();
     private readonly List<string> _targets = new();
-    private VPNServer? _server;
+    private IGatewayServer? _server;
     private bool _allocate;
     private long _firstTicks;
     private TimeSpan _interval = MinInterval;
     private TimeSpan _commitBound;   // 4x the last commit's duration
 
-    public void Add(WgCmdletBase cmdlet, VPNServer server, PeerSpec spec, string target, bool allocateWhenEmpty)
+    public void Add(WgCmdletBase cmdlet, IGatewayServer server, PeerSpec spec, string target, bool allocateWhenEmpty)
     {
         if (_server is not null && (!ReferenceEquals(_server, server) || _allocate != allocateWhenEmpty)) Flush(cmdlet);
         if (_specs.Count == 0) _firstTicks = Stopwatch.GetTimestamp();

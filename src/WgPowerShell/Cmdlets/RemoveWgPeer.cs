@@ -29,7 +29,7 @@ public sealed class RemoveWgPeerCommand : WgPeerCmdletBase
 
     internal const int MaxBatch = 10_000;
     private readonly List<(WgKey Key, string Text, string? Name)> _pending = new();
-    private VPNServer? _pendingServer;
+    private IGatewayServer? _pendingServer;
 
     protected override void ProcessRecord()
     {

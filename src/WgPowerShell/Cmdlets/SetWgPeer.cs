@@ -57,7 +57,7 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     public SwitchParameter PassThru { get; set; }
 
     private readonly List<(WgEngine.Crypto.WgKey Key, PeerUpdate Update, string Text)> _pending = new();
-    private VPNServer? _pendingServer;
+    private IGatewayServer? _pendingServer;
 
     protected override void ProcessRecord()
     {

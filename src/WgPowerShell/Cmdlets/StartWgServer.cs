@@ -6,6 +6,7 @@ using WgEngine.Gateway;
 using WgEngine.Net;
 using WgEngine.Uapi;
 using WgPowerShell.Models;
+using WgPowerShell.Session;
 using WgPowerShell.Validation;
 
 namespace WgPowerShell.Cmdlets;
@@ -161,6 +162,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
             return;
         }
         foreach (var warning in server.StartWarnings) WriteWarning(warning);
+        PeerEventForwarder.Forward(server, Events);   // WireGuardGateway.Peer* engine events
         WriteVerbose($"Started WireGuard server '{server.Name}' on UDP port {server.ListenPort}, public key {server.PublicKey}, addresses {string.Join(", ", server.Addresses)}"
             + (server.UapiPath is null ? "" : $", UAPI {server.UapiPath}") + (server.ConfigPath is null ? "." : $", config {server.ConfigPath} ({server.PeerCount} peers)."));
         WriteObject(new WgServer(server));

@@ -28,7 +28,8 @@ public sealed class StopWgServerCommand : WgCmdletBase
             var server = ResolveServer(n);
             if (server is null) continue;
             if (!ShouldProcess($"WireGuard server '{server.Name}' on UDP port {server.ListenPort}", "Stop")) continue;
-            Session.Stop(server);
+            try { Session.Stop(server); }
+            catch (WgEngine.Gateway.WgException e) { WriteWgError(e, server.Name); continue; }
             WriteVerbose($"Stopped WireGuard server '{server.Name}'.");
             if (PassThru) WriteObject(new WgServer(server));
         }

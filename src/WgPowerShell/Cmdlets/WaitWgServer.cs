@@ -17,7 +17,7 @@ namespace WgPowerShell.Cmdlets;
 [OutputType(typeof(WgServer))]
 public sealed class WaitWgServerCommand : WgCmdletBase
 {
-    private readonly List<VPNServer> _servers = new();
+    private readonly List<IGatewayServer> _servers = new();
     private readonly CancellationTokenSource _stop = new();
 
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]

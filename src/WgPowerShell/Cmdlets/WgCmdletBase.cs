@@ -48,7 +48,7 @@ public abstract class WgCmdletBase : PSCmdlet
     /// The server named, or the only one when no name is given. No server / several servers without a
     /// name is unusable input (terminating); an unknown name is a per-item ObjectNotFound (returns null).
     /// </summary>
-    internal VPNServer? ResolveServer(string? name)
+    internal IGatewayServer? ResolveServer(string? name)
     {
         if (!string.IsNullOrEmpty(name))
         {

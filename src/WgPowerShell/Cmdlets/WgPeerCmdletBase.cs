@@ -27,7 +27,7 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     internal bool FromServerObject(string parameter) => InputObject is not null && !CommandLine.Contains(parameter);
 
     /// <summary>The server this record acts on, or null after a non-terminating error.</summary>
-    internal VPNServer? ResolveServer() =>
+    internal IGatewayServer? ResolveServer() =>
         ResolveServer(InputObject is { } piped && !CommandLine.Contains(nameof(Server)) ? piped.Name : Server);
 
     /// <summary>A WgServer piped into a cmdlet that needs a peer key: the server object's own key is not one.</summary>
@@ -58,7 +58,7 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     /// the -Name parameter set of Remove/Disable/Enable-WgPeer. A name without wildcards that matches no peer
     /// is a non-terminating PeerNotFound error, as in Get-WgPeer.
     /// </summary>
-    internal List<string> KeysNamed(VPNServer server, string[] names)
+    internal List<string> KeysNamed(IGatewayServer server, string[] names)
     {
         var patterns = names.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
         var matched = new bool[names.Length];
@@ -78,7 +78,7 @@ public abstract class WgPeerCmdletBase : WgCmdletBase
     }
 
     /// <summary>The non-terminating ObjectNotFound error every peer cmdlet gives for an unknown key.</summary>
-    internal void WritePeerNotFound(VPNServer server, string publicKey) =>
+    internal void WritePeerNotFound(IGatewayServer server, string publicKey) =>
         WriteError(new ErrorRecord(new ItemNotFoundException($"No peer with public key {publicKey} on server '{server.Name}'."),
             "PeerNotFound", ErrorCategory.ObjectNotFound, publicKey));
 }

@@ -12,14 +12,14 @@ namespace WgPowerShell.Completion;
 internal static class CompletionSource
 {
     /// <summary>The session's servers; none when no runspace (completion must never throw).</summary>
-    public static IReadOnlyList<VPNServer> Servers()
+    public static IReadOnlyList<IGatewayServer> Servers()
     {
         try { return SessionStore.Current.All(); }
         catch (InvalidOperationException) { return []; }
     }
 
     /// <summary>The server(s) whose peers to offer: the -Server already on the line, else every server of the session.</summary>
-    public static IEnumerable<VPNServer> ServersFor(IDictionary fakeBoundParameters)
+    public static IEnumerable<IGatewayServer> ServersFor(IDictionary fakeBoundParameters)
     {
         var all = Servers();
         string? named = fakeBoundParameters.Contains("Server") ? ServerName(fakeBoundParameters["Server"]) : null;

@@ -35,6 +35,14 @@ public static class WgQrCode
         return new PngByteQRCode(data).GetGraphic(pixelsPerModule, Dark, Light, drawQuietZones: true);
     }
 
+    /// <summary>The code as an SVG document (black on white, quiet zone included), scalable for any display.</summary>
+    public static string Svg(string text, int pixelsPerModule = 8)
+    {
+        if (pixelsPerModule is < 1 or > 100) throw new ArgumentOutOfRangeException(nameof(pixelsPerModule), "1 to 100 pixels per module.");
+        using var data = Encode(text);
+        return new SvgQRCode(data).GetGraphic(pixelsPerModule, "#000000", "#ffffff", drawQuietZones: true);
+    }
+
     /// <summary>
     /// Two module rows per line. The glyph's ink marks LIGHT modules, so on the usual light-on-dark
     /// terminal the code reads dark-on-light as scanners expect: '█' both light, '▀' top light,

@@ -8,9 +8,9 @@ namespace WgPowerShell.Models;
 /// </summary>
 public sealed class WgServer
 {
-    internal WgServer(VPNServer server) => Server = server;
+    internal WgServer(IGatewayServer server) => Server = server;
 
-    internal VPNServer Server { get; }
+    internal IGatewayServer Server { get; }
 
     public string Name => Server.Name;
     public string PublicKey => Server.PublicKey.ToBase64();

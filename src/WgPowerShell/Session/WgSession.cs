@@ -4,20 +4,49 @@ using WgEngine.Gateway;
 
 namespace WgPowerShell.Session;
 
-/// <summary>The servers of one runspace. Thread-safe: a runspace may be closed from another thread.</summary>
+/// <summary>
+/// The servers of one runspace: its in-process ones, or, while Connect-WgServer's connection is open,
+/// those of the gateway host it reaches. Thread-safe: a runspace may be closed from another thread.
+/// </summary>
 internal sealed class WgSession
 {
     private readonly object _lock = new();
     private readonly Dictionary<string, VPNServer> _servers = new(StringComparer.OrdinalIgnoreCase);
+    private RemoteConnection? _remote;
 
-    public bool TryGet(string name, out VPNServer server)
+    /// <summary>The open connection to a gateway host; null when the cmdlets act on this process's servers.</summary>
+    public RemoteConnection? Remote
     {
-        lock (_lock) return _servers.TryGetValue(name, out server!);
+        get { lock (_lock) return _remote; }
     }
 
-    public IReadOnlyList<VPNServer> All()
+    /// <summary>Opens (replacing any earlier) or, with null, closes the connection to a gateway host.</summary>
+    public void SetRemote(RemoteConnection? connection)
     {
-        lock (_lock) return _servers.Values.OrderBy(s => s.Name, StringComparer.OrdinalIgnoreCase).ToList();
+        RemoteConnection? old;
+        lock (_lock)
+        {
+            old = _remote;
+            _remote = connection;
+        }
+        if (!ReferenceEquals(old, connection)) old?.Dispose();
+    }
+
+    public bool TryGet(string name, out IGatewayServer server)
+    {
+        if (Remote is { } remote) return remote.TryGet(name, out server);
+        lock (_lock)
+        {
+            bool found = _servers.TryGetValue(name, out var s);
+            server = s!;
+            return found;
+        }
+    }
+
+    public IReadOnlyList<IGatewayServer> All()
+    {
+        if (Remote is { } remote) return remote.All();
+        lock (_lock) return _servers.Values.OrderBy(s => s.Name, StringComparer.OrdinalIgnoreCase).ToList<IGatewayServer>();
     }
 
     /// <summary>Adds a server; false when a running server already has that name (a stopped one is replaced).</summary>
@@ -40,9 +69,10 @@ internal sealed class WgSession
         lock (_lock) return _servers.TryGetValue(name, out var s) && s.State == ServerState.Running;
     }
 
-    /// <summary>Stops a server and forgets it.</summary>
-    public void Stop(VPNServer server)
+    /// <summary>Stops a server and forgets it. A gateway host's server refuses (WgException RemoteServerNotStoppable).</summary>
+    public void Stop(IGatewayServer gateway)
     {
+        if (gateway is not VPNServer server) { gateway.Stop(); return; }
         lock (_lock)
         {
             if (_servers.TryGetValue(server.Name, out var s) && ReferenceEquals(s, server)) _servers.Remove(server.Name);
@@ -58,6 +88,7 @@ internal sealed class WgSession
             all = _servers.Values.ToList();
             _servers.Clear();
         }
+        SetRemote(null);
         foreach (var s in all) s.Dispose();
     }
 }

@@ -43,6 +43,6 @@ internal static class Parse
         if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, null, out int port) || port is < 1 or > 65535)
             return false;
         var host = text[..colon];
-        return !IPAddress.TryParse(host, out _) && host.Any(char.IsAsciiLetter) && WgPowerShell.Cmdlets.ClientEndpoint.IsHostName(host);
+        return !IPAddress.TryParse(host, out _) && host.Any(char.IsAsciiLetter) && WgPowerShell.Formatting.ClientEndpoint.IsHostName(host);
     }
 }

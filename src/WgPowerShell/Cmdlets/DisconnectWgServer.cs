@@ -1,0 +1,21 @@
+using System.Management.Automation;
+
+namespace WgPowerShell.Cmdlets;
+
+/// <summary>Disconnect-WgServer: ends Connect-WgServer's connection; the cmdlets act on this process's servers again.</summary>
+[Cmdlet(VerbsCommunications.Disconnect, "WgServer")]
+[OutputType(typeof(void))]
+public sealed class DisconnectWgServerCommand : WgCmdletBase
+{
+    protected override void ProcessRecord()
+    {
+        var remote = Session.Remote;
+        if (remote is null)
+        {
+            WriteVerbose("Not connected to a gateway host.");
+            return;
+        }
+        Session.SetRemote(null);
+        WriteVerbose($"Disconnected from the gateway host at {remote.Client.Endpoint}.");
+    }
+}
