@@ -32,6 +32,11 @@ public sealed class WgInterfaceSection
     /// <summary>1-based line of the [Interface] header (0 when built in code); not part of the content.</summary>
     public int Line { get; set; }
 
+    // Extension (comment lines "#! Key = value", ignored by wg-quick): the userspace egress rules.
+    public List<IpPrefix> EgressAllow { get; } = new();
+    public List<IpPrefix> EgressDeny { get; } = new();
+    public bool EgressUnprotected { get; set; }
+
     public override string ToString() => $"[Interface] ListenPort={ListenPort} Address={string.Join(", ", Address)}";
 }
 

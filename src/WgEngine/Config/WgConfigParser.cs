@@ -64,8 +64,13 @@ public static partial class WgConfigParser
         {
             if (line.StartsWith(ExtensionPrefix, StringComparison.Ordinal))
             {
+                if (_inInterface && !disabled)
+                {
+                    InterfaceExtension(line[ExtensionPrefix.Length..]);
+                    return;
+                }
                 if (_peer is null || _peer.Disabled != disabled)
-                    throw Error("an extension line ('#!') belongs inside a [Peer] section.");
+                    throw Error("an extension line ('#!') belongs inside an [Interface] or [Peer] section.");
                 Extension(line[ExtensionPrefix.Length..]);
                 return;
             }
@@ -188,6 +193,40 @@ public static partial class WgConfigParser
                 default:
                     p.Extra.Add(new(key, value));
                     break;
+            }
+        }
+
+        private void InterfaceExtension(string body)
+        {
+            int eq = body.IndexOf('=');
+            if (eq <= 0) throw Error("expected '#! Key = Value'.");
+            var key = body[..eq].Trim();
+            var value = body[(eq + 1)..].Trim();
+            switch (key.ToLowerInvariant())
+            {
+                case "egressallow":
+                    AddPrefixes(Config.Interface.EgressAllow, value, "EgressAllow");
+                    break;
+                case "egressdeny":
+                    AddPrefixes(Config.Interface.EgressDeny, value, "EgressDeny");
+                    break;
+                case "egressunprotected":
+                    if (!bool.TryParse(value, out bool unprotected))
+                        throw Error($"EgressUnprotected '{Clip(value)}' is not true or false.");
+                    Config.Interface.EgressUnprotected = unprotected;
+                    break;
+                default:
+                    break;   // extension keys of later versions are ignored, not fatal
+            }
+        }
+
+        private void AddPrefixes(List<IpPrefix> into, string value, string key)
+        {
+            foreach (var part in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!IpPrefix.TryParse(part, out var prefix))
+                    throw Error($"{key} '{Clip(part)}' is not a CIDR prefix (e.g. 10.0.0.0/8).");
+                into.Add(prefix);
             }
         }
 

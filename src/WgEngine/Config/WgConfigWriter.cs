@@ -31,6 +31,9 @@ public static class WgConfigWriter
         if (i.Dns.Count > 0) Line(sb, "DNS", string.Join(", ", i.Dns));
         if (i.Mtu is { } mtu) Line(sb, "MTU", mtu.ToString(CultureInfo.InvariantCulture));
         foreach (var (k, v) in i.Extra) Line(sb, k, v);
+        if (i.EgressAllow.Count > 0) Extension(sb, "", "EgressAllow", Join(i.EgressAllow));
+        if (i.EgressDeny.Count > 0) Extension(sb, "", "EgressDeny", Join(i.EgressDeny));
+        if (i.EgressUnprotected) Extension(sb, "", "EgressUnprotected", "true");
         foreach (var p in config.Peers)
         {
             sb.Append('\n');

@@ -58,6 +58,10 @@ public sealed class ServerOptions
     /// <summary>With an existing <see cref="ConfigPath"/>: use <see cref="Addresses"/> instead of the file's.</summary>
     public bool OverrideAddresses { get; init; }
 
+    /// <summary>With an existing <see cref="ConfigPath"/>: use the egress rules of <see cref="EgressOptions"/>
+    /// (Allow, Deny, Unprotected) instead of the file's.</summary>
+    public bool OverrideEgressRules { get; init; }
+
     /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
     public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
 }

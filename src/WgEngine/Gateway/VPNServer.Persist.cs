@@ -74,6 +74,7 @@ public sealed partial class VPNServer
             i.Address.AddRange(Addresses);
             i.Dns.AddRange(_template.Dns);
             i.Extra.AddRange(_template.Extra);
+            WriteEgressRules(i);
             var config = new WgConfig { Interface = i };
             foreach (var e in _peers.Values) config.Peers.Add(ToSection(e));
             return config;
@@ -203,6 +204,8 @@ public sealed partial class VPNServer
         public WgPrivateKey? FileKey { get; set; }
         public int? ListenPort { get; set; }
         public IReadOnlyList<IpPrefix>? Addresses { get; set; }
+        /// <summary>The file's egress rules, unless the options override them.</summary>
+        public Egress.EgressRules? EgressRules { get; set; }
         /// <summary>The file must be rewritten after loading (options overrode it, or it lacked a key).</summary>
         public bool MustWrite { get; set; }
 
@@ -238,6 +241,8 @@ public sealed partial class VPNServer
             else load.MustWrite = true;
             if (i.Address.Count > 0 && !o.OverrideAddresses) load.Addresses = i.Address;
             else load.MustWrite = true;
+            if (o.OverrideEgressRules) load.MustWrite = true;
+            else load.EgressRules = new Egress.EgressRules([.. i.EgressAllow], [.. i.EgressDeny], i.EgressUnprotected);
             return load;
         }
     }

@@ -95,7 +95,7 @@ public sealed partial class VPNServer : IDisposable
             ListenPort = listenPort,
             Addresses = addresses,
             Egress = options.Egress,
-            EgressOptions = options.EgressOptions,
+            EgressOptions = EgressOptionsWithFileRules(options, load),
             Name = options.Name,
             BindAddress = options.BindAddress,
             TimeProvider = options.TimeProvider,
@@ -111,6 +111,8 @@ public sealed partial class VPNServer : IDisposable
             throw;
         }
         var server = new VPNServer(options, backend, owned, addresses);
+        // Without a userspace egress the file's rules are not enforced, but kept when the file is rewritten.
+        if ((backend as UserspaceBackend)?.Egress is null) server._egressRules = load?.EgressRules;
         try
         {
             if (load is not null) server.InitPersistence(load);

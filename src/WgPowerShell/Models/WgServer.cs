@@ -27,6 +27,8 @@ public sealed class WgServer
     public InterfaceStats Stats => Server.Stats;
     /// <summary>Userspace egress counters, read when accessed (flows, limits biting, refused destinations); null without one.</summary>
     public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
+    /// <summary>The egress rules in force: Allow exceptions, Deny additions, Unprotected (docs/egress.md).</summary>
+    public WgEngine.Egress.EgressRules EgressRules => Server.EgressRules;
     /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
     public string? ConfigPath => Server.ConfigPath;
     /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
