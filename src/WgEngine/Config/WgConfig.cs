@@ -36,6 +36,10 @@ public sealed class WgInterfaceSection
     public List<IpPrefix> EgressAllow { get; } = new();
     public List<IpPrefix> EgressDeny { get; } = new();
     public bool EgressUnprotected { get; set; }
+    /// <summary>Client isolation ("#! PeerIsolation = true"); null when the file does not say.</summary>
+    public bool? PeerIsolation { get; set; }
+    /// <summary>Each tag's ordered rules ("#! TagAcl = tag: rule", one line per rule).</summary>
+    public Dictionary<string, List<Policy.AclRule>> TagRules { get; } = new(StringComparer.OrdinalIgnoreCase);
 
     public override string ToString() => $"[Interface] ListenPort={ListenPort} Address={string.Join(", ", Address)}";
 }
@@ -57,6 +61,10 @@ public sealed class WgPeerSection
     public string? Name { get; set; }
     public bool Disabled { get; set; }
     public DateTimeOffset? ExpiresAt { get; set; }
+    /// <summary>"#! Acl = rule", one line per rule, in order.</summary>
+    public List<Policy.AclRule> Acl { get; } = new();
+    /// <summary>"#! Tags = a, b".</summary>
+    public List<string> Tags { get; } = new();
 
     /// <summary>1-based line of the [Peer] header (0 when built in code); not part of the content.</summary>
     public int Line { get; set; }

@@ -210,6 +210,18 @@ public static partial class WgConfigParser
                 case "egressdeny":
                     AddPrefixes(Config.Interface.EgressDeny, value, "EgressDeny");
                     break;
+                case "peerisolation":
+                    if (!bool.TryParse(value, out bool isolation))
+                        throw Error($"PeerIsolation '{Clip(value)}' is not true or false.");
+                    Config.Interface.PeerIsolation = isolation;
+                    break;
+                case "tagacl":
+                    int colon = value.IndexOf(':');
+                    var tag = colon > 0 ? value[..colon].Trim() : "";
+                    if (!Gateway.VPNServer.IsValidTag(tag)) throw Error($"TagAcl '{Clip(value)}' is not 'tag: rule' with a tag of letters, digits, '-', '_' or '.'.");
+                    if (!Config.Interface.TagRules.TryGetValue(tag, out var list)) Config.Interface.TagRules[tag] = list = new();
+                    list.AddRange(Rule(value[(colon + 1)..]));
+                    break;
                 case "egressunprotected":
                     if (!bool.TryParse(value, out bool unprotected))
                         throw Error($"EgressUnprotected '{Clip(value)}' is not true or false.");
@@ -219,6 +231,9 @@ public static partial class WgConfigParser
                     break;   // extension keys of later versions are ignored, not fatal
             }
         }
+
+        private IReadOnlyList<Policy.AclRule> Rule(string text) =>
+            Policy.AclRule.TryParse(text.Trim(), out var rules, out var error) ? rules : throw Error(error);
 
         private void AddPrefixes(List<IpPrefix> into, string value, string key)
         {
@@ -240,6 +255,16 @@ public static partial class WgConfigParser
             {
                 case "name":
                     _peer!.Name = value.Length == 0 ? null : value;
+                    break;
+                case "acl":
+                    _peer!.Acl.AddRange(Rule(value));
+                    break;
+                case "tags":
+                    foreach (var t in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        if (!Gateway.VPNServer.IsValidTag(t)) throw Error($"Tag '{Clip(t)}' is not letters, digits, '-', '_' or '.' (at most 32).");
+                        _peer!.Tags.Add(t);
+                    }
                     break;
                 case "expiresat":
                     if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))

@@ -34,6 +34,9 @@ public static class WgConfigWriter
         if (i.EgressAllow.Count > 0) Extension(sb, "", "EgressAllow", Join(i.EgressAllow));
         if (i.EgressDeny.Count > 0) Extension(sb, "", "EgressDeny", Join(i.EgressDeny));
         if (i.EgressUnprotected) Extension(sb, "", "EgressUnprotected", "true");
+        if (i.PeerIsolation is { } isolation) Extension(sb, "", "PeerIsolation", isolation ? "true" : "false");
+        foreach (var (tag, rules) in i.TagRules)
+            foreach (var r in rules) Extension(sb, "", "TagAcl", $"{tag}: {r}");
         foreach (var p in config.Peers)
         {
             sb.Append('\n');
@@ -43,6 +46,8 @@ public static class WgConfigWriter
             if (p.Name is not null) Extension(sb, pre, "Name", CheckLine(p.Name, "Name"));
             if (p.ExpiresAt is { } at)
                 Extension(sb, pre, "ExpiresAt", at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture));
+            if (p.Tags.Count > 0) Extension(sb, pre, "Tags", string.Join(", ", p.Tags));
+            foreach (var r in p.Acl) Extension(sb, pre, "Acl", r.ToString());
             PeerBody(sb, pre, p);
             foreach (var (k, v) in p.Extra) { sb.Append(pre); Line(sb, k, v); }
         }

@@ -19,6 +19,8 @@ public sealed class DeviceOptions
     public int Workers { get; init; } = Environment.ProcessorCount;
     public int Mtu { get; init; } = 1420;
     public IEgress? Egress { get; init; }
+    /// <summary>Isolation and ACLs between this device and its packet planes; null = created on first use.</summary>
+    public Policy.TrafficPolicy? Policy { get; init; }
     /// <summary>How often timers are checked.</summary>
     public TimeSpan TimerTick { get; init; } = TimeSpan.FromMilliseconds(100);
     /// <summary>Packet buffers (4 KiB each) made at start, so that the first bursts do not allocate.</summary>
@@ -48,7 +50,7 @@ public sealed class DeviceCounters
     internal long ReceivedBytes, SentBytes;
     internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,
         DroppedAllowedIps, DroppedNoRoute, DroppedHandshakeInvalid, DroppedHandshakeReplay, DroppedQueueFull,
-        DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies;
+        DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies, DroppedPolicy;
 
     public long Received => Volatile.Read(ref ReceivedBytes);
     public long Sent => Volatile.Read(ref SentBytes);
@@ -59,6 +61,8 @@ public sealed class DeviceCounters
     public long Replayed => Volatile.Read(ref DroppedReplay);
     public long NotAllowedSource => Volatile.Read(ref DroppedAllowedIps);
     public long NoRoute => Volatile.Read(ref DroppedNoRoute);
+    /// <summary>Packets refused by isolation or an ACL (answered with ICMP prohibited where possible).</summary>
+    public long Policy => Volatile.Read(ref DroppedPolicy);
     public long HandshakeInvalid => Volatile.Read(ref DroppedHandshakeInvalid);
     public long HandshakeReplayed => Volatile.Read(ref DroppedHandshakeReplay);
     public long QueueFull => Volatile.Read(ref DroppedQueueFull);
@@ -69,5 +73,5 @@ public sealed class DeviceCounters
     public long CookieReplies => Volatile.Read(ref CookieRepliesSent);
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
     public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource
-        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited;
+        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited + Policy;
 }

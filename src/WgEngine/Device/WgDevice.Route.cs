@@ -29,12 +29,14 @@ public sealed partial class WgDevice
             var to = _allowedIps.Lookup(dst);
             if (to is not null && !ReferenceEquals(to, from))
             {
+                if (!PolicyPermits(from, packet, toPeer: true)) { RefuseByPolicy(from, buf); return; }
                 SendToPeer(to, buf);
                 return;
             }
         }
         if (_options.Egress is { } egress)
         {
+            if (!PolicyPermits(from, packet, toPeer: false)) { RefuseByPolicy(from, buf); return; }
             egress.Deliver(from.PublicKey, packet);
             _pool.Return(buf);
             return;

@@ -39,6 +39,7 @@ public sealed class EgressPolicy : IDisposable
     private readonly bool _watching;
     private AllowedIps<object> _table = new();
     private EgressRules _rules;
+    private IPAddress[] _lastHostAddresses = [];
 
     /// <summary>With an allow list only (the rules before deny lists existed; tests).</summary>
     public EgressPolicy(IReadOnlyList<IpPrefix>? allow) : this(new EgressRules(allow ?? [], [])) { }
@@ -118,10 +119,11 @@ public sealed class EgressPolicy : IDisposable
         Volatile.Write(ref _table, table);
     }
 
-    private IEnumerable<IPAddress> SafeHostAddresses()
+    /// <summary>The host's addresses; when the OS fails to list them (e.g. while interfaces change), the last list read.</summary>
+    private IPAddress[] SafeHostAddresses()
     {
-        try { return [.. _hostAddresses()]; }
-        catch (NetworkInformationException) { return []; }
+        try { return _lastHostAddresses = [.. _hostAddresses()]; }
+        catch (NetworkInformationException) { return _lastHostAddresses; }
     }
 
     private static IPAddress WithoutScope(IPAddress a) => new(a.GetAddressBytes());

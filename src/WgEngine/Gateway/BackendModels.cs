@@ -24,6 +24,10 @@ public sealed class InterfaceConfig
     /// <summary>IP address to bind the UDP socket to; null = all addresses (IPv6 dual-stack where available).</summary>
     public IPAddress? BindAddress { get; init; }
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    /// <summary>Refuse peer-to-peer traffic unless a rule of the sender allows it (client isolation).</summary>
+    public bool PeerIsolation { get; init; }
+    /// <summary>The ordered rules of each tag (peers carry tags).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<Policy.AclRule>>? TagRules { get; init; }
 }
 
 /// <summary>A peer as configured. AllowedIPs is final here (allocation happened in the facade).</summary>
@@ -37,6 +41,10 @@ public sealed record PeerConfig
     public IPEndPoint? Endpoint { get; init; }
     /// <summary>Seconds, 0 = off.</summary>
     public int PersistentKeepalive { get; init; }
+    /// <summary>The peer's own ordered access rules (before those of its tags).</summary>
+    public IReadOnlyList<Policy.AclRule> Acl { get; init; } = [];
+    /// <summary>Groups whose rules apply to the peer after its own, in this order.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
 }
 
 /// <summary>A peer as it is now: configuration plus live state.</summary>
@@ -55,6 +63,8 @@ public sealed record PeerStatus
     public bool Enabled { get; init; } = true;
     /// <summary>When the peer is (or was) disabled automatically; null = never.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
+    public IReadOnlyList<Policy.AclRule> Acl { get; init; } = [];
+    public IReadOnlyList<string> Tags { get; init; } = [];
 }
 
 /// <summary>

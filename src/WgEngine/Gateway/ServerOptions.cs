@@ -62,6 +62,9 @@ public sealed class ServerOptions
     /// (Allow, Deny, Unprotected) instead of the file's.</summary>
     public bool OverrideEgressRules { get; init; }
 
+    /// <summary>Client isolation: peer-to-peer traffic refused unless a rule allows it. Null: the config file's, else off.</summary>
+    public bool? PeerIsolation { get; init; }
+
     /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
     public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
 }
@@ -82,6 +85,10 @@ public sealed record PeerSpec
     public DateTimeOffset? ExpiresAt { get; init; }
     /// <summary>The endpoint as the config file gave it (may be a hostname): written back unchanged.</summary>
     internal string? EndpointText { get; init; }
+    /// <summary>The peer's own ordered access rules.</summary>
+    public IReadOnlyList<Policy.AclRule>? Acl { get; init; }
+    /// <summary>Tags whose rules apply after the peer's own.</summary>
+    public IReadOnlyList<string>? Tags { get; init; }
 }
 
 /// <summary>
@@ -101,6 +108,10 @@ public sealed record PeerUpdate
     public DateTimeOffset? ExpiresAt { get; init; }
     /// <summary>True to remove the expiry (ExpiresAt is then ignored).</summary>
     public bool ClearExpiresAt { get; init; }
+    /// <summary>New access rules (empty: none).</summary>
+    public IReadOnlyList<Policy.AclRule>? Acl { get; init; }
+    /// <summary>New tags (empty: none).</summary>
+    public IReadOnlyList<string>? Tags { get; init; }
 }
 
 public enum ServerState { Running, Stopped }

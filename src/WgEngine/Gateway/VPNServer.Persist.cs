@@ -75,6 +75,7 @@ public sealed partial class VPNServer
             i.Dns.AddRange(_template.Dns);
             i.Extra.AddRange(_template.Extra);
             WriteEgressRules(i);
+            WritePolicy(i);
             var config = new WgConfig { Interface = i };
             foreach (var e in _peers.Values) config.Peers.Add(ToSection(e));
             return config;
@@ -97,6 +98,8 @@ public sealed partial class VPNServer
         PersistentKeepalive = p.PersistentKeepalive,
         Disabled = p.Disabled,
         ExpiresAt = p.ExpiresAt,
+        Acl = p.Acl,
+        Tags = p.Tags,
     };
 
     private void BeginDefer() => _persistDefer++;
@@ -169,6 +172,8 @@ public sealed partial class VPNServer
             ExpiresAt = e.ExpiresAt,
         };
         s.AllowedIPs.AddRange(e.AllowedIPs);
+        s.Acl.AddRange(c.Acl);
+        s.Tags.AddRange(c.Tags);
         return s;
     }
 
@@ -204,6 +209,8 @@ public sealed partial class VPNServer
         public WgPrivateKey? FileKey { get; set; }
         public int? ListenPort { get; set; }
         public IReadOnlyList<IpPrefix>? Addresses { get; set; }
+        public bool? PeerIsolation { get; set; }
+        public IReadOnlyDictionary<string, IReadOnlyList<Policy.AclRule>>? TagRules { get; set; }
         /// <summary>The file's egress rules, unless the options override them.</summary>
         public Egress.EgressRules? EgressRules { get; set; }
         /// <summary>The file must be rewritten after loading (options overrode it, or it lacked a key).</summary>
@@ -241,6 +248,9 @@ public sealed partial class VPNServer
             else load.MustWrite = true;
             if (i.Address.Count > 0 && !o.OverrideAddresses) load.Addresses = i.Address;
             else load.MustWrite = true;
+            load.PeerIsolation = i.PeerIsolation;
+            load.TagRules = i.TagRules.Count == 0 ? null : i.TagRules.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<Policy.AclRule>)kv.Value, StringComparer.OrdinalIgnoreCase);
+            if (o.PeerIsolation is { } iso && iso != (i.PeerIsolation ?? false)) load.MustWrite = true;
             if (o.OverrideEgressRules) load.MustWrite = true;
             else load.EgressRules = new Egress.EgressRules([.. i.EgressAllow], [.. i.EgressDeny], i.EgressUnprotected);
             return load;

@@ -96,6 +96,8 @@ public sealed partial class VPNServer : IDisposable
             Addresses = addresses,
             Egress = options.Egress,
             EgressOptions = EgressOptionsWithFileRules(options, load),
+            PeerIsolation = options.PeerIsolation ?? load?.PeerIsolation ?? false,
+            TagRules = load?.TagRules,
             Name = options.Name,
             BindAddress = options.BindAddress,
             TimeProvider = options.TimeProvider,
@@ -111,6 +113,7 @@ public sealed partial class VPNServer : IDisposable
             throw;
         }
         var server = new VPNServer(options, backend, owned, addresses);
+        server.InitPolicy(config);
         // Without a userspace egress the file's rules are not enforced, but kept when the file is rewritten.
         if ((backend as UserspaceBackend)?.Egress is null) server._egressRules = load?.EgressRules;
         try
@@ -169,7 +172,9 @@ public sealed partial class VPNServer : IDisposable
             {
                 PublicKey = spec.PublicKey, AllowedIPs = allowed, Name = spec.Name, PresharedKey = spec.PresharedKey,
                 Endpoint = spec.Endpoint, PersistentKeepalive = spec.PersistentKeepalive,
+                Acl = spec.Acl ?? [], Tags = CheckTags(spec.Tags),
             };
+            if (config.Acl.Count > 0 || config.Tags.Count > 0) EnsurePolicy();
             entry.Config = config;
             entry.Disabled = spec.Disabled || IsExpired(spec.ExpiresAt);
             if (!entry.Disabled)
@@ -214,7 +219,10 @@ public sealed partial class VPNServer : IDisposable
                 PresharedKey = changes.ClearPresharedKey ? null : changes.PresharedKey ?? old.PresharedKey,
                 Endpoint = changes.Endpoint ?? old.Endpoint,
                 PersistentKeepalive = changes.PersistentKeepalive ?? old.PersistentKeepalive,
+                Acl = changes.Acl ?? old.Acl,
+                Tags = changes.Tags is null ? old.Tags : CheckTags(changes.Tags),
             };
+            if (changes.Acl is { Count: > 0 } || changes.Tags is { Count: > 0 }) EnsurePolicy();
             try { if (!entry.Disabled) _backend.UpdatePeer(config); }
             catch
             {
@@ -280,6 +288,7 @@ public sealed partial class VPNServer : IDisposable
     private static PeerStatus? WithFacadeData(PeerStatus? p, PeerEntry? e)
     {
         if (p is null || e is null) return p;
+        if (e.Config is { } c && (c.Acl.Count > 0 || c.Tags.Count > 0)) p = p with { Acl = c.Acl, Tags = c.Tags };
         return p.Name is null && e.Name is not null || e.ExpiresAt is not null
             ? p with { Name = p.Name ?? e.Name, ExpiresAt = e.ExpiresAt }
             : p;
@@ -403,6 +412,7 @@ public sealed partial class VPNServer : IDisposable
     {
         PublicKey = c.PublicKey, Name = c.Name, AllowedIPs = c.AllowedIPs, Endpoint = c.Endpoint,
         PersistentKeepalive = c.PersistentKeepalive, HasPresharedKey = c.PresharedKey is not null,
+        Acl = c.Acl, Tags = c.Tags,
     };
 
     /// <summary>The facade's record of a peer: what it holds in the index and pools.</summary>

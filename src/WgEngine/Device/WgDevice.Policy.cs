@@ -1,0 +1,89 @@
+using WgEngine.Egress;
+using WgEngine.Gateway;
+using WgEngine.PacketPlane;
+using WgEngine.Policy;
+
+namespace WgEngine.Device;
+
+public sealed partial class WgDevice
+{
+    private TrafficPolicy? _policy;   // null until the first rule or isolation: the packet path then checks nothing
+
+    /// <summary>The traffic policy between this device and its packet planes (created on first use).</summary>
+    public TrafficPolicy Policy
+    {
+        get
+        {
+            var p = Volatile.Read(ref _policy);
+            if (p is not null) return p;
+            Interlocked.CompareExchange(ref _policy, _options.Policy ?? new TrafficPolicy(_time), null);
+            return _policy!;
+        }
+    }
+
+    /// <summary>Compiles a peer's rules with its tags' (caller holds the config lock).</summary>
+    private void ApplyPolicy(Peer peer, PeerConfig config)
+    {
+        if (config.Acl.Count == 0 && config.Tags.Count == 0 && peer.Acl is null) return;
+        var policy = Policy;
+        var before = peer.Acl;
+        var after = policy.Compile(config.Acl, config.Tags);
+        peer.Acl = after;
+        policy.Replaced(before, after);
+    }
+
+    /// <summary>Sets a tag's rules and recompiles every peer that carries it.</summary>
+    public void SetTagRules(string tag, IReadOnlyList<AclRule> rules)
+    {
+        lock (_configLock)
+        {
+            var policy = Policy;
+            policy.SetTagRules(tag, rules);
+            foreach (var peer in _peers.Values)
+            {
+                if (peer.Acl is not { } before || !before.Tags.Contains(tag, StringComparer.OrdinalIgnoreCase)) continue;
+                var after = policy.Compile(before.Own, before.Tags);
+                peer.Acl = after;
+                policy.Replaced(before, after);
+            }
+        }
+    }
+
+    private void ForgetPolicy(Peer peer)
+    {
+        if (peer.Acl is { } before) Volatile.Read(ref _policy)?.Replaced(before, null);
+        peer.Acl = null;
+    }
+
+    /// <summary>True when the policy lets the packet go on (to another peer, or out through the egress).</summary>
+    private bool PolicyPermits(Peer from, ReadOnlySpan<byte> packet, bool toPeer) =>
+        Volatile.Read(ref _policy) is not { } policy || policy.Permits(from.Acl, packet, toPeer);
+
+    /// <summary>Answers a refused packet with ICMP "administratively prohibited" from the gateway's own address
+    /// (so the client fails at once, as for the egress policy), reusing its buffer; drops it when that is not allowed.</summary>
+    private void RefuseByPolicy(Peer from, PacketBuffer buf)
+    {
+        var packet = buf.Data.AsSpan(MessageLayoutOffsets.Payload, buf.Length);
+        int n = 0;
+        if (IpHeader.TryParse(packet, out var info))
+        {
+            byte[]? own = null;
+            foreach (var a in _ownAddresses)
+                if (a.Length == info.AddressLength) { own = a; break; }
+            if (own is not null)
+            {
+                Span<byte> reply = stackalloc byte[IcmpErrors.MaxV6];
+                n = IcmpErrors.BuildProhibited(packet, info, own, reply);
+                if (n > 0) reply.Slice(0, n).CopyTo(buf.Data.AsSpan(MessageLayoutOffsets.Payload));
+            }
+        }
+        if (n == 0)
+        {
+            Drop(buf, ref Counters.DroppedPolicy);
+            return;
+        }
+        Interlocked.Increment(ref Counters.DroppedPolicy);
+        buf.Length = n;
+        SendToPeer(from, buf);
+    }
+}
