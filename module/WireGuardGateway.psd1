@@ -12,7 +12,8 @@
         'Start-WgServer', 'Stop-WgServer', 'Get-WgServer', 'Wait-WgServer',
         'Add-WgPeer', 'Remove-WgPeer', 'Get-WgPeer', 'Set-WgPeer',
         'New-WgClient', 'ConvertTo-WgQRCode', 'Set-WgServer',
-        'Disable-WgPeer', 'Enable-WgPeer', 'Export-WgConfig', 'Import-WgConfig'
+        'Disable-WgPeer', 'Enable-WgPeer', 'Export-WgConfig', 'Import-WgConfig',
+        'Get-WgTag', 'Set-WgTag'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -19,7 +19,7 @@ internal sealed class FlowTracker
 
     /// <param name="capacity">Slots (rounded up to a power of two).</param>
     /// <param name="lifetime">How long after its last allowed packet a flow's replies still pass.</param>
-    public FlowTracker(TimeProvider time, int capacity = 1 << 16, TimeSpan? lifetime = null)
+    public FlowTracker(TimeProvider time, int capacity = 1 << 14, TimeSpan? lifetime = null)
     {
         _time = time;
         int size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(Probe, capacity));

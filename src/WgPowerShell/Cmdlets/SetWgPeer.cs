@@ -48,6 +48,19 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     [Parameter]
     public SwitchParameter ClearExpiry { get; set; }
 
+    // Traffic policy (docs/policy.md): the peer's tags and its own ordered ACL; @() clears either.
+    /// <summary>The peer's tags (their rules apply after its own); replaces the tags it had.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    [ValidateTag]
+    public string[]? Tag { get; set; }
+
+    /// <summary>The peer's own ordered rules, e.g. 'allow 10.1.0.5/32 tcp 443', 'deny 10.1.0.0/16'; replaces its rules.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    [ValidateAcl]
+    public string[]? Acl { get; set; }
+
     /// <summary>Outputs the changed peer.</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -73,6 +86,8 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             PersistentKeepalive = PersistentKeepalive,
             ExpiresAt = ExpiresAt,
             ClearExpiresAt = ClearExpiry,
+            Tags = Tag is null ? null : ValidateTagAttribute.Split(Tag),
+            Acl = Acl is null ? null : ValidateAclAttribute.Rules(Acl),
         };
         if (ClearExpiry && ExpiresAt is not null)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give either -ExpiresAt or -ClearExpiry, not both."),

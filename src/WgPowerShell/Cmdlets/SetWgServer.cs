@@ -51,6 +51,10 @@ public sealed class SetWgServerCommand : WgCmdletBase
     [Parameter]
     public SwitchParameter EgressUnprotected { get; set; }
 
+    /// <summary>-PeerIsolation turns client isolation on, -PeerIsolation:$false off.</summary>
+    [Parameter]
+    public SwitchParameter PeerIsolation { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -74,6 +78,8 @@ public sealed class SetWgServerCommand : WgCmdletBase
         if (server is null) return;
         var changes = new List<string>(2);
         if (ListenPort is { } port) changes.Add($"listen port {server.ListenPort} -> {port}");
+        bool? isolation = MyInvocation.BoundParameters.ContainsKey(nameof(PeerIsolation)) ? PeerIsolation.IsPresent : null;
+        if (isolation is { } iso) changes.Add($"peer isolation {(iso ? "on" : "off")}");
         var rules = NewEgressRules(server);
         if (rules is not null) changes.Add($"egress rules (allow {Show(rules.Allow)}; deny {Show(rules.Deny)}{(rules.Unprotected ? "; UNPROTECTED" : "")})");
         WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
@@ -86,6 +92,11 @@ public sealed class SetWgServerCommand : WgCmdletBase
                 return;
             }
             if (!ShouldProcess($"WireGuard server '{server.Name}': {string.Join(", ", changes)}", "Set")) return;
+            if (isolation is { } on)
+            {
+                server.SetPeerIsolation(on);
+                WriteVerbose($"Server '{server.Name}': peer isolation {(on ? "on" : "off")} from the next packet.");
+            }
             if (rules is not null)
             {
                 server.SetEgressRules(rules);

@@ -79,6 +79,10 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [Parameter]
     public SwitchParameter EgressUnprotected { get; set; }
 
+    /// <summary>Client isolation: peers do not reach each other through the hub unless a rule of the sender allows it.</summary>
+    [Parameter]
+    public SwitchParameter PeerIsolation { get; set; }
+
     /// <summary>Limits of the userspace egress by name, e.g. @{ MaxUdpFlowsPerPeer = 64; UdpIdleTimeout = '00:05:00' }.</summary>
     [Parameter]
     [ValidateNotNull]
@@ -95,6 +99,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
             ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
             OverrideListenPort = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort)),
             OverrideAddresses = MyInvocation.BoundParameters.ContainsKey(nameof(Address)),
+            PeerIsolation = MyInvocation.BoundParameters.ContainsKey(nameof(PeerIsolation)) ? PeerIsolation.IsPresent : null,
             OverrideEgressRules = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent,
         });
 

@@ -21,6 +21,10 @@ public sealed class WgPeer
     public bool Enabled { get; init; } = true;
     /// <summary>When the peer is (or was) disabled automatically; null = never.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
+    /// <summary>The peer's tags; their rules apply after its own.</summary>
+    public string[] Tag { get; init; } = [];
+    /// <summary>The peer's own ordered access rules (text form).</summary>
+    public string[] Acl { get; init; } = [];
 
     internal static WgPeer From(string server, PeerStatus p) => new()
     {
@@ -36,7 +40,16 @@ public sealed class WgPeer
         HasPresharedKey = p.HasPresharedKey,
         Enabled = p.Enabled,
         ExpiresAt = p.ExpiresAt,
+        Tag = p.Tags.Count == 0 ? [] : [.. p.Tags],
+        Acl = p.Acl.Count == 0 ? [] : FormatRules(p.Acl),
     };
+
+    private static string[] FormatRules(IReadOnlyList<WgEngine.Policy.AclRule> rules)
+    {
+        var result = new string[rules.Count];
+        for (int i = 0; i < result.Length; i++) result[i] = rules[i].ToString();
+        return result;
+    }
 
     // Runs once per peer for Get-WgPeer over 100,000 peers: a plain loop, no LINQ.
     private static string[] Format(IReadOnlyList<WgEngine.Net.IpPrefix> list)

@@ -29,6 +29,8 @@ public sealed class WgServer
     public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
     /// <summary>The egress rules in force: Allow exceptions, Deny additions, Unprotected (docs/egress.md).</summary>
     public WgEngine.Egress.EgressRules EgressRules => Server.EgressRules;
+    /// <summary>Client isolation: peers do not reach each other unless a rule of the sender allows it (docs/policy.md).</summary>
+    public bool PeerIsolation => Server.PeerIsolation;
     /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
     public string? ConfigPath => Server.ConfigPath;
     /// <summary>The UAPI socket: served for `wg show` (Userspace) or managed (Uapi backend); null when none.</summary>
