@@ -1,0 +1,148 @@
+# The traffic policy with real wireguard-go clients (docs/policy.md): two clients of OUR gateway (in this
+# pwsh, -Egress None: hub only) in namespaces this test makes, a TCP echo service in client b's namespace on
+# its tunnel address. Client isolation on and off at runtime, an ACL that opens one port of b to a and
+# refuses the rest, and replies of an allowed flow let through where isolation refuses b's own flows.
+# Needs the module built (./build.ps1 Build); missing tools skip loudly, or fail under CI=true.
+
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'WgInterop.psm1') -Force
+    $prereq = Test-WgInteropPrerequisite
+    foreach ($tool in 'socat', 'python3') {
+        if (-not (Get-Command $tool -CommandType Application -ErrorAction Ignore)) { $prereq = [pscustomobject]@{ Ok = $false; Missing = @($prereq.Missing) + $tool; IsCI = $prereq.IsCI } }
+    }
+    $skip = (-not $prereq.Ok) -and (-not $prereq.IsCI)
+    if ($skip) { Write-WgInteropSkipBanner -Suite 'Policy' -Missing $prereq.Missing }
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'WgInterop.psm1') -Force
+
+    # Connects from a namespace, sends a line and reads it back; one JSON line: ok, echoed, error (errno name), elapsed.
+    $script:ProbePy = @'
+import errno, json, socket, sys, time
+host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+t = time.monotonic()
+try:
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.sendall(b'policy\n')
+    data = s.recv(64)
+    print(json.dumps({'ok': True, 'echoed': data == b'policy\n', 'elapsed': time.monotonic() - t}))
+except OSError as e:
+    name = errno.errorcode.get(e.errno, 'timeout' if isinstance(e, socket.timeout) else str(e))
+    print(json.dumps({'ok': False, 'error': name, 'elapsed': time.monotonic() - t}))
+'@
+
+    function Invoke-Probe([string]$Namespace, [string]$Address, [int]$Port) {
+        (Invoke-InNamespace $Namespace python3 '-c', $ProbePy, $Address, "$Port", '5') | Select-Object -Last 1 | ConvertFrom-Json
+    }
+
+    function Start-EchoService([string]$Namespace, [string]$Address, [int]$Port) {
+        $psi = [System.Diagnostics.ProcessStartInfo]::new('ip')
+        foreach ($a in 'netns', 'exec', $Namespace, 'socat', "TCP-LISTEN:$Port,bind=$Address,fork,reuseaddr", 'PIPE') { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardError = $true
+        $p = [System.Diagnostics.Process]::Start($psi)
+        $script:Services.Add($p)
+        if (-not (Wait-WgCondition { ((Invoke-InNamespace $Namespace ss '-Htln' -AllowFailure) -join "`n").Contains("$Address`:$Port") } -TimeoutSeconds 10)) {
+            throw "the echo service on $Address`:$Port did not start listening within 10 s"
+        }
+    }
+}
+
+Describe 'Interop prerequisites (policy)' {
+    It 'has wireguard-go, wg, ip, ping, socat, python3 and root' -Skip:$skip {
+        (Test-WgInteropPrerequisite).Missing | Should -BeNullOrEmpty
+        foreach ($t in 'socat', 'python3') { Get-Command $t -CommandType Application -ErrorAction Ignore | Should -Not -BeNullOrEmpty -Because "$t is needed" }
+    }
+}
+
+Describe 'Client isolation and ACLs with wireguard-go clients' -Skip:$skip {
+    BeforeAll {
+        $manifest = $env:WGI_GATEWAY_MODULE
+        if (-not $manifest) {
+            $repoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+            $manifest = Join-Path $repoRoot 'module/WireGuardGateway.psd1'
+            if (-not (Test-Path (Join-Path $repoRoot 'module/bin'))) { throw "WireGuardGateway is not built ($repoRoot/module/bin missing): run ./build.ps1 Build first" }
+        }
+        Import-Module $manifest -Force
+        $script:Services = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
+        $net = New-WgTestNetwork
+        $serverName = "po$($net.RunId)"
+        try {
+            $gw = Get-WgTestAddress $net 1
+            $addr = @{ a = Get-WgTestAddress $net 2; b = Get-WgTestAddress $net 3 }
+            $keys = @{ a = New-WgGoKeyPair; b = New-WgGoKeyPair }
+            $server = Start-WgServer -Name $serverName -ListenPort 0 -Address $gw.V4Cidr -Egress None -UapiPath (Join-Path $net.TempDir 'gw.sock')
+            $clients = @{}
+            foreach ($r in 'a', 'b') {
+                Add-WgPeer -Server $serverName -PublicKey $keys[$r].PublicKey -AllowedIPs $addr[$r].V4Host | Out-Null
+                $clients[$r] = New-WgGoClient -Network $net -Role $r -PrivateKey $keys[$r].PrivateKey -Address $addr[$r].V4Cidr `
+                    -PeerPublicKey $server.PublicKey -Endpoint "127.0.0.1:$($server.ListenPort)" -AllowedIPs $gw.V4Net -PersistentKeepalive 25
+            }
+            Start-EchoService $clients.b.Namespace $addr.b.V4 7101
+            Start-EchoService $clients.b.Namespace $addr.b.V4 7102
+            Start-EchoService $clients.a.Namespace $addr.a.V4 7103
+            foreach ($r in 'a', 'b') {
+                if (-not (Wait-WgCondition { (Test-Ping $clients[$r].Namespace $gw.V4 -Count 1 -Deadline 2).Success } -TimeoutSeconds 15)) { throw "client $r did not reach the gateway" }
+            }
+        } catch {
+            foreach ($p in $Services) { try { $p.Kill($true) } catch { } }
+            Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
+            Remove-WgTestNetwork $net
+            throw
+        }
+        function Get-PolicyDrops { (Get-WgEngineDevice).Counters.Policy }
+        function Get-WgEngineDevice {
+            $vpn = $server.GetType().GetProperty('Server', [System.Reflection.BindingFlags]'NonPublic,Instance').GetValue($server)
+            $backend = $vpn.GetType().GetField('_backend', [System.Reflection.BindingFlags]'NonPublic,Instance').GetValue($vpn)
+            $backend.Device
+        }
+    }
+    AfterAll {
+        foreach ($p in $Services) { try { if (-not $p.HasExited) { $p.Kill($true); [void]$p.WaitForExit(5000) } } catch { } }
+        Get-WgServer -Name $serverName -ErrorAction Ignore | Stop-WgServer -Confirm:$false -ErrorAction Ignore
+        Remove-WgTestNetwork $net
+        Get-Module WireGuardGateway | Remove-Module -ErrorAction Ignore
+    }
+
+    It 'lets the clients reach each other while isolation is off' {
+        (Invoke-Probe $clients.a.Namespace $addr.b.V4 7101).echoed | Should -BeTrue
+        (Invoke-Probe $clients.b.Namespace $addr.a.V4 7103).echoed | Should -BeTrue
+        (Test-Ping $clients.a.Namespace $addr.b.V4 -Count 2 -MinReceived 2).Success | Should -BeTrue
+    }
+
+    It 'refuses peer-to-peer at once with isolation on (ICMP prohibited, counted) while the gateway stays reachable' {
+        Set-WgServer -Name $serverName -PeerIsolation
+        $before = Get-PolicyDrops
+        $r = Invoke-Probe $clients.a.Namespace $addr.b.V4 7101
+        $r.ok | Should -BeFalse
+        $r.error | Should -Be 'EHOSTUNREACH'
+        $r.elapsed | Should -BeLessThan 2
+        (Test-Ping $clients.a.Namespace $addr.b.V4 -Count 2 -Deadline 2).Received | Should -Be 0
+        (Get-PolicyDrops) | Should -BeGreaterThan $before
+        (Test-Ping $clients.a.Namespace $gw.V4 -Count 2 -MinReceived 2).Success | Should -BeTrue
+    }
+
+    It 'lets a through to the one port its ACL allows, with b''s replies, while b may not open its own flow to a' {
+        Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -Acl "allow $($addr.b.V4)/32 tcp 7101"
+        (Invoke-Probe $clients.a.Namespace $addr.b.V4 7101).echoed | Should -BeTrue      # the replies come back through isolation
+        (Invoke-Probe $clients.a.Namespace $addr.b.V4 7102).error | Should -Be 'EHOSTUNREACH'
+        (Invoke-Probe $clients.b.Namespace $addr.a.V4 7103).error | Should -Be 'EHOSTUNREACH'
+    }
+
+    It 'with isolation off, an ACL that allows one port of b and denies the rest of b' {
+        Set-WgServer -Name $serverName -PeerIsolation:$false
+        Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -Acl "allow $($addr.b.V4)/32 tcp 7101", "deny $($addr.b.V4)/32"
+        (Invoke-Probe $clients.a.Namespace $addr.b.V4 7101).echoed | Should -BeTrue
+        $r = Invoke-Probe $clients.a.Namespace $addr.b.V4 7102
+        $r.error | Should -Be 'EHOSTUNREACH'
+        $r.elapsed | Should -BeLessThan 2
+        (Test-Ping $clients.a.Namespace $addr.b.V4 -Count 2 -Deadline 2).Received | Should -Be 0
+        (Invoke-Probe $clients.b.Namespace $addr.a.V4 7103).echoed | Should -BeTrue      # b has no rules
+    }
+
+    It 'opens everything again when the ACL is cleared' {
+        Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -Acl @()
+        (Invoke-Probe $clients.a.Namespace $addr.b.V4 7102).echoed | Should -BeTrue
+        (Test-Ping $clients.a.Namespace $addr.b.V4 -Count 2 -MinReceived 2).Success | Should -BeTrue
+    }
+}
