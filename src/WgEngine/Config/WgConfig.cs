@@ -65,6 +65,10 @@ public sealed class WgPeerSection
     public List<Policy.AclRule> Acl { get; } = new();
     /// <summary>"#! Tags = a, b".</summary>
     public List<string> Tags { get; } = new();
+    /// <summary>"#! UploadLimit = &lt;bit/s&gt; [&lt;burst bytes&gt;]" (what the peer sends).</summary>
+    public Policy.RateLimit? UploadLimit { get; set; }
+    /// <summary>"#! DownloadLimit = &lt;bit/s&gt; [&lt;burst bytes&gt;]" (what the peer receives).</summary>
+    public Policy.RateLimit? DownloadLimit { get; set; }
 
     /// <summary>1-based line of the [Peer] header (0 when built in code); not part of the content.</summary>
     public int Line { get; set; }

@@ -232,6 +232,19 @@ public static partial class WgConfigParser
             }
         }
 
+        private Policy.RateLimit Limit(string value, string key)
+        {
+            var parts = value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length is 1 or 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out long bps)
+                && bps >= Policy.RateLimit.MinBitsPerSecond && bps <= Policy.RateLimit.MaxBitsPerSecond)
+            {
+                long burst = 0;
+                if (parts.Length == 1 || (long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out burst) && burst <= 1L << 32))
+                    return new Policy.RateLimit(bps, burst);
+            }
+            throw Error($"{key} '{Clip(value)}' is not '<bits per second> [<burst bytes>]'.");
+        }
+
         private IReadOnlyList<Policy.AclRule> Rule(string text) =>
             Policy.AclRule.TryParse(text.Trim(), out var rules, out var error) ? rules : throw Error(error);
 
@@ -255,6 +268,12 @@ public static partial class WgConfigParser
             {
                 case "name":
                     _peer!.Name = value.Length == 0 ? null : value;
+                    break;
+                case "uploadlimit":
+                    _peer!.UploadLimit = Limit(value, "UploadLimit");
+                    break;
+                case "downloadlimit":
+                    _peer!.DownloadLimit = Limit(value, "DownloadLimit");
                     break;
                 case "acl":
                     _peer!.Acl.AddRange(Rule(value));

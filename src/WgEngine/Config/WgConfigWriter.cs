@@ -48,6 +48,8 @@ public static class WgConfigWriter
                 Extension(sb, pre, "ExpiresAt", at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture));
             if (p.Tags.Count > 0) Extension(sb, pre, "Tags", string.Join(", ", p.Tags));
             foreach (var r in p.Acl) Extension(sb, pre, "Acl", r.ToString());
+            if (p.UploadLimit is { } up) Extension(sb, pre, "UploadLimit", Limit(up));
+            if (p.DownloadLimit is { } down) Extension(sb, pre, "DownloadLimit", Limit(down));
             PeerBody(sb, pre, p);
             foreach (var (k, v) in p.Extra) { sb.Append(pre); Line(sb, k, v); }
         }
@@ -81,6 +83,10 @@ public static class WgConfigWriter
             Line(sb, "PersistentKeepalive", p.PersistentKeepalive.ToString(CultureInfo.InvariantCulture));
         }
     }
+
+    private static string Limit(Policy.RateLimit l) =>
+        l.BurstBytes > 0 ? $"{l.BitsPerSecond.ToString(CultureInfo.InvariantCulture)} {l.BurstBytes.ToString(CultureInfo.InvariantCulture)}"
+            : l.BitsPerSecond.ToString(CultureInfo.InvariantCulture);
 
     private static void Extension(StringBuilder sb, string pre, string key, string value) =>
         sb.Append(pre).Append(WgConfigParser.ExtensionPrefix).Append(' ').Append(key).Append(" = ").Append(value).Append('\n');

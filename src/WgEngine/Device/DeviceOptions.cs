@@ -50,7 +50,7 @@ public sealed class DeviceCounters
     internal long ReceivedBytes, SentBytes;
     internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,
         DroppedAllowedIps, DroppedNoRoute, DroppedHandshakeInvalid, DroppedHandshakeReplay, DroppedQueueFull,
-        DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies, DroppedPolicy;
+        DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies, DroppedPolicy, DroppedRateLimitedData;
 
     public long Received => Volatile.Read(ref ReceivedBytes);
     public long Sent => Volatile.Read(ref SentBytes);
@@ -63,6 +63,8 @@ public sealed class DeviceCounters
     public long NoRoute => Volatile.Read(ref DroppedNoRoute);
     /// <summary>Packets refused by isolation or an ACL (answered with ICMP prohibited where possible).</summary>
     public long Policy => Volatile.Read(ref DroppedPolicy);
+    /// <summary>Data packets over a peer's bandwidth limit (either direction).</summary>
+    public long RateLimitedData => Volatile.Read(ref DroppedRateLimitedData);
     public long HandshakeInvalid => Volatile.Read(ref DroppedHandshakeInvalid);
     public long HandshakeReplayed => Volatile.Read(ref DroppedHandshakeReplay);
     public long QueueFull => Volatile.Read(ref DroppedQueueFull);
@@ -73,5 +75,5 @@ public sealed class DeviceCounters
     public long CookieReplies => Volatile.Read(ref CookieRepliesSent);
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
     public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource
-        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited + Policy;
+        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited + Policy + RateLimitedData;
 }

@@ -40,6 +40,8 @@ internal sealed class Peer
     public volatile bool Removed;
     /// <summary>Its compiled access rules (own, then its tags'); null = none (see WgDevice.Policy.cs).</summary>
     public volatile Policy.PeerAcl? Acl;
+    /// <summary>Its bandwidth limits; null = unlimited.</summary>
+    public volatile Policy.PeerLimits? Limits;
     /// <summary>1 while the peer is on the timer sweep's list (WgDevice.Timers.cs); changed only with Interlocked.</summary>
     public int TimerListed;
 

@@ -32,6 +32,27 @@ public sealed partial class WgDevice
         policy.Replaced(before, after);
     }
 
+    /// <summary>New token buckets when a limit changed (a bucket starts full); the old ones when nothing changed.</summary>
+    private void ApplyLimits(Peer peer, PeerConfig config)
+    {
+        var old = peer.Limits;
+        if (old?.Upload?.Limit == config.UploadLimit && old?.Download?.Limit == config.DownloadLimit) return;
+        peer.Limits = config.UploadLimit is null && config.DownloadLimit is null ? null : new PeerLimits(
+            config.UploadLimit is { } up ? (old?.Upload?.Limit == up ? old.Upload : new TokenBucket(up, _time)) : null,
+            config.DownloadLimit is { } down ? (old?.Download?.Limit == down ? old.Download : new TokenBucket(down, _time)) : null);
+    }
+
+    /// <summary>False (the packet is dropped and counted) when the peer's upload limit refuses it.</summary>
+    private bool UploadAllowed(Peer from, int bytes)
+    {
+        if (from.Limits?.Upload is not { } bucket || bucket.TryTake(bytes)) return true;
+        Interlocked.Increment(ref Counters.DroppedRateLimitedData);
+        return false;
+    }
+
+    /// <summary>False (the caller drops the packet) when the peer's download limit refuses it.</summary>
+    private static bool DownloadAllowed(Peer to, int bytes) => to.Limits?.Download is not { } bucket || bucket.TryTake(bytes);
+
     /// <summary>Sets a tag's rules and recompiles every peer that carries it.</summary>
     public void SetTagRules(string tag, IReadOnlyList<AclRule> rules)
     {

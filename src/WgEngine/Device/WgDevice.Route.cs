@@ -11,6 +11,7 @@ public sealed partial class WgDevice
     /// </summary>
     private void Route(Peer from, PacketBuffer buf)
     {
+        if (!UploadAllowed(from, buf.Length)) { _pool.Return(buf); return; }
         var packet = buf.Data.AsSpan(MessageLayoutOffsets.Payload, buf.Length);
         var dst = IpHeader.Destination(packet);
         if (IsOwnAddress(dst))

@@ -130,6 +130,7 @@ public sealed partial class WgDevice : IDisposable
         if (config.Endpoint is not null) peer.Endpoint = _bind.ToSocketAddress(config.Endpoint);
         foreach (var prefix in config.AllowedIPs) _allowedIps.Insert(prefix, peer);
         ApplyPolicy(peer, config);
+        ApplyLimits(peer, config);
         // A persistent keepalive may now be due (the sweep drops the peer again if nothing is).
         if (peer.PersistentKeepaliveSeconds > 0 && peer.Endpoint is not null) MarkTimersDue(peer);
     }
@@ -172,6 +173,8 @@ public sealed partial class WgDevice : IDisposable
             PersistentKeepalive = p.PersistentKeepaliveSeconds,
             HasPresharedKey = p.HasPresharedKey,
             Acl = p.Acl?.Own ?? [],
+            UploadLimit = p.Limits?.Upload?.Limit,
+            DownloadLimit = p.Limits?.Download?.Limit,
             Tags = p.Acl?.Tags ?? [],
         };
     }

@@ -45,6 +45,10 @@ public sealed record PeerConfig
     public IReadOnlyList<Policy.AclRule> Acl { get; init; } = [];
     /// <summary>Groups whose rules apply to the peer after its own, in this order.</summary>
     public IReadOnlyList<string> Tags { get; init; } = [];
+    /// <summary>Bandwidth of what the peer sends (its upload); null = unlimited.</summary>
+    public Policy.RateLimit? UploadLimit { get; init; }
+    /// <summary>Bandwidth of what the peer receives (its download); null = unlimited.</summary>
+    public Policy.RateLimit? DownloadLimit { get; init; }
 }
 
 /// <summary>A peer as it is now: configuration plus live state.</summary>
@@ -65,6 +69,8 @@ public sealed record PeerStatus
     public DateTimeOffset? ExpiresAt { get; init; }
     public IReadOnlyList<Policy.AclRule> Acl { get; init; } = [];
     public IReadOnlyList<string> Tags { get; init; } = [];
+    public Policy.RateLimit? UploadLimit { get; init; }
+    public Policy.RateLimit? DownloadLimit { get; init; }
 }
 
 /// <summary>

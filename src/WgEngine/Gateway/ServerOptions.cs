@@ -89,6 +89,10 @@ public sealed record PeerSpec
     public IReadOnlyList<Policy.AclRule>? Acl { get; init; }
     /// <summary>Tags whose rules apply after the peer's own.</summary>
     public IReadOnlyList<string>? Tags { get; init; }
+    /// <summary>Bandwidth of what the peer sends; null = unlimited.</summary>
+    public Policy.RateLimit? UploadLimit { get; init; }
+    /// <summary>Bandwidth of what the peer receives; null = unlimited.</summary>
+    public Policy.RateLimit? DownloadLimit { get; init; }
 }
 
 /// <summary>
@@ -112,6 +116,10 @@ public sealed record PeerUpdate
     public IReadOnlyList<Policy.AclRule>? Acl { get; init; }
     /// <summary>New tags (empty: none).</summary>
     public IReadOnlyList<string>? Tags { get; init; }
+    /// <summary>A new upload limit; a rate of 0 removes it.</summary>
+    public Policy.RateLimit? UploadLimit { get; init; }
+    /// <summary>A new download limit; a rate of 0 removes it.</summary>
+    public Policy.RateLimit? DownloadLimit { get; init; }
 }
 
 public enum ServerState { Running, Stopped }

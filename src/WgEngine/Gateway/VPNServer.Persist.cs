@@ -100,6 +100,8 @@ public sealed partial class VPNServer
         ExpiresAt = p.ExpiresAt,
         Acl = p.Acl,
         Tags = p.Tags,
+        UploadLimit = p.UploadLimit,
+        DownloadLimit = p.DownloadLimit,
     };
 
     private void BeginDefer() => _persistDefer++;
@@ -173,6 +175,8 @@ public sealed partial class VPNServer
         };
         s.AllowedIPs.AddRange(e.AllowedIPs);
         s.Acl.AddRange(c.Acl);
+        s.UploadLimit = c.UploadLimit;
+        s.DownloadLimit = c.DownloadLimit;
         s.Tags.AddRange(c.Tags);
         return s;
     }

@@ -71,6 +71,15 @@ public sealed partial class VPNServer
         return [.. tags.Distinct(StringComparer.OrdinalIgnoreCase)];
     }
 
+    private static Policy.RateLimit? CheckLimit(Policy.RateLimit? limit)
+    {
+        if (limit is not { } l) return null;
+        if (l.BitsPerSecond is < Policy.RateLimit.MinBitsPerSecond or > Policy.RateLimit.MaxBitsPerSecond || l.BurstBytes < 0 || l.BurstBytes > 1L << 32)
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidRateLimit",
+                $"A rate limit is {Policy.RateLimit.MinBitsPerSecond}-{Policy.RateLimit.MaxBitsPerSecond} bit/s with a burst of 0 (default) to 4 GiB; {l} is not.");
+        return l;
+    }
+
     /// <summary>The device's policy; an error when this backend cannot enforce one.</summary>
     private TrafficPolicy EnsurePolicy() => DevicePolicy ?? throw new WgException(WgErrorKind.InvalidOperation, "PolicyNotApplicable",
         $"Server '{Name}' runs an external device (Backend {BackendKind}); isolation, tags and ACLs are enforced by the in-process engine only.");

@@ -173,7 +173,9 @@ public sealed partial class VPNServer : IDisposable
                 PublicKey = spec.PublicKey, AllowedIPs = allowed, Name = spec.Name, PresharedKey = spec.PresharedKey,
                 Endpoint = spec.Endpoint, PersistentKeepalive = spec.PersistentKeepalive,
                 Acl = spec.Acl ?? [], Tags = CheckTags(spec.Tags),
+                UploadLimit = CheckLimit(spec.UploadLimit), DownloadLimit = CheckLimit(spec.DownloadLimit),
             };
+            if (config.UploadLimit is not null || config.DownloadLimit is not null) EnsurePolicy();
             if (config.Acl.Count > 0 || config.Tags.Count > 0) EnsurePolicy();
             entry.Config = config;
             entry.Disabled = spec.Disabled || IsExpired(spec.ExpiresAt);
@@ -221,7 +223,10 @@ public sealed partial class VPNServer : IDisposable
                 PersistentKeepalive = changes.PersistentKeepalive ?? old.PersistentKeepalive,
                 Acl = changes.Acl ?? old.Acl,
                 Tags = changes.Tags is null ? old.Tags : CheckTags(changes.Tags),
+                UploadLimit = changes.UploadLimit is { } up ? (up.BitsPerSecond == 0 ? null : CheckLimit(up)) : old.UploadLimit,
+                DownloadLimit = changes.DownloadLimit is { } down ? (down.BitsPerSecond == 0 ? null : CheckLimit(down)) : old.DownloadLimit,
             };
+            if (changes.UploadLimit is { BitsPerSecond: > 0 } || changes.DownloadLimit is { BitsPerSecond: > 0 }) EnsurePolicy();
             if (changes.Acl is { Count: > 0 } || changes.Tags is { Count: > 0 }) EnsurePolicy();
             try { if (!entry.Disabled) _backend.UpdatePeer(config); }
             catch
@@ -288,7 +293,8 @@ public sealed partial class VPNServer : IDisposable
     private static PeerStatus? WithFacadeData(PeerStatus? p, PeerEntry? e)
     {
         if (p is null || e is null) return p;
-        if (e.Config is { } c && (c.Acl.Count > 0 || c.Tags.Count > 0)) p = p with { Acl = c.Acl, Tags = c.Tags };
+        if (e.Config is { } c && (c.Acl.Count > 0 || c.Tags.Count > 0 || c.UploadLimit is not null || c.DownloadLimit is not null))
+            p = p with { Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit };
         return p.Name is null && e.Name is not null || e.ExpiresAt is not null
             ? p with { Name = p.Name ?? e.Name, ExpiresAt = e.ExpiresAt }
             : p;
@@ -412,7 +418,7 @@ public sealed partial class VPNServer : IDisposable
     {
         PublicKey = c.PublicKey, Name = c.Name, AllowedIPs = c.AllowedIPs, Endpoint = c.Endpoint,
         PersistentKeepalive = c.PersistentKeepalive, HasPresharedKey = c.PresharedKey is not null,
-        Acl = c.Acl, Tags = c.Tags,
+        Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit,
     };
 
     /// <summary>The facade's record of a peer: what it holds in the index and pools.</summary>

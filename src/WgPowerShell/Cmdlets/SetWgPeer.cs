@@ -61,9 +61,27 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     [ValidateAcl]
     public string[]? Acl { get; set; }
 
+    /// <summary>Bandwidth of what the peer sends, in Mbit/s; 0 removes the limit.</summary>
+    [Parameter]
+    [ValidateRange(0.0, 100_000.0)]
+    public double? UploadLimitMbps { get; set; }
+
+    /// <summary>Bandwidth of what the peer receives, in Mbit/s; 0 removes the limit.</summary>
+    [Parameter]
+    [ValidateRange(0.0, 100_000.0)]
+    public double? DownloadLimitMbps { get; set; }
+
+    /// <summary>The burst above the rate, in bytes, for the limits given with it; default a fifth of a second at the rate (at least 64 KiB).</summary>
+    [Parameter]
+    [ValidateRange(1500, 1L << 32)]
+    public long? LimitBurstBytes { get; set; }
+
     /// <summary>Outputs the changed peer.</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
+
+    private WgEngine.Policy.RateLimit? Limit(double? mbps) =>
+        mbps is { } m ? new WgEngine.Policy.RateLimit(m == 0 ? 0 : Math.Max(WgEngine.Policy.RateLimit.MinBitsPerSecond, (long)Math.Round(m * 1_000_000)), LimitBurstBytes ?? 0) : null;
 
     protected override void ProcessRecord()
     {
@@ -88,6 +106,8 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             ClearExpiresAt = ClearExpiry,
             Tags = Tag is null ? null : ValidateTagAttribute.Split(Tag),
             Acl = Acl is null ? null : ValidateAclAttribute.Rules(Acl),
+            UploadLimit = Limit(UploadLimitMbps),
+            DownloadLimit = Limit(DownloadLimitMbps),
         };
         if (ClearExpiry && ExpiresAt is not null)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give either -ExpiresAt or -ClearExpiry, not both."),

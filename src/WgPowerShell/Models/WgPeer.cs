@@ -25,6 +25,10 @@ public sealed class WgPeer
     public string[] Tag { get; init; } = [];
     /// <summary>The peer's own ordered access rules (text form).</summary>
     public string[] Acl { get; init; } = [];
+    /// <summary>Bandwidth limit of what the peer sends, in Mbit/s; null = unlimited.</summary>
+    public double? UploadLimitMbps { get; init; }
+    /// <summary>Bandwidth limit of what the peer receives, in Mbit/s; null = unlimited.</summary>
+    public double? DownloadLimitMbps { get; init; }
 
     internal static WgPeer From(string server, PeerStatus p) => new()
     {
@@ -42,6 +46,8 @@ public sealed class WgPeer
         ExpiresAt = p.ExpiresAt,
         Tag = p.Tags.Count == 0 ? [] : [.. p.Tags],
         Acl = p.Acl.Count == 0 ? [] : FormatRules(p.Acl),
+        UploadLimitMbps = p.UploadLimit is { } up ? up.BitsPerSecond / 1e6 : null,
+        DownloadLimitMbps = p.DownloadLimit is { } down ? down.BitsPerSecond / 1e6 : null,
     };
 
     private static string[] FormatRules(IReadOnlyList<WgEngine.Policy.AclRule> rules)
