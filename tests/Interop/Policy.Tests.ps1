@@ -7,7 +7,7 @@
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'WgInterop.psm1') -Force
     $prereq = Test-WgInteropPrerequisite
-    foreach ($tool in 'socat', 'python3') {
+    foreach ($tool in 'socat', 'python3', 'iperf3') {
         if (-not (Get-Command $tool -CommandType Application -ErrorAction Ignore)) { $prereq = [pscustomobject]@{ Ok = $false; Missing = @($prereq.Missing) + $tool; IsCI = $prereq.IsCI } }
     }
     $skip = (-not $prereq.Ok) -and (-not $prereq.IsCI)
@@ -36,12 +36,25 @@ except OSError as e:
         (Invoke-InNamespace $Namespace python3 '-c', $ProbePy, $Address, "$Port", '5') | Select-Object -Last 1 | ConvertFrom-Json
     }
 
-    function Start-EchoService([string]$Namespace, [string]$Address, [int]$Port) {
+    function Start-NamespaceService([string]$Namespace, [string]$FilePath, [string[]]$ArgumentList) {
         $psi = [System.Diagnostics.ProcessStartInfo]::new('ip')
-        foreach ($a in 'netns', 'exec', $Namespace, 'socat', "TCP-LISTEN:$Port,bind=$Address,fork,reuseaddr", 'PIPE') { $psi.ArgumentList.Add($a) }
+        foreach ($a in @('netns', 'exec', $Namespace, $FilePath) + $ArgumentList) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardOutput = $true
         $psi.RedirectStandardError = $true
         $p = [System.Diagnostics.Process]::Start($psi)
         $script:Services.Add($p)
+    }
+
+    # One bounded iperf3 run (5 s, the first second omitted: slow start and the full bucket); the receiver's rate in Mbit/s.
+    function Measure-Iperf([string]$Namespace, [string]$Server, [switch]$Reverse) {
+        $argv = @('-c', $Server, '-p', '7201', '-t', '5', '-O', '1', '-J', '--connect-timeout', '5000')
+        if ($Reverse) { $argv += '-R' }
+        $json = (Invoke-InNamespace $Namespace timeout (@('30', 'iperf3') + $argv)) -join "`n" | ConvertFrom-Json
+        $json.end.sum_received.bits_per_second / 1e6
+    }
+
+    function Start-EchoService([string]$Namespace, [string]$Address, [int]$Port) {
+        Start-NamespaceService $Namespace 'socat' "TCP-LISTEN:$Port,bind=$Address,fork,reuseaddr", 'PIPE'
         if (-not (Wait-WgCondition { ((Invoke-InNamespace $Namespace ss '-Htln' -AllowFailure) -join "`n").Contains("$Address`:$Port") } -TimeoutSeconds 10)) {
             throw "the echo service on $Address`:$Port did not start listening within 10 s"
         }
@@ -69,11 +82,11 @@ Describe 'Client isolation and ACLs with wireguard-go clients' -Skip:$skip {
         $serverName = "po$($net.RunId)"
         try {
             $gw = Get-WgTestAddress $net 1
-            $addr = @{ a = Get-WgTestAddress $net 2; b = Get-WgTestAddress $net 3 }
-            $keys = @{ a = New-WgGoKeyPair; b = New-WgGoKeyPair }
+            $addr = @{ a = Get-WgTestAddress $net 2; b = Get-WgTestAddress $net 3; c = Get-WgTestAddress $net 4 }
+            $keys = @{ a = New-WgGoKeyPair; b = New-WgGoKeyPair; c = New-WgGoKeyPair }
             $server = Start-WgServer -Name $serverName -ListenPort 0 -Address $gw.V4Cidr -Egress None -UapiPath (Join-Path $net.TempDir 'gw.sock')
             $clients = @{}
-            foreach ($r in 'a', 'b') {
+            foreach ($r in 'a', 'b', 'c') {
                 Add-WgPeer -Server $serverName -PublicKey $keys[$r].PublicKey -AllowedIPs $addr[$r].V4Host | Out-Null
                 $clients[$r] = New-WgGoClient -Network $net -Role $r -PrivateKey $keys[$r].PrivateKey -Address $addr[$r].V4Cidr `
                     -PeerPublicKey $server.PublicKey -Endpoint "127.0.0.1:$($server.ListenPort)" -AllowedIPs $gw.V4Net -PersistentKeepalive 25
@@ -81,7 +94,9 @@ Describe 'Client isolation and ACLs with wireguard-go clients' -Skip:$skip {
             Start-EchoService $clients.b.Namespace $addr.b.V4 7101
             Start-EchoService $clients.b.Namespace $addr.b.V4 7102
             Start-EchoService $clients.a.Namespace $addr.a.V4 7103
-            foreach ($r in 'a', 'b') {
+            Start-NamespaceService $clients.b.Namespace 'iperf3' '-s', '-B', $addr.b.V4, '-p', '7201'
+            if (-not (Wait-WgCondition { ((Invoke-InNamespace $clients.b.Namespace ss '-Htln' -AllowFailure) -join "`n").Contains("$($addr.b.V4):7201") } -TimeoutSeconds 10)) { throw 'iperf3 -s did not start' }
+            foreach ($r in 'a', 'b', 'c') {
                 if (-not (Wait-WgCondition { (Test-Ping $clients[$r].Namespace $gw.V4 -Count 1 -Deadline 2).Success } -TimeoutSeconds 15)) { throw "client $r did not reach the gateway" }
             }
         } catch {
@@ -144,5 +159,22 @@ Describe 'Client isolation and ACLs with wireguard-go clients' -Skip:$skip {
         Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -Acl @()
         (Invoke-Probe $clients.a.Namespace $addr.b.V4 7102).echoed | Should -BeTrue
         (Test-Ping $clients.a.Namespace $addr.b.V4 -Count 2 -MinReceived 2).Success | Should -BeTrue
+    }
+
+    It 'limits a to 20 Mbit/s both ways (iperf3 within 15 %) while c, unlimited, is not held to it' {
+        Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -UploadLimitMbps 20 -DownloadLimitMbps 20
+        (Get-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey).UploadLimitMbps | Should -Be 20
+        $up = Measure-Iperf $clients.a.Namespace $addr.b.V4
+        $down = Measure-Iperf $clients.a.Namespace $addr.b.V4 -Reverse
+        $free = Measure-Iperf $clients.c.Namespace $addr.b.V4
+        Write-Host ("Rate limit 20 Mbit/s: a upload {0:N1}, a download {1:N1}, unlimited c {2:N1} Mbit/s" -f $up, $down, $free)
+        $up | Should -BeGreaterOrEqual 17
+        $up | Should -BeLessOrEqual 23
+        $down | Should -BeGreaterOrEqual 17
+        $down | Should -BeLessOrEqual 23
+        $free | Should -BeGreaterThan 30
+        (Get-WgEngineDevice).Counters.RateLimitedData | Should -BeGreaterThan 0
+        Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -UploadLimitMbps 0 -DownloadLimitMbps 0
+        (Get-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey).UploadLimitMbps | Should -BeNullOrEmpty
     }
 }

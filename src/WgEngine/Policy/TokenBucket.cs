@@ -2,13 +2,13 @@ namespace WgEngine.Policy;
 
 /// <summary>A bandwidth limit: a sustained rate and the burst allowed above it.</summary>
 /// <param name="BitsPerSecond">The sustained rate, at least 8000 (1 kB/s).</param>
-/// <param name="BurstBytes">What may pass at once above the rate; 0 = the default (a fifth of a second at the rate, at least 64 KiB).</param>
+/// <param name="BurstBytes">What may pass at once above the rate; 0 = the default (half a second at the rate, at least 64 KiB).</param>
 public readonly record struct RateLimit(long BitsPerSecond, long BurstBytes = 0)
 {
     public const long MinBitsPerSecond = 8000, MaxBitsPerSecond = 100_000_000_000;
 
-    /// <summary>The burst in force: the given one, or a fifth of a second at the rate (at least 64 KiB).</summary>
-    public long EffectiveBurstBytes => BurstBytes > 0 ? BurstBytes : Math.Max(64 * 1024, BitsPerSecond / 8 / 5);
+    /// <summary>The burst in force: the given one, or half a second at the rate (at least 64 KiB).</summary>
+    public long EffectiveBurstBytes => BurstBytes > 0 ? BurstBytes : Math.Max(64 * 1024, BitsPerSecond / 8 / 2);
 
     public override string ToString() => $"{BitsPerSecond} bit/s, burst {EffectiveBurstBytes} B";
 }
@@ -16,8 +16,8 @@ public readonly record struct RateLimit(long BitsPerSecond, long BurstBytes = 0)
 /// <summary>
 /// A token bucket over the injected clock: it fills at the rate up to the burst, and a packet passes when
 /// its bytes are in it. Tokens are kept in bytes x clock frequency, so no rounding loses any; one short
-/// lock per packet, no allocation. A refused packet is dropped: TCP backs off and, with a burst of a
-/// fifth of a second or more, settles at the rate (measured by the iperf3 interop test).
+/// lock per packet, no allocation. A refused packet is dropped: TCP backs off and, with a burst of
+/// half a second (the default), settles near the rate (measured by the iperf3 interop test, docs/policy.md).
 /// </summary>
 public sealed class TokenBucket
 {

@@ -71,7 +71,7 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     [ValidateRange(0.0, 100_000.0)]
     public double? DownloadLimitMbps { get; set; }
 
-    /// <summary>The burst above the rate, in bytes, for the limits given with it; default a fifth of a second at the rate (at least 64 KiB).</summary>
+    /// <summary>The burst above the rate, in bytes, for the limits given with it; default half a second at the rate (at least 64 KiB).</summary>
     [Parameter]
     [ValidateRange(1500, 1L << 32)]
     public long? LimitBurstBytes { get; set; }

@@ -30,9 +30,9 @@ public class RateLimitTests
     }
 
     [Fact]
-    public void The_default_burst_is_a_fifth_of_a_second_at_least_64_KiB_and_bad_rates_are_refused()
+    public void The_default_burst_is_half_a_second_at_least_64_KiB_and_bad_rates_are_refused()
     {
-        Assert.Equal(500_000, new RateLimit(20_000_000).EffectiveBurstBytes);
+        Assert.Equal(1_250_000, new RateLimit(20_000_000).EffectiveBurstBytes);
         Assert.Equal(65_536, new RateLimit(1_000_000).EffectiveBurstBytes);
         Assert.Throws<ArgumentOutOfRangeException>(() => new TokenBucket(new RateLimit(10), TimeProvider.System));
     }
