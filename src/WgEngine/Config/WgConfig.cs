@@ -69,6 +69,12 @@ public sealed class WgPeerSection
     public Policy.RateLimit? UploadLimit { get; set; }
     /// <summary>"#! DownloadLimit = &lt;bit/s&gt; [&lt;burst bytes&gt;]" (what the peer receives).</summary>
     public Policy.RateLimit? DownloadLimit { get; set; }
+    /// <summary>"#! Quota = &lt;bytes&gt; &lt;Total|Day|Week|Month&gt;", with "#! QuotaUsed" and "#! QuotaPeriodStart".</summary>
+    public Policy.DataQuota? Quota { get; set; }
+    public long QuotaUsed { get; set; }
+    public DateTimeOffset? QuotaPeriodStart { get; set; }
+    /// <summary>"#! DisabledReason = ..." of a disabled peer (Manual, Expired, QuotaExceeded).</summary>
+    public string? DisabledReason { get; set; }
 
     /// <summary>1-based line of the [Peer] header (0 when built in code); not part of the content.</summary>
     public int Line { get; set; }

@@ -275,6 +275,26 @@ public static partial class WgConfigParser
                 case "downloadlimit":
                     _peer!.DownloadLimit = Limit(value, "DownloadLimit");
                     break;
+                case "quota":
+                    var q = value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    if (q.Length != 2 || !long.TryParse(q[0], NumberStyles.None, CultureInfo.InvariantCulture, out long qb) || qb <= 0
+                        || !Enum.TryParse<Policy.QuotaPeriod>(q[1], ignoreCase: true, out var period) || !Enum.IsDefined(period) || int.TryParse(q[1], out _))
+                        throw Error($"Quota '{Clip(value)}' is not '<bytes> <Total|Day|Week|Month>'.");
+                    _peer!.Quota = new Policy.DataQuota(qb, period);
+                    break;
+                case "quotaused":
+                    if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long used))
+                        throw Error($"QuotaUsed '{Clip(value)}' is not a number of bytes.");
+                    _peer!.QuotaUsed = used;
+                    break;
+                case "quotaperiodstart":
+                    if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since))
+                        throw Error($"QuotaPeriodStart '{Clip(value)}' is not a date and time (ISO 8601).");
+                    _peer!.QuotaPeriodStart = since;
+                    break;
+                case "disabledreason":
+                    _peer!.DisabledReason = value.Length == 0 ? null : value;
+                    break;
                 case "acl":
                     _peer!.Acl.AddRange(Rule(value));
                     break;

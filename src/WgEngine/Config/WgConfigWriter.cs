@@ -50,6 +50,14 @@ public static class WgConfigWriter
             foreach (var r in p.Acl) Extension(sb, pre, "Acl", r.ToString());
             if (p.UploadLimit is { } up) Extension(sb, pre, "UploadLimit", Limit(up));
             if (p.DownloadLimit is { } down) Extension(sb, pre, "DownloadLimit", Limit(down));
+            if (p.Quota is { } quota)
+            {
+                Extension(sb, pre, "Quota", $"{quota.Bytes.ToString(CultureInfo.InvariantCulture)} {quota.Period}");
+                Extension(sb, pre, "QuotaUsed", p.QuotaUsed.ToString(CultureInfo.InvariantCulture));
+                if (p.QuotaPeriodStart is { } since)
+                    Extension(sb, pre, "QuotaPeriodStart", since.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+            }
+            if (p.DisabledReason is not null) Extension(sb, pre, "DisabledReason", CheckLine(p.DisabledReason, "DisabledReason"));
             PeerBody(sb, pre, p);
             foreach (var (k, v) in p.Extra) { sb.Append(pre); Line(sb, k, v); }
         }

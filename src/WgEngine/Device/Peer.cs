@@ -42,6 +42,12 @@ internal sealed class Peer
     public volatile Policy.PeerAcl? Acl;
     /// <summary>Its bandwidth limits; null = unlimited.</summary>
     public volatile Policy.PeerLimits? Limits;
+    /// <summary>Quota bytes left (both directions); counted only while <see cref="QuotaLimited"/>.</summary>
+    public long QuotaLeft;
+    public long QuotaTotal;
+    public volatile bool QuotaLimited;
+    /// <summary>1 once the exhaustion was reported (Interlocked).</summary>
+    public int QuotaReported;
     /// <summary>1 while the peer is on the timer sweep's list (WgDevice.Timers.cs); changed only with Interlocked.</summary>
     public int TimerListed;
 

@@ -42,16 +42,54 @@ public sealed partial class WgDevice
             config.DownloadLimit is { } down ? (old?.Download?.Limit == down ? old.Download : new TokenBucket(down, _time)) : null);
     }
 
-    /// <summary>False (the packet is dropped and counted) when the peer's upload limit refuses it.</summary>
-    private bool UploadAllowed(Peer from, int bytes)
+    /// <summary>Sets the quota budget: the quota minus what was used already (a config without quota lifts it).</summary>
+    private static void ApplyQuota(Peer peer, PeerConfig config)
     {
-        if (from.Limits?.Upload is not { } bucket || bucket.TryTake(bytes)) return true;
-        Interlocked.Increment(ref Counters.DroppedRateLimitedData);
+        if (config.Quota is not { } q)
+        {
+            peer.QuotaLimited = false;
+            return;
+        }
+        Volatile.Write(ref peer.QuotaTotal, q.Bytes);
+        Interlocked.Exchange(ref peer.QuotaLeft, q.Bytes - config.QuotaUsedBytes);
+        Volatile.Write(ref peer.QuotaReported, 0);
+        peer.QuotaLimited = true;
+    }
+
+    /// <summary>Bytes of its quota the peer used (0 without a quota).</summary>
+    private static long QuotaUsed(Peer p) => p.QuotaLimited ? Math.Clamp(Volatile.Read(ref p.QuotaTotal) - Interlocked.Read(ref p.QuotaLeft), 0, long.MaxValue) : 0;
+
+    /// <summary>Counts a data packet against the quota; false (drop it) once the quota is used up, reported once.</summary>
+    private bool ChargeQuota(Peer peer, int bytes)
+    {
+        if (!peer.QuotaLimited) return true;
+        if (Interlocked.Add(ref peer.QuotaLeft, -bytes) >= 0) return true;
+        Interlocked.Add(ref peer.QuotaLeft, bytes);   // not used: keep the count at what passed
+        Interlocked.Increment(ref Counters.DroppedQuota);
+        if (Interlocked.Exchange(ref peer.QuotaReported, 1) == 0) _options.QuotaExhausted?.Invoke(peer.PublicKey);
         return false;
     }
 
-    /// <summary>False (the caller drops the packet) when the peer's download limit refuses it.</summary>
-    private static bool DownloadAllowed(Peer to, int bytes) => to.Limits?.Download is not { } bucket || bucket.TryTake(bytes);
+    /// <summary>False (the packet is dropped and counted) when the peer's upload limit or quota refuses it.</summary>
+    private bool UploadAllowed(Peer from, int bytes)
+    {
+        if (from.Limits?.Upload is { } bucket && !bucket.TryTake(bytes))
+        {
+            Interlocked.Increment(ref Counters.DroppedRateLimitedData);
+            return false;
+        }
+        return ChargeQuota(from, bytes);
+    }
+
+    /// <summary>False (the caller drops the packet; the quota counts its own drops) when the peer's download limit or quota refuses it.</summary>
+    private bool DownloadAllowed(Peer to, int bytes, out bool byQuota)
+    {
+        byQuota = false;
+        if (to.Limits?.Download is { } bucket && !bucket.TryTake(bytes)) return false;
+        if (ChargeQuota(to, bytes)) return true;
+        byQuota = true;
+        return false;
+    }
 
     /// <summary>Sets a tag's rules and recompiles every peer that carries it.</summary>
     public void SetTagRules(string tag, IReadOnlyList<AclRule> rules)

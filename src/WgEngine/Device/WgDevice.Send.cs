@@ -13,9 +13,10 @@ public sealed partial class WgDevice
     /// </summary>
     private void SendToPeer(Peer peer, PacketBuffer buf)
     {
-        if (buf.Length > 0 && !DownloadAllowed(peer, buf.Length))
+        if (buf.Length > 0 && !DownloadAllowed(peer, buf.Length, out bool byQuota))
         {
-            Drop(buf, ref Counters.DroppedRateLimitedData);
+            if (byQuota) _pool.Return(buf);
+            else Drop(buf, ref Counters.DroppedRateLimitedData);
             return;
         }
         long now = Now;

@@ -131,6 +131,7 @@ public sealed partial class WgDevice : IDisposable
         foreach (var prefix in config.AllowedIPs) _allowedIps.Insert(prefix, peer);
         ApplyPolicy(peer, config);
         ApplyLimits(peer, config);
+        ApplyQuota(peer, config);
         // A persistent keepalive may now be due (the sweep drops the peer again if nothing is).
         if (peer.PersistentKeepaliveSeconds > 0 && peer.Endpoint is not null) MarkTimersDue(peer);
     }
@@ -175,6 +176,7 @@ public sealed partial class WgDevice : IDisposable
             Acl = p.Acl?.Own ?? [],
             UploadLimit = p.Limits?.Upload?.Limit,
             DownloadLimit = p.Limits?.Download?.Limit,
+            QuotaUsedBytes = QuotaUsed(p),
             Tags = p.Acl?.Tags ?? [],
         };
     }

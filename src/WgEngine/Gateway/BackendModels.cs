@@ -26,6 +26,8 @@ public sealed class InterfaceConfig
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
     /// <summary>Refuse peer-to-peer traffic unless a rule of the sender allows it (client isolation).</summary>
     public bool PeerIsolation { get; init; }
+    /// <summary>Told (on a packet thread: return at once) when a peer has used up its quota.</summary>
+    public Action<WgKey>? QuotaExhausted { get; init; }
     /// <summary>The ordered rules of each tag (peers carry tags).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<Policy.AclRule>>? TagRules { get; init; }
 }
@@ -49,6 +51,10 @@ public sealed record PeerConfig
     public Policy.RateLimit? UploadLimit { get; init; }
     /// <summary>Bandwidth of what the peer receives (its download); null = unlimited.</summary>
     public Policy.RateLimit? DownloadLimit { get; init; }
+    /// <summary>The data quota; null = none. The device counts down from <see cref="Policy.DataQuota.Bytes"/> minus <see cref="QuotaUsedBytes"/>.</summary>
+    public Policy.DataQuota? Quota { get; init; }
+    /// <summary>Bytes of the quota already used in the current period when this config is applied.</summary>
+    public long QuotaUsedBytes { get; init; }
 }
 
 /// <summary>A peer as it is now: configuration plus live state.</summary>
@@ -71,6 +77,12 @@ public sealed record PeerStatus
     public IReadOnlyList<string> Tags { get; init; } = [];
     public Policy.RateLimit? UploadLimit { get; init; }
     public Policy.RateLimit? DownloadLimit { get; init; }
+    public Policy.DataQuota? Quota { get; init; }
+    /// <summary>Bytes of the quota used in the current period.</summary>
+    public long QuotaUsedBytes { get; init; }
+    public DateTimeOffset? QuotaPeriodStart { get; init; }
+    /// <summary>Why the peer is disabled (Manual, Expired, QuotaExceeded); null while enabled.</summary>
+    public string? DisabledReason { get; init; }
 }
 
 /// <summary>

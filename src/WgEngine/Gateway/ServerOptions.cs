@@ -93,6 +93,12 @@ public sealed record PeerSpec
     public Policy.RateLimit? UploadLimit { get; init; }
     /// <summary>Bandwidth of what the peer receives; null = unlimited.</summary>
     public Policy.RateLimit? DownloadLimit { get; init; }
+    /// <summary>The data quota; null = none.</summary>
+    public Policy.DataQuota? Quota { get; init; }
+    /// <summary>From a config file: what was used of the quota, since when, and why the peer is disabled.</summary>
+    internal long QuotaUsedBytes { get; init; }
+    internal DateTimeOffset? QuotaPeriodStart { get; init; }
+    internal string? DisabledReason { get; init; }
 }
 
 /// <summary>
@@ -120,6 +126,8 @@ public sealed record PeerUpdate
     public Policy.RateLimit? UploadLimit { get; init; }
     /// <summary>A new download limit; a rate of 0 removes it.</summary>
     public Policy.RateLimit? DownloadLimit { get; init; }
+    /// <summary>A new data quota (the usage so far counts against it); 0 bytes removes it.</summary>
+    public Policy.DataQuota? Quota { get; init; }
 }
 
 public enum ServerState { Running, Stopped }

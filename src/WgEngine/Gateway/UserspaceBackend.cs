@@ -44,6 +44,7 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
                 TimeProvider = config.TimeProvider,
                 Addresses = config.Addresses,
                 Egress = egress,
+                QuotaExhausted = config.QuotaExhausted,
                 Policy = config.PeerIsolation || config.TagRules is { Count: > 0 }
                     ? new Policy.TrafficPolicy(config.TimeProvider, config.PeerIsolation, config.TagRules) : null,
             });

@@ -102,6 +102,10 @@ public sealed partial class VPNServer
         Tags = p.Tags,
         UploadLimit = p.UploadLimit,
         DownloadLimit = p.DownloadLimit,
+        Quota = p.Quota,
+        QuotaUsedBytes = p.QuotaUsed,
+        QuotaPeriodStart = p.QuotaPeriodStart,
+        DisabledReason = p.DisabledReason,
     };
 
     private void BeginDefer() => _persistDefer++;
@@ -177,6 +181,10 @@ public sealed partial class VPNServer
         s.Acl.AddRange(c.Acl);
         s.UploadLimit = c.UploadLimit;
         s.DownloadLimit = c.DownloadLimit;
+        s.Quota = c.Quota;
+        s.QuotaUsed = c.Quota is null ? 0 : CurrentQuotaUsed(e);
+        s.QuotaPeriodStart = c.Quota is null ? null : e.QuotaPeriodStart;
+        s.DisabledReason = e.Disabled ? e.DisabledReason : null;
         s.Tags.AddRange(c.Tags);
         return s;
     }

@@ -89,8 +89,10 @@ public sealed partial class VPNServer : IDisposable
         }
 
         var owned = load?.FileKey ?? (options.PrivateKey is null ? WgPrivateKey.Generate() : null);
+        var quotaTarget = new QuotaTarget();
         var config = new InterfaceConfig
         {
+            QuotaExhausted = quotaTarget.Report,
             PrivateKey = options.PrivateKey ?? owned!,
             ListenPort = listenPort,
             Addresses = addresses,
@@ -113,6 +115,7 @@ public sealed partial class VPNServer : IDisposable
             throw;
         }
         var server = new VPNServer(options, backend, owned, addresses);
+        quotaTarget.Server = server;
         server.InitPolicy(config);
         // Without a userspace egress the file's rules are not enforced, but kept when the file is rewritten.
         if ((backend as UserspaceBackend)?.Egress is null) server._egressRules = load?.EgressRules;
@@ -174,11 +177,16 @@ public sealed partial class VPNServer : IDisposable
                 Endpoint = spec.Endpoint, PersistentKeepalive = spec.PersistentKeepalive,
                 Acl = spec.Acl ?? [], Tags = CheckTags(spec.Tags),
                 UploadLimit = CheckLimit(spec.UploadLimit), DownloadLimit = CheckLimit(spec.DownloadLimit),
+                Quota = CheckQuota(spec.Quota), QuotaUsedBytes = spec.QuotaUsedBytes,
             };
+            InitQuota(entry, config.Quota, spec.QuotaPeriodStart, spec.QuotaUsedBytes);
+            if (config.Quota is not null) config = config with { QuotaUsedBytes = entry.QuotaUsed };
+            if (spec.Disabled) entry.DisabledReason = spec.DisabledReason ?? DisabledReasons.Manual;
             if (config.UploadLimit is not null || config.DownloadLimit is not null) EnsurePolicy();
             if (config.Acl.Count > 0 || config.Tags.Count > 0) EnsurePolicy();
             entry.Config = config;
             entry.Disabled = spec.Disabled || IsExpired(spec.ExpiresAt);
+            if (entry.Disabled && !spec.Disabled) entry.DisabledReason = DisabledReasons.Expired;
             if (!entry.Disabled)
             {
                 try { _backend.AddPeer(config); }
@@ -225,7 +233,10 @@ public sealed partial class VPNServer : IDisposable
                 Tags = changes.Tags is null ? old.Tags : CheckTags(changes.Tags),
                 UploadLimit = changes.UploadLimit is { } up ? (up.BitsPerSecond == 0 ? null : CheckLimit(up)) : old.UploadLimit,
                 DownloadLimit = changes.DownloadLimit is { } down ? (down.BitsPerSecond == 0 ? null : CheckLimit(down)) : old.DownloadLimit,
+                Quota = changes.Quota is { } q ? (q.Bytes == 0 ? null : CheckQuota(q)) : old.Quota,
+                QuotaUsedBytes = CurrentQuotaUsed(entry),
             };
+            if (changes.Quota is { Bytes: > 0 } && old.Quota is null) InitQuota(entry, config.Quota, null, config.QuotaUsedBytes);
             if (changes.UploadLimit is { BitsPerSecond: > 0 } || changes.DownloadLimit is { BitsPerSecond: > 0 }) EnsurePolicy();
             if (changes.Acl is { Count: > 0 } || changes.Tags is { Count: > 0 }) EnsurePolicy();
             try { if (!entry.Disabled) _backend.UpdatePeer(config); }
@@ -240,7 +251,7 @@ public sealed partial class VPNServer : IDisposable
             if (changes.ClearExpiresAt || changes.ExpiresAt is not null)
             {
                 entry.ExpiresAt = changes.ClearExpiresAt ? null : changes.ExpiresAt;
-                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) DisableCore(entry);   // already past: now
+                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) DisableCore(entry, DisabledReasons.Expired);   // already past: now
                 ScheduleExpiry(entry);
             }
             Persist();
@@ -287,14 +298,14 @@ public sealed partial class VPNServer : IDisposable
     /// <summary>The engine's live view plus what only the facade knows: names (an external device cannot
     /// store them), expiry. A disabled peer is not in the engine: its status comes from its config.</summary>
     private PeerStatus StatusOf(PeerEntry e) =>
-        e.Disabled ? ToStatus(e.Config!) with { Enabled = false, ExpiresAt = e.ExpiresAt }
+        e.Disabled ? ToStatus(e.Config!) with { Enabled = false, ExpiresAt = e.ExpiresAt, DisabledReason = e.DisabledReason, QuotaUsedBytes = e.QuotaUsed, QuotaPeriodStart = e.QuotaPeriodStart }
             : WithFacadeData(_backend.GetPeer(e.Key), e) ?? ToStatus(e.Config!) with { ExpiresAt = e.ExpiresAt };
 
     private static PeerStatus? WithFacadeData(PeerStatus? p, PeerEntry? e)
     {
         if (p is null || e is null) return p;
-        if (e.Config is { } c && (c.Acl.Count > 0 || c.Tags.Count > 0 || c.UploadLimit is not null || c.DownloadLimit is not null))
-            p = p with { Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit };
+        if (e.Config is { } c && (c.Acl.Count > 0 || c.Tags.Count > 0 || c.UploadLimit is not null || c.DownloadLimit is not null || c.Quota is not null))
+            p = p with { Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit, Quota = c.Quota, QuotaPeriodStart = e.QuotaPeriodStart };
         return p.Name is null && e.Name is not null || e.ExpiresAt is not null
             ? p with { Name = p.Name ?? e.Name, ExpiresAt = e.ExpiresAt }
             : p;
@@ -315,6 +326,12 @@ public sealed partial class VPNServer : IDisposable
         {
             StopUapi();
             StopExpiry();
+            StopQuota();
+            if (_backend.IsRunning && _configPath is not null && _peers.Values.Any(e => e.Config?.Quota is not null))
+            {
+                try { Persist(); }   // the quotas' usage, counted by the engine until now
+                catch (WgException) { }
+            }
             _configPath = null;   // the file keeps the state at Stop: the keys are erased below
             _backend.Stop();
             _ownedKey?.Dispose();
@@ -418,7 +435,7 @@ public sealed partial class VPNServer : IDisposable
     {
         PublicKey = c.PublicKey, Name = c.Name, AllowedIPs = c.AllowedIPs, Endpoint = c.Endpoint,
         PersistentKeepalive = c.PersistentKeepalive, HasPresharedKey = c.PresharedKey is not null,
-        Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit,
+        Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit, Quota = c.Quota,
     };
 
     /// <summary>The facade's record of a peer: what it holds in the index and pools.</summary>
@@ -432,6 +449,11 @@ public sealed partial class VPNServer : IDisposable
         public DateTimeOffset? ExpiresAt { get; set; }
         /// <summary>The endpoint as the config file wrote it (e.g. a hostname); null once changed.</summary>
         public string? EndpointText { get; set; }
+        /// <summary>Why it is disabled (DisabledReasons); null while enabled.</summary>
+        public string? DisabledReason { get; set; }
+        /// <summary>Quota bytes used, as of when the peer left the engine (while in it, the engine counts).</summary>
+        public long QuotaUsed { get; set; }
+        public DateTimeOffset? QuotaPeriodStart { get; set; }
 
         public string Describe()
         {

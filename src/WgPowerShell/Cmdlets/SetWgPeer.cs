@@ -76,6 +76,15 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     [ValidateRange(1500, 1L << 32)]
     public long? LimitBurstBytes { get; set; }
 
+    /// <summary>The data quota in bytes (both directions), e.g. 50GB; 0 removes it. Used up, the peer is disabled (DisabledReason QuotaExceeded).</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long? QuotaBytes { get; set; }
+
+    /// <summary>The period the quota counts over (calendar, UTC); default Month.</summary>
+    [Parameter]
+    public WgEngine.Policy.QuotaPeriod QuotaPeriod { get; set; } = WgEngine.Policy.QuotaPeriod.Month;
+
     /// <summary>Outputs the changed peer.</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -108,6 +117,7 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             Acl = Acl is null ? null : ValidateAclAttribute.Rules(Acl),
             UploadLimit = Limit(UploadLimitMbps),
             DownloadLimit = Limit(DownloadLimitMbps),
+            Quota = QuotaBytes is { } qb ? new WgEngine.Policy.DataQuota(qb, QuotaPeriod) : null,
         };
         if (ClearExpiry && ExpiresAt is not null)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give either -ExpiresAt or -ClearExpiry, not both."),

@@ -29,6 +29,14 @@ public sealed class WgPeer
     public double? UploadLimitMbps { get; init; }
     /// <summary>Bandwidth limit of what the peer receives, in Mbit/s; null = unlimited.</summary>
     public double? DownloadLimitMbps { get; init; }
+    /// <summary>The data quota in bytes; null = none.</summary>
+    public long? QuotaBytes { get; init; }
+    /// <summary>Total, Day, Week or Month; null without a quota.</summary>
+    public string? QuotaPeriod { get; init; }
+    /// <summary>Bytes of the quota used in the current period.</summary>
+    public long QuotaUsedBytes { get; init; }
+    /// <summary>Why the peer is disabled: Manual, Expired or QuotaExceeded; null while enabled.</summary>
+    public string? DisabledReason { get; init; }
 
     internal static WgPeer From(string server, PeerStatus p) => new()
     {
@@ -48,6 +56,10 @@ public sealed class WgPeer
         Acl = p.Acl.Count == 0 ? [] : FormatRules(p.Acl),
         UploadLimitMbps = p.UploadLimit is { } up ? up.BitsPerSecond / 1e6 : null,
         DownloadLimitMbps = p.DownloadLimit is { } down ? down.BitsPerSecond / 1e6 : null,
+        QuotaBytes = p.Quota?.Bytes,
+        QuotaPeriod = p.Quota?.Period.ToString(),
+        QuotaUsedBytes = p.QuotaUsedBytes,
+        DisabledReason = p.Enabled ? null : p.DisabledReason,
     };
 
     private static string[] FormatRules(IReadOnlyList<WgEngine.Policy.AclRule> rules)
