@@ -87,4 +87,38 @@ Describe 'Tags, ACLs and isolation' {
         $p.Tag | Should -Be @('guests')
         $p.Acl | Should -Be @('allow 10.1.0.5/32 tcp 443')
     }
+
+    It 'sets and clears bandwidth limits and a quota, shown on Get-WgPeer' {
+        Set-WgPeer -PublicKey $peer.PublicKey -UploadLimitMbps 20 -DownloadLimitMbps 5.5 -LimitBurstBytes 100000 -QuotaBytes 50GB -QuotaPeriod Week
+        $p = Get-WgPeer -PublicKey $peer.PublicKey
+        $p.UploadLimitMbps | Should -Be 20
+        $p.DownloadLimitMbps | Should -Be 5.5
+        $p.QuotaBytes | Should -Be 50GB
+        $p.QuotaPeriod | Should -Be 'Week'
+        $p.QuotaUsedBytes | Should -Be 0
+        Set-WgPeer -PublicKey $peer.PublicKey -UploadLimitMbps 0 -QuotaBytes 0
+        $p = Get-WgPeer -PublicKey $peer.PublicKey
+        $p.UploadLimitMbps | Should -BeNullOrEmpty
+        $p.DownloadLimitMbps | Should -Be 5.5
+        $p.QuotaBytes | Should -BeNullOrEmpty
+    }
+
+    It 'refuses a bad limit or quota at binding and changes nothing: <Why>' -ForEach @(
+        @{ Why = 'negative rate'; Params = @{ UploadLimitMbps = -1 }; Id = 'ParameterArgumentValidationError' }
+        @{ Why = 'tiny burst'; Params = @{ DownloadLimitMbps = 1; LimitBurstBytes = 10 }; Id = 'ParameterArgumentValidationError' }
+        @{ Why = 'negative quota'; Params = @{ QuotaBytes = -5 }; Id = 'ParameterArgumentValidationError' }
+        @{ Why = 'unknown period'; Params = @{ QuotaBytes = 1GB; QuotaPeriod = 'Year' }; Id = 'CannotConvertArgumentNoMessage' }
+    ) {
+        { Set-WgPeer -PublicKey $peer.PublicKey @Params } | Should -Throw -ErrorId "$Id*"
+        $p = Get-WgPeer -PublicKey $peer.PublicKey
+        $p.UploadLimitMbps | Should -BeNullOrEmpty
+        $p.QuotaBytes | Should -BeNullOrEmpty
+    }
+
+    It 'shows why a peer is disabled, and Enable-WgPeer clears it' {
+        Disable-WgPeer -PublicKey $peer.PublicKey -Confirm:$false
+        (Get-WgPeer -PublicKey $peer.PublicKey).DisabledReason | Should -Be 'Manual'
+        Enable-WgPeer -PublicKey $peer.PublicKey
+        (Get-WgPeer -PublicKey $peer.PublicKey).DisabledReason | Should -BeNullOrEmpty
+    }
 }

@@ -165,6 +165,9 @@ public sealed partial class VPNServer : IDisposable
                 throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists",
                     $"A peer with public key {spec.PublicKey} already exists on server '{Name}'.");
             CheckName(spec.Name);
+            // Only the in-process engine enforces the policy: refuse before anything is claimed.
+            if (spec.Acl is { Count: > 0 } || spec.Tags is { Count: > 0 } || spec.UploadLimit is not null || spec.DownloadLimit is not null || spec.Quota is not null)
+                EnsurePolicy();
             var entry = new PeerEntry(spec.PublicKey, spec.Name, []) { ExpiresAt = spec.ExpiresAt, EndpointText = spec.EndpointText };
             bool allocate = allocateWhenEmpty && (spec.AllowedIPs is null || spec.AllowedIPs.Count == 0);
             var allowed = allocate ? Allocate() : Normalize(spec.AllowedIPs ?? []);
@@ -182,8 +185,6 @@ public sealed partial class VPNServer : IDisposable
             InitQuota(entry, config.Quota, spec.QuotaPeriodStart, spec.QuotaUsedBytes);
             if (config.Quota is not null) config = config with { QuotaUsedBytes = entry.QuotaUsed };
             if (spec.Disabled) entry.DisabledReason = spec.DisabledReason ?? DisabledReasons.Manual;
-            if (config.UploadLimit is not null || config.DownloadLimit is not null) EnsurePolicy();
-            if (config.Acl.Count > 0 || config.Tags.Count > 0) EnsurePolicy();
             entry.Config = config;
             entry.Disabled = spec.Disabled || IsExpired(spec.ExpiresAt);
             if (entry.Disabled && !spec.Disabled) entry.DisabledReason = DisabledReasons.Expired;
@@ -210,6 +211,9 @@ public sealed partial class VPNServer : IDisposable
             if (!_peers.TryGetValue(publicKey, out var entry))
                 throw NotFound(publicKey);
             CheckName(changes.Name);
+            if (changes.Acl is { Count: > 0 } || changes.Tags is { Count: > 0 } || changes.UploadLimit is { BitsPerSecond: > 0 }
+                || changes.DownloadLimit is { BitsPerSecond: > 0 } || changes.Quota is { Bytes: > 0 })
+                EnsurePolicy();
             var old = entry.Config!;
             var oldAllowed = entry.AllowedIPs;
             IReadOnlyList<IpPrefix> allowed = oldAllowed;
@@ -237,8 +241,6 @@ public sealed partial class VPNServer : IDisposable
                 QuotaUsedBytes = CurrentQuotaUsed(entry),
             };
             if (changes.Quota is { Bytes: > 0 } && old.Quota is null) InitQuota(entry, config.Quota, null, config.QuotaUsedBytes);
-            if (changes.UploadLimit is { BitsPerSecond: > 0 } || changes.DownloadLimit is { BitsPerSecond: > 0 }) EnsurePolicy();
-            if (changes.Acl is { Count: > 0 } || changes.Tags is { Count: > 0 }) EnsurePolicy();
             try { if (!entry.Disabled) _backend.UpdatePeer(config); }
             catch
             {
