@@ -84,7 +84,8 @@ Describe 'Client isolation and ACLs with wireguard-go clients' -Skip:$skip {
             $gw = Get-WgTestAddress $net 1
             $addr = @{ a = Get-WgTestAddress $net 2; b = Get-WgTestAddress $net 3; c = Get-WgTestAddress $net 4 }
             $keys = @{ a = New-WgGoKeyPair; b = New-WgGoKeyPair; c = New-WgGoKeyPair }
-            $server = Start-WgServer -Name $serverName -ListenPort 0 -Address $gw.V4Cidr -Egress None -UapiPath (Join-Path $net.TempDir 'gw.sock')
+            $conf = Join-Path $net.TempDir 'gw.conf'
+            $server = Start-WgServer -Name $serverName -ListenPort 0 -Address $gw.V4Cidr -Egress None -UapiPath (Join-Path $net.TempDir 'gw.sock') -ConfigPath $conf
             $clients = @{}
             foreach ($r in 'a', 'b', 'c') {
                 Add-WgPeer -Server $serverName -PublicKey $keys[$r].PublicKey -AllowedIPs $addr[$r].V4Host | Out-Null
@@ -107,9 +108,10 @@ Describe 'Client isolation and ACLs with wireguard-go clients' -Skip:$skip {
         }
         function Get-PolicyDrops { (Get-WgEngineDevice).Counters.Policy }
         function Get-WgEngineDevice {
-            $vpn = $server.GetType().GetProperty('Server', [System.Reflection.BindingFlags]'NonPublic,Instance').GetValue($server)
-            $backend = $vpn.GetType().GetField('_backend', [System.Reflection.BindingFlags]'NonPublic,Instance').GetValue($vpn)
-            $backend.Device
+            # The engine behind the running server (it is restarted by the quota case): internal members, read by reflection.
+            $s = Get-WgServer -Name $serverName
+            $vpn = $s.GetType().GetProperty('Server', [System.Reflection.BindingFlags]'NonPublic,Instance').GetValue($s)
+            $vpn.GetType().GetField('_backend', [System.Reflection.BindingFlags]'NonPublic,Instance').GetValue($vpn).Device
         }
     }
     AfterAll {
@@ -176,5 +178,32 @@ Describe 'Client isolation and ACLs with wireguard-go clients' -Skip:$skip {
         (Get-WgEngineDevice).Counters.RateLimitedData | Should -BeGreaterThan 0
         Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -UploadLimitMbps 0 -DownloadLimitMbps 0
         (Get-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey).UploadLimitMbps | Should -BeNullOrEmpty
+    }
+
+    It 'disables a mid-transfer at its quota (DisabledReason QuotaExceeded), keeps it so across a restart, and Enable-WgPeer brings it back' {
+        Set-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey -QuotaBytes 3MB -QuotaPeriod Total
+        # 20 MB offered, 3 MB allowed: iperf3 stalls or fails once the gateway cuts a off; bounded by timeout.
+        $argv = @('15', 'iperf3', '-c', $addr.b.V4, '-p', '7201', '-n', '20M', '-J', '--connect-timeout', '5000')
+        $out = (Invoke-InNamespace $clients.a.Namespace timeout $argv -AllowFailure) -join "`n"
+        # The engine cuts a at once; the gateway records the disable a moment later (off the packet thread).
+        Wait-WgCondition { -not (Get-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey).Enabled } -TimeoutSeconds 10 | Should -BeTrue -Because "iperf3 said: $out"
+        $p = Get-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey
+        $p.DisabledReason | Should -Be 'QuotaExceeded'
+        $p.QuotaUsedBytes | Should -BeGreaterOrEqual 3MB
+        $sent = try { ($out | ConvertFrom-Json).end.sum_received.bytes } catch { 0 }
+        [long]$sent | Should -BeLessThan 20MB
+        (Test-Ping $clients.a.Namespace $gw.V4 -Count 2 -Deadline 2).Received | Should -Be 0
+        (Get-Content -Raw -LiteralPath $conf) | Should -Match '(?m)^#~ #! DisabledReason = QuotaExceeded$'
+
+        Stop-WgServer -Name $serverName -Confirm:$false
+        Start-WgServer -Name $serverName -ConfigPath $conf -Egress None -UapiPath (Join-Path $net.TempDir 'gw2.sock') | Out-Null
+        $p = Get-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey
+        $p.Enabled | Should -BeFalse
+        $p.DisabledReason | Should -Be 'QuotaExceeded'
+        (Test-Ping $clients.a.Namespace $gw.V4 -Count 2 -Deadline 2).Received | Should -Be 0
+
+        Enable-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey
+        (Get-WgPeer -Server $serverName -PublicKey $keys.a.PublicKey).DisabledReason | Should -BeNullOrEmpty
+        Wait-WgCondition { (Test-Ping $clients.a.Namespace $gw.V4 -Count 1 -Deadline 2).Success } -TimeoutSeconds 30 | Should -BeTrue
     }
 }
