@@ -14,6 +14,11 @@ BeforeDiscovery {
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'EgressTopology.psm1') -Force
     $script:TcpBufferBytes = 256KB          # EgressOptions.TcpBufferBytes default: per flow and direction
+    # How a refused connect shows in the client: EHOSTUNREACH from the ICMP error. Now and then (about one
+    # run of the file in three on the loaded CI VM) connect() reports success on the socket that error has
+    # just closed, without any connection (the gateway counted the refusal and opened no flow, no socket is
+    # left in the client); the probe 'connect-echo' then fails at its first send or receive.
+    $script:RefusedErrors = @('EHOSTUNREACH', 'EPIPE', 'ENOTCONN', 'ECONNRESET')
 
     # Client probes. Each bounds itself in time and prints one JSON line (or, for the holding ones, a
     # progress line first and the JSON after a line on stdin).
@@ -32,6 +37,22 @@ def connect(host, port, timeout):
         out({'ok': True, 'elapsed': time.monotonic() - t})
     except OSError as e:
         name = errno.errorcode.get(e.errno, 'timeout' if isinstance(e, socket.timeout) else str(e))
+        out({'ok': False, 'error': name, 'elapsed': time.monotonic() - t})
+
+def connect_echo(host, port, timeout):
+    # A connection counts only when data comes back from the echo service: connect() with a timeout can
+    # report success for a socket an ICMP error has just closed (no data ever flows on it).
+    t = time.monotonic()
+    s = socket.socket()
+    s.settimeout(float(timeout))
+    try:
+        s.connect((host, int(port)))
+        s.sendall(b'policy-probe')
+        got = s.recv(64)
+        out({'ok': got == b'policy-probe', 'elapsed': time.monotonic() - t, **({} if got == b'policy-probe' else {'error': 'NOECHO'})})
+    except OSError as e:
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or e.errno
+        name = errno.errorcode.get(err, 'timeout' if isinstance(e, socket.timeout) else str(e))
         out({'ok': False, 'error': name, 'elapsed': time.monotonic() - t})
 
 def dns(host, port, name):
@@ -115,7 +136,7 @@ def push(host, port, total, deadline, stall):
     s.close()
 
 cmd = sys.argv[1]
-{'connect': connect, 'dns': dns, 'echo-many': echo_many, 'push': push}[cmd](*sys.argv[2:])
+{'connect': connect, 'connect-echo': connect_echo, 'dns': dns, 'echo-many': echo_many, 'push': push}[cmd](*sys.argv[2:])
 '@
 
     function Invoke-ClientPy([object]$Topology, [string[]]$Arguments) {
@@ -249,9 +270,9 @@ Describe 'Egress Userspace, unprivileged, -EgressAllow srv only' -Skip:$skip {
         $direct = (Invoke-InEgressNamespace $topo srv python3 '-c', "import socket; socket.create_connection(('$($topo.GwVethB)', 7011), timeout=5); print('ok')") -join ''
         $direct | Should -Be 'ok'
         $before = (Get-EgressGatewayStat $topo).Denied
-        $r = Invoke-ClientPy $topo 'connect', $topo.GwVethB, '7011', '10'
+        $r = Invoke-ClientPy $topo 'connect-echo', $topo.GwVethB, '7011', '10'
         $r.ok | Should -BeFalse
-        $r.error | Should -Be 'EHOSTUNREACH'
+        $r.error | Should -BeIn $RefusedErrors
         $r.elapsed | Should -BeLessThan 2
         (Get-EgressGatewayStat $topo).Denied | Should -BeGreaterThan $before
     }
@@ -332,7 +353,8 @@ Describe 'Egress Userspace, unprivileged, default policy' -Skip:$skip {
         function Test-Refused([string]$Address, [int]$Port) {
             # Refused at once (ICMP prohibited: EHOSTUNREACH) and counted.
             $before = (Get-EgressGatewayStat $topo).Denied
-            $r = Invoke-ClientPy $topo 'connect', $Address, "$Port", '10'
+            $r = Invoke-ClientPy $topo 'connect-echo', $Address, "$Port", '10'
+            if ($r.error -and $r.error -ne 'EHOSTUNREACH') { Write-Host "Refused connect to $Address`:$Port seen as $($r.error) after $([math]::Round($r.elapsed * 1000, 1)) ms" }
             [pscustomobject]@{ Address = $Address; Ok = $r.ok; Error = $r.error; Elapsed = $r.elapsed; Counted = (Get-EgressGatewayStat $topo).Denied -gt $before }
         }
         function Test-SrvEcho {
@@ -354,7 +376,7 @@ Describe 'Egress Userspace, unprivileged, default policy' -Skip:$skip {
                 Should -Be 'ok' -Because "srv listens on $a ($name)"
             $r = Test-Refused $a 7020
             $r.Ok | Should -BeFalse -Because "$name ($a) must be refused"
-            $r.Error | Should -Be 'EHOSTUNREACH' -Because "$name ($a)"
+            $r.Error | Should -BeIn $RefusedErrors -Because "$name ($a)"
             $r.Elapsed | Should -BeLessThan 2
             $r.Counted | Should -BeTrue -Because "$name ($a) is counted in Denied"
         }
@@ -367,7 +389,7 @@ Describe 'Egress Userspace, unprivileged, default policy' -Skip:$skip {
         $direct | Should -Be 'ok'
         $r = Test-Refused '127.0.0.1' 7012
         $r.Ok | Should -BeFalse
-        $r.Error | Should -Be 'EHOSTUNREACH'
+        $r.Error | Should -BeIn $RefusedErrors
         $r.Elapsed | Should -BeLessThan 2
         $r.Counted | Should -BeTrue
     }
@@ -377,7 +399,7 @@ Describe 'Egress Userspace, unprivileged, default policy' -Skip:$skip {
         try {
             (Invoke-InEgressNamespace $topo srv python3 '-c', "import socket; socket.create_connection(('$($topo.GwVethB)', 7021), timeout=5); print('ok')") -join '' | Should -Be 'ok'
             $r = Test-Refused $topo.GwVethB 7021
-            $r.Error | Should -Be 'EHOSTUNREACH'
+            $r.Error | Should -BeIn $RefusedErrors
             $r.Counted | Should -BeTrue
             Test-SrvEcho | Should -BeTrue          # the rest of the subnet is open
         } finally {
@@ -387,20 +409,20 @@ Describe 'Egress Userspace, unprivileged, default policy' -Skip:$skip {
 
     It 'applies -EgressAllow and -EgressDeny changed at runtime to the next connection' {
         $private = $classes['RFC 1918 10/8']
-        (Test-Refused $private 7020).Error | Should -Be 'EHOSTUNREACH'
+        (Test-Refused $private 7020).Error | Should -BeIn $RefusedErrors
         Invoke-EgressGatewayCommand -Topology $topo -Command Set-WgServer -Parameters @{ Name = $gw.Name; EgressAllow = @($srvOnly, "$private/32") }
         try {
-            (Invoke-ClientPy $topo 'connect', $private, '7020', '10').ok | Should -BeTrue
+            (Invoke-ClientPy $topo 'connect-echo', $private, '7020', '10').ok | Should -BeTrue
             Invoke-EgressGatewayCommand -Topology $topo -Command Set-WgServer -Parameters @{ Name = $gw.Name; EgressDeny = @($srvOnly) }
             $r = Test-Refused $topo.SrvAddress ($svc.TcpEcho -split ':')[1]
-            $r.Error | Should -Be 'EHOSTUNREACH'
+            $r.Error | Should -BeIn $RefusedErrors
             $r.Counted | Should -BeTrue
-            (Invoke-ClientPy $topo 'connect', $private, '7020', '10').ok | Should -BeTrue
+            (Invoke-ClientPy $topo 'connect-echo', $private, '7020', '10').ok | Should -BeTrue
         } finally {
             Invoke-EgressGatewayCommand -Topology $topo -Command Set-WgServer -Parameters @{ Name = $gw.Name; EgressAllow = @($srvOnly); EgressDeny = @() }
         }
         Test-SrvEcho | Should -BeTrue
-        (Test-Refused $private 7020).Error | Should -Be 'EHOSTUNREACH'
+        (Test-Refused $private 7020).Error | Should -BeIn $RefusedErrors
     }
 
     It 'never dials the gateway''s own tunnel address from the host (issue 11 item 10), even with its prefix allowed' {
@@ -410,7 +432,7 @@ Describe 'Egress Userspace, unprivileged, default policy' -Skip:$skip {
         try {
             $r = Test-Refused $gwTunnel 7020
             $r.Ok | Should -BeFalse
-            $r.Error | Should -Be 'EHOSTUNREACH'
+            $r.Error | Should -BeIn $RefusedErrors
             $r.Elapsed | Should -BeLessThan 2
             $r.Counted | Should -BeTrue
         } finally {
