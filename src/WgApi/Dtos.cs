@@ -26,6 +26,12 @@ public sealed record ServerDto
     public string? BindAddress { get; init; }
     public int? Mtu { get; init; }
     public bool ConfigReadOnly { get; init; }
+    public bool PeerIsolation { get; init; }
+    public string[] EgressAllow { get; init; } = [];
+    public string[] EgressDeny { get; init; } = [];
+    public bool EgressUnprotected { get; init; }
+    /// <summary>Each tag's ordered rules, as Set-WgTag takes them ("allow 10.0.0.0/8 tcp 443").</summary>
+    public Dictionary<string, string[]> TagRules { get; init; } = [];
 }
 
 /// <summary>PATCH /v1/servers/{name}: null leaves a field as it is. The key is input only (never returned).</summary>
@@ -49,6 +55,9 @@ public sealed record PeerDto
     public bool HasPresharedKey { get; init; }
     public bool Enabled { get; init; } = true;
     public DateTimeOffset? ExpiresAt { get; init; }
+    public string[] Tags { get; init; } = [];
+    public string[] Acl { get; init; } = [];
+    public string? DisabledReason { get; init; }
 }
 
 /// <summary>POST /v1/servers/{name}/peers: empty or missing AllowedIPs allocates from the pool.</summary>

@@ -284,6 +284,35 @@ function Get-EgressGatewayStat {
     $stats
 }
 
+function Invoke-EgressGatewayCommand {
+    <# Runs one of the module's cmdlets inside the running gateway (e.g. Set-WgServer with new egress rules); throws its error. #>
+    param([Parameter(Mandatory)]$Topology, [Parameter(Mandatory)][string]$Command, [hashtable]$Parameters = @{}, [int]$TimeoutSeconds = 20)
+    $gw = $Topology.Gateway
+    if (-not $gw -or -not $gw.Ready -or $gw.Process.HasExited) { throw 'the gateway is not running' }
+    $dir = if ($gw.Unprivileged) { Join-Path $Topology.Network.TempDir 'home-nobody' } else { $Topology.Network.TempDir }
+    $path = Join-Path $dir "call-$([guid]::NewGuid().ToString('n')).json"
+    $call = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes((ConvertTo-Json -Compress -Depth 5 -InputObject @{ Command = $Command; Parameters = $Parameters })))
+    $gw.Process.StandardInput.WriteLine("CALL $call $path")
+    $gw.Process.StandardInput.Flush()
+    if (-not (Wait-WgCondition { Test-Path -LiteralPath $path } -TimeoutSeconds $TimeoutSeconds)) { throw "the gateway did not answer $Command within $TimeoutSeconds s" }
+    $r = Get-Content -Raw -LiteralPath $path | ConvertFrom-Json -AsHashtable
+    Remove-Item -LiteralPath $path -Force -ErrorAction Ignore
+    if ($r.ContainsKey('Error')) { throw "$Command in the gateway failed: $($r.Error)" }
+}
+
+function Add-EgressSrvAddress {
+    <#
+      Gives srv one more address (a /32 on its veth, inside the run's namespaces only) that the client routes
+      into the tunnel and gw routes to srv, e.g. a private-range host the default policy must refuse. The
+      client's peer must carry it in AllowedIPs (Connect-EgressClient -ExtraAllowedIPs).
+    #>
+    param([Parameter(Mandatory)]$Topology, [Parameter(Mandatory)][string]$Address)
+    $r = $Topology.RunId
+    Invoke-WgNative ip '-n', $Topology.Srv, 'addr', 'add', "$Address/32", 'dev', "ev$r" | Out-Null
+    Invoke-WgNative ip '-n', $Topology.Gw, 'route', 'add', "$Address/32", 'via', $Topology.SrvAddress | Out-Null
+    Invoke-WgNative ip '-n', $Topology.Client, 'route', 'add', "$Address/32", 'dev', $Topology.ClientDevice.Name | Out-Null
+}
+
 function Get-EgressProcessStatus {
     <# Uid (real, effective), CapEff (hex) and VmRSS (bytes) of a process, from /proc/<pid>/status. #>
     param([Parameter(Mandatory)][int]$ProcessId)
@@ -419,8 +448,21 @@ try {
     exit 3
 }
 # Runs until the test closes stdin (or kills it). "STATS <path>" writes the egress counters there as JSON
-# (through a temporary file and a rename, so the reader never sees half a file).
+# (through a temporary file and a rename, so the reader never sees half a file). "CALL <base64 JSON
+# {Command, Parameters}> <path>" runs one of the module's cmdlets (e.g. Set-WgServer) and writes {Ok} or
+# {Error} there the same way.
 while ($null -ne ($line = [Console]::In.ReadLine())) {
+    if ($line -match '^CALL (\S+) (.+)$') {
+        $path = $Matches[2]
+        try {
+            $call = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($Matches[1])) | ConvertFrom-Json -AsHashtable
+            $cmd = Get-Command -Module WireGuardGateway -Name $call.Command -ErrorAction Stop
+            $p = $call.Parameters
+            & $cmd @p -Confirm:$false -WarningAction SilentlyContinue | Out-Null
+            @{ Ok = $true } | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp"
+        } catch { @{ Error = "$(($_.FullyQualifiedErrorId -split ',')[0]): $_" } | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp" }
+        Move-Item -LiteralPath "$path.tmp" -Destination $path -Force
+    }
     if ($line -match '^STATS (.+)$') {
         $path = $Matches[1]
         try { (Get-WgServer -Name $Name).EgressStats | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp" }
@@ -433,4 +475,4 @@ Stop-WgServer -Name $Name -Confirm:$false
 
 Export-ModuleMember -Function Test-EgressTopologyPrerequisite, New-EgressTopology, Start-EgressGateway, Connect-EgressClient,
     Stop-EgressGateway, Start-EgressServices, Invoke-InEgressNamespace, Remove-EgressTopology, Start-NamespaceProcess,
-    Get-EgressGatewayStat, Get-EgressProcessStatus, Start-EgressExtraService
+    Get-EgressGatewayStat, Get-EgressProcessStatus, Start-EgressExtraService, Invoke-EgressGatewayCommand, Add-EgressSrvAddress

@@ -32,7 +32,7 @@ Describe 'Servers' {
             $s.SentBytes | Should -Be 0
             $s.PublicKey.Length | Should -Be 44
             Test-UdpPortFree $s.ListenPort | Should -BeFalse
-            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'BindAddress', 'MTU', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'EgressStats', 'ConfigPath', 'ConfigReadOnly', 'UapiPath')
+            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'BindAddress', 'MTU', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'EgressStats', 'EgressRules', 'PeerIsolation', 'ConfigPath', 'ConfigReadOnly', 'UapiPath')
         }
 
         It 'uses a given private key, and never shows it (properties, views, JSON, verbose)' {

@@ -30,4 +30,9 @@ function Get-UapiText([string] $Path) {
 # The UAPI writes keys in hex.
 function ConvertTo-Hex([string] $Base64) { [Convert]::ToHexStringLower([Convert]::FromBase64String($Base64)) }
 
-Export-ModuleMember -Function Wait-Until, Get-UapiText, ConvertTo-Hex
+function Get-WgEngineServer($Server) {
+    <# The engine's VPNServer behind a WgServer (an internal property: tests look at engine state through it). #>
+    $Server.GetType().GetProperty('Server', [System.Reflection.BindingFlags]'NonPublic,Instance').GetValue($Server)
+}
+
+Export-ModuleMember -Function Wait-Until, Get-UapiText, ConvertTo-Hex, Get-WgEngineServer

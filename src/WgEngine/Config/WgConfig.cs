@@ -32,6 +32,15 @@ public sealed class WgInterfaceSection
     /// <summary>1-based line of the [Interface] header (0 when built in code); not part of the content.</summary>
     public int Line { get; set; }
 
+    // Extension (comment lines "#! Key = value", ignored by wg-quick): the userspace egress rules.
+    public List<IpPrefix> EgressAllow { get; } = new();
+    public List<IpPrefix> EgressDeny { get; } = new();
+    public bool EgressUnprotected { get; set; }
+    /// <summary>Client isolation ("#! PeerIsolation = true"); null when the file does not say.</summary>
+    public bool? PeerIsolation { get; set; }
+    /// <summary>Each tag's ordered rules ("#! TagAcl = tag: rule", one line per rule).</summary>
+    public Dictionary<string, List<Policy.AclRule>> TagRules { get; } = new(StringComparer.OrdinalIgnoreCase);
+
     public override string ToString() => $"[Interface] ListenPort={ListenPort} Address={string.Join(", ", Address)}";
 }
 
@@ -52,6 +61,20 @@ public sealed class WgPeerSection
     public string? Name { get; set; }
     public bool Disabled { get; set; }
     public DateTimeOffset? ExpiresAt { get; set; }
+    /// <summary>"#! Acl = rule", one line per rule, in order.</summary>
+    public List<Policy.AclRule> Acl { get; } = new();
+    /// <summary>"#! Tags = a, b".</summary>
+    public List<string> Tags { get; } = new();
+    /// <summary>"#! UploadLimit = &lt;bit/s&gt; [&lt;burst bytes&gt;]" (what the peer sends).</summary>
+    public Policy.RateLimit? UploadLimit { get; set; }
+    /// <summary>"#! DownloadLimit = &lt;bit/s&gt; [&lt;burst bytes&gt;]" (what the peer receives).</summary>
+    public Policy.RateLimit? DownloadLimit { get; set; }
+    /// <summary>"#! Quota = &lt;bytes&gt; &lt;Total|Day|Week|Month&gt;", with "#! QuotaUsed" and "#! QuotaPeriodStart".</summary>
+    public Policy.DataQuota? Quota { get; set; }
+    public long QuotaUsed { get; set; }
+    public DateTimeOffset? QuotaPeriodStart { get; set; }
+    /// <summary>"#! DisabledReason = ..." of a disabled peer (Manual, Expired, QuotaExceeded).</summary>
+    public string? DisabledReason { get; set; }
 
     /// <summary>1-based line of the [Peer] header (0 when built in code); not part of the content.</summary>
     public int Line { get; set; }

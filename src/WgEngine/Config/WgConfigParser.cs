@@ -64,8 +64,13 @@ public static partial class WgConfigParser
         {
             if (line.StartsWith(ExtensionPrefix, StringComparison.Ordinal))
             {
+                if (_inInterface && !disabled)
+                {
+                    InterfaceExtension(line[ExtensionPrefix.Length..]);
+                    return;
+                }
                 if (_peer is null || _peer.Disabled != disabled)
-                    throw Error("an extension line ('#!') belongs inside a [Peer] section.");
+                    throw Error("an extension line ('#!') belongs inside an [Interface] or [Peer] section.");
                 Extension(line[ExtensionPrefix.Length..]);
                 return;
             }
@@ -191,6 +196,68 @@ public static partial class WgConfigParser
             }
         }
 
+        private void InterfaceExtension(string body)
+        {
+            int eq = body.IndexOf('=');
+            if (eq <= 0) throw Error("expected '#! Key = Value'.");
+            var key = body[..eq].Trim();
+            var value = body[(eq + 1)..].Trim();
+            switch (key.ToLowerInvariant())
+            {
+                case "egressallow":
+                    AddPrefixes(Config.Interface.EgressAllow, value, "EgressAllow");
+                    break;
+                case "egressdeny":
+                    AddPrefixes(Config.Interface.EgressDeny, value, "EgressDeny");
+                    break;
+                case "peerisolation":
+                    if (!bool.TryParse(value, out bool isolation))
+                        throw Error($"PeerIsolation '{Clip(value)}' is not true or false.");
+                    Config.Interface.PeerIsolation = isolation;
+                    break;
+                case "tagacl":
+                    int colon = value.IndexOf(':');
+                    var tag = colon > 0 ? value[..colon].Trim() : "";
+                    if (!Gateway.VPNServer.IsValidTag(tag)) throw Error($"TagAcl '{Clip(value)}' is not 'tag: rule' with a tag of letters, digits, '-', '_' or '.'.");
+                    if (!Config.Interface.TagRules.TryGetValue(tag, out var list)) Config.Interface.TagRules[tag] = list = new();
+                    list.AddRange(Rule(value[(colon + 1)..]));
+                    break;
+                case "egressunprotected":
+                    if (!bool.TryParse(value, out bool unprotected))
+                        throw Error($"EgressUnprotected '{Clip(value)}' is not true or false.");
+                    Config.Interface.EgressUnprotected = unprotected;
+                    break;
+                default:
+                    break;   // extension keys of later versions are ignored, not fatal
+            }
+        }
+
+        private Policy.RateLimit Limit(string value, string key)
+        {
+            var parts = value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length is 1 or 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out long bps)
+                && bps >= Policy.RateLimit.MinBitsPerSecond && bps <= Policy.RateLimit.MaxBitsPerSecond)
+            {
+                long burst = 0;
+                if (parts.Length == 1 || (long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out burst) && burst <= 1L << 32))
+                    return new Policy.RateLimit(bps, burst);
+            }
+            throw Error($"{key} '{Clip(value)}' is not '<bits per second> [<burst bytes>]'.");
+        }
+
+        private IReadOnlyList<Policy.AclRule> Rule(string text) =>
+            Policy.AclRule.TryParse(text.Trim(), out var rules, out var error) ? rules : throw Error(error);
+
+        private void AddPrefixes(List<IpPrefix> into, string value, string key)
+        {
+            foreach (var part in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!IpPrefix.TryParse(part, out var prefix))
+                    throw Error($"{key} '{Clip(part)}' is not a CIDR prefix (e.g. 10.0.0.0/8).");
+                into.Add(prefix);
+            }
+        }
+
         private void Extension(string body)
         {
             int eq = body.IndexOf('=');
@@ -201,6 +268,42 @@ public static partial class WgConfigParser
             {
                 case "name":
                     _peer!.Name = value.Length == 0 ? null : value;
+                    break;
+                case "uploadlimit":
+                    _peer!.UploadLimit = Limit(value, "UploadLimit");
+                    break;
+                case "downloadlimit":
+                    _peer!.DownloadLimit = Limit(value, "DownloadLimit");
+                    break;
+                case "quota":
+                    var q = value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    if (q.Length != 2 || !long.TryParse(q[0], NumberStyles.None, CultureInfo.InvariantCulture, out long qb) || qb <= 0
+                        || !Enum.TryParse<Policy.QuotaPeriod>(q[1], ignoreCase: true, out var period) || !Enum.IsDefined(period) || int.TryParse(q[1], out _))
+                        throw Error($"Quota '{Clip(value)}' is not '<bytes> <Total|Day|Week|Month>'.");
+                    _peer!.Quota = new Policy.DataQuota(qb, period);
+                    break;
+                case "quotaused":
+                    if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long used))
+                        throw Error($"QuotaUsed '{Clip(value)}' is not a number of bytes.");
+                    _peer!.QuotaUsed = used;
+                    break;
+                case "quotaperiodstart":
+                    if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since))
+                        throw Error($"QuotaPeriodStart '{Clip(value)}' is not a date and time (ISO 8601).");
+                    _peer!.QuotaPeriodStart = since;
+                    break;
+                case "disabledreason":
+                    _peer!.DisabledReason = value.Length == 0 ? null : value;
+                    break;
+                case "acl":
+                    _peer!.Acl.AddRange(Rule(value));
+                    break;
+                case "tags":
+                    foreach (var t in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        if (!Gateway.VPNServer.IsValidTag(t)) throw Error($"Tag '{Clip(t)}' is not letters, digits, '-', '_' or '.' (at most 32).");
+                        _peer!.Tags.Add(t);
+                    }
                     break;
                 case "expiresat":
                     if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))

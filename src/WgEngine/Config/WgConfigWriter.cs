@@ -33,6 +33,12 @@ public static class WgConfigWriter
         if (i.Dns.Count > 0) Line(sb, "DNS", string.Join(", ", i.Dns));
         if (i.Mtu is { } mtu) Line(sb, "MTU", mtu.ToString(CultureInfo.InvariantCulture));
         foreach (var (k, v) in i.Extra) Line(sb, k, v);
+        if (i.EgressAllow.Count > 0) Extension(sb, "", "EgressAllow", Join(i.EgressAllow));
+        if (i.EgressDeny.Count > 0) Extension(sb, "", "EgressDeny", Join(i.EgressDeny));
+        if (i.EgressUnprotected) Extension(sb, "", "EgressUnprotected", "true");
+        if (i.PeerIsolation is { } isolation) Extension(sb, "", "PeerIsolation", isolation ? "true" : "false");
+        foreach (var (tag, rules) in i.TagRules)
+            foreach (var r in rules) Extension(sb, "", "TagAcl", $"{tag}: {r}");
         foreach (var p in config.Peers)
         {
             sb.Append('\n');
@@ -42,6 +48,18 @@ public static class WgConfigWriter
             if (p.Name is not null) Extension(sb, pre, "Name", CheckLine(p.Name, "Name"));
             if (p.ExpiresAt is { } at)
                 Extension(sb, pre, "ExpiresAt", at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture));
+            if (p.Tags.Count > 0) Extension(sb, pre, "Tags", string.Join(", ", p.Tags));
+            foreach (var r in p.Acl) Extension(sb, pre, "Acl", r.ToString());
+            if (p.UploadLimit is { } up) Extension(sb, pre, "UploadLimit", Limit(up));
+            if (p.DownloadLimit is { } down) Extension(sb, pre, "DownloadLimit", Limit(down));
+            if (p.Quota is { } quota)
+            {
+                Extension(sb, pre, "Quota", $"{quota.Bytes.ToString(CultureInfo.InvariantCulture)} {quota.Period}");
+                Extension(sb, pre, "QuotaUsed", p.QuotaUsed.ToString(CultureInfo.InvariantCulture));
+                if (p.QuotaPeriodStart is { } since)
+                    Extension(sb, pre, "QuotaPeriodStart", since.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+            }
+            if (p.DisabledReason is not null) Extension(sb, pre, "DisabledReason", CheckLine(p.DisabledReason, "DisabledReason"));
             PeerBody(sb, pre, p, includePresharedKeys);
             foreach (var (k, v) in p.Extra) { sb.Append(pre); Line(sb, k, v); }
         }
@@ -75,6 +93,10 @@ public static class WgConfigWriter
             Line(sb, "PersistentKeepalive", p.PersistentKeepalive.ToString(CultureInfo.InvariantCulture));
         }
     }
+
+    private static string Limit(Policy.RateLimit l) =>
+        l.BurstBytes > 0 ? $"{l.BitsPerSecond.ToString(CultureInfo.InvariantCulture)} {l.BurstBytes.ToString(CultureInfo.InvariantCulture)}"
+            : l.BitsPerSecond.ToString(CultureInfo.InvariantCulture);
 
     private static void Extension(StringBuilder sb, string pre, string key, string value) =>
         sb.Append(pre).Append(WgConfigParser.ExtensionPrefix).Append(' ').Append(key).Append(" = ").Append(value).Append('\n');

@@ -19,6 +19,10 @@ public sealed class DeviceOptions
     public int Workers { get; init; } = Environment.ProcessorCount;
     public int Mtu { get; init; } = 1420;
     public IEgress? Egress { get; init; }
+    /// <summary>Isolation and ACLs between this device and its packet planes; null = created on first use.</summary>
+    public Policy.TrafficPolicy? Policy { get; init; }
+    /// <summary>Told once per exhaustion, on a packet thread, when a peer's quota is used up (its traffic is then dropped).</summary>
+    public Action<WgKey>? QuotaExhausted { get; init; }
     /// <summary>How often timers are checked.</summary>
     public TimeSpan TimerTick { get; init; } = TimeSpan.FromMilliseconds(100);
     /// <summary>Packet buffers (4 KiB each) made at start, so that the first bursts do not allocate.</summary>
@@ -48,7 +52,7 @@ public sealed class DeviceCounters
     internal long ReceivedBytes, SentBytes;
     internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,
         DroppedAllowedIps, DroppedNoRoute, DroppedHandshakeInvalid, DroppedHandshakeReplay, DroppedQueueFull,
-        DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies;
+        DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies, DroppedPolicy, DroppedRateLimitedData, DroppedQuota;
 
     public long Received => Volatile.Read(ref ReceivedBytes);
     public long Sent => Volatile.Read(ref SentBytes);
@@ -59,6 +63,12 @@ public sealed class DeviceCounters
     public long Replayed => Volatile.Read(ref DroppedReplay);
     public long NotAllowedSource => Volatile.Read(ref DroppedAllowedIps);
     public long NoRoute => Volatile.Read(ref DroppedNoRoute);
+    /// <summary>Packets refused by isolation or an ACL (answered with ICMP prohibited where possible).</summary>
+    public long Policy => Volatile.Read(ref DroppedPolicy);
+    /// <summary>Data packets over a peer's bandwidth limit (either direction).</summary>
+    public long RateLimitedData => Volatile.Read(ref DroppedRateLimitedData);
+    /// <summary>Data packets of a peer whose quota is used up.</summary>
+    public long QuotaExceeded => Volatile.Read(ref DroppedQuota);
     public long HandshakeInvalid => Volatile.Read(ref DroppedHandshakeInvalid);
     public long HandshakeReplayed => Volatile.Read(ref DroppedHandshakeReplay);
     public long QueueFull => Volatile.Read(ref DroppedQueueFull);
@@ -69,5 +79,5 @@ public sealed class DeviceCounters
     public long CookieReplies => Volatile.Read(ref CookieRepliesSent);
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
     public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource
-        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited;
+        + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited + Policy + RateLimitedData + QuotaExceeded;
 }

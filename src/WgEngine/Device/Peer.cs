@@ -38,6 +38,16 @@ internal sealed class Peer
     public int PersistentKeepaliveSeconds;
     public volatile SocketAddress? Endpoint;
     public volatile bool Removed;
+    /// <summary>Its compiled access rules (own, then its tags'); null = none (see WgDevice.Policy.cs).</summary>
+    public volatile Policy.PeerAcl? Acl;
+    /// <summary>Its bandwidth limits; null = unlimited.</summary>
+    public volatile Policy.PeerLimits? Limits;
+    /// <summary>Quota bytes left (both directions); counted only while <see cref="QuotaLimited"/>.</summary>
+    public long QuotaLeft;
+    public long QuotaTotal;
+    public volatile bool QuotaLimited;
+    /// <summary>1 once the exhaustion was reported (Interlocked).</summary>
+    public int QuotaReported;
     /// <summary>1 while the peer is on the timer sweep's list (WgDevice.Timers.cs); changed only with Interlocked.</summary>
     public int TimerListed;
 

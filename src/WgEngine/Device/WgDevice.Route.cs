@@ -11,6 +11,7 @@ public sealed partial class WgDevice
     /// </summary>
     private void Route(Peer from, PacketBuffer buf)
     {
+        if (!UploadAllowed(from, buf.Length)) { _pool.Return(buf); return; }
         var packet = buf.Data.AsSpan(MessageLayoutOffsets.Payload, buf.Length);
         var dst = IpHeader.Destination(packet);
         if (IsOwnAddress(dst))
@@ -29,12 +30,14 @@ public sealed partial class WgDevice
             var to = _allowedIps.Lookup(dst);
             if (to is not null && !ReferenceEquals(to, from))
             {
+                if (!PolicyPermits(from, packet, toPeer: true)) { RefuseByPolicy(from, buf); return; }
                 SendToPeer(to, buf);
                 return;
             }
         }
         if (_options.Egress is { } egress)
         {
+            if (!PolicyPermits(from, packet, toPeer: false)) { RefuseByPolicy(from, buf); return; }
             egress.Deliver(from.PublicKey, packet);
             _pool.Return(buf);
             return;

@@ -13,6 +13,12 @@ public sealed partial class WgDevice
     /// </summary>
     private void SendToPeer(Peer peer, PacketBuffer buf)
     {
+        if (buf.Length > 0 && !DownloadAllowed(peer, buf.Length, out bool byQuota))
+        {
+            if (byQuota) _pool.Return(buf);
+            else Drop(buf, ref Counters.DroppedRateLimitedData);
+            return;
+        }
         long now = Now;
         var kp = peer.Current;
         ulong counter = 0;

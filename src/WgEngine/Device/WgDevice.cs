@@ -52,6 +52,7 @@ public sealed partial class WgDevice : IDisposable
         privateKey.PublicKey.CopyTo(pub);
         Blake2s.Hash(Noise.NoiseConstants.InitialHash, pub, _initialHashForUs);
         _ownAddresses = _options.Addresses.Select(a => a.Address.GetAddressBytes()).ToArray();
+        _policy = _options.Policy;
         _workers = new Worker[Math.Max(1, _options.Workers)];
         for (int i = 0; i < _workers.Length; i++) _workers[i] = new Worker(this, i);
         _handshakes = new HandshakeQueue(this, _options.HandshakeQueueSize);
@@ -128,6 +129,9 @@ public sealed partial class WgDevice : IDisposable
         peer.PersistentKeepaliveSeconds = config.PersistentKeepalive;
         if (config.Endpoint is not null) peer.Endpoint = _bind.ToSocketAddress(config.Endpoint);
         foreach (var prefix in config.AllowedIPs) _allowedIps.Insert(prefix, peer);
+        ApplyPolicy(peer, config);
+        ApplyLimits(peer, config);
+        ApplyQuota(peer, config);
         // A persistent keepalive may now be due (the sweep drops the peer again if nothing is).
         if (peer.PersistentKeepaliveSeconds > 0 && peer.Endpoint is not null) MarkTimersDue(peer);
     }
@@ -139,6 +143,7 @@ public sealed partial class WgDevice : IDisposable
             if (!_peers.TryRemove(publicKey, out var peer)) return false;
             peer.Removed = true;
             _allowedIps.RemoveAll(peer);
+            ForgetPolicy(peer);
             ZeroPeer(peer);
             return true;
         }
@@ -168,6 +173,11 @@ public sealed partial class WgDevice : IDisposable
             SentBytes = Volatile.Read(ref p.SentBytes),
             PersistentKeepalive = p.PersistentKeepaliveSeconds,
             HasPresharedKey = p.HasPresharedKey,
+            Acl = p.Acl?.Own ?? [],
+            UploadLimit = p.Limits?.Upload?.Limit,
+            DownloadLimit = p.Limits?.Download?.Limit,
+            QuotaUsedBytes = QuotaUsed(p),
+            Tags = p.Acl?.Tags ?? [],
         };
     }
 

@@ -3,11 +3,21 @@ using WgEngine.Net;
 namespace WgEngine.Egress;
 
 /// <summary>Limits and timeouts of the userspace egress. Every limit is counted when it bites (EgressCounters).</summary>
-public sealed class EgressOptions
+public sealed record EgressOptions
 {
-    /// <summary>Destinations the peers may reach; null = everything except the host's loopback,
-    /// link-local, multicast and unspecified addresses (see <see cref="EgressPolicy"/>).</summary>
+    /// <summary>Exceptions to the built-in refusals (e.g. an office subnet); see <see cref="EgressPolicy"/>
+    /// for how they combine: the most specific entry wins.</summary>
     public IReadOnlyList<IpPrefix>? Allow { get; init; }
+
+    /// <summary>Destinations refused on top of the built-in ones.</summary>
+    public IReadOnlyList<IpPrefix>? Deny { get; init; }
+
+    /// <summary>True drops the built-in refusals (special-purpose ranges, the host's own addresses): only
+    /// <see cref="Allow"/>/<see cref="Deny"/> apply. The gateway's own tunnel addresses stay refused.</summary>
+    public bool Unprotected { get; init; }
+
+    /// <summary>The host's own addresses, refused by default; null = every interface's (tests inject them).</summary>
+    public Func<IEnumerable<System.Net.IPAddress>>? HostAddresses { get; init; }
 
     public int MaxTcpConnectionsPerPeer { get; init; } = 512;
     public int MaxTcpConnections { get; init; } = 16384;

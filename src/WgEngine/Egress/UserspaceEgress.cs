@@ -22,6 +22,7 @@ public sealed class UserspaceEgress : IEgress, IDisposable
     private readonly UdpEgress _udp;
     private readonly IcmpEchoEgress _icmp;
     private readonly byte[]? _gatewayV4, _gatewayV6;
+    private readonly byte[][] _ownAddresses;   // the gateway's tunnel addresses: never dialled from the host
     private int _disposed;
 
     /// <param name="sink">The way back into the tunnel (a <see cref="LateBoundPacketSink"/> when the device is created after this).</param>
@@ -40,12 +41,15 @@ public sealed class UserspaceEgress : IEgress, IDisposable
         ArgumentNullException.ThrowIfNull(sink);
         _sink = sink;
         Options = options;
-        Policy = new EgressPolicy(options.Allow);
+        Policy = new EgressPolicy(EgressRules.From(options), options.HostAddresses);
+        var own = new List<byte[]>();
         foreach (var a in gatewayAddresses ?? [])
         {
+            own.Add(a.Address.GetAddressBytes());
             if (a.IsIPv4) _gatewayV4 ??= a.Address.GetAddressBytes();
             else _gatewayV6 ??= a.Address.GetAddressBytes();
         }
+        _ownAddresses = [.. own];
         _udp = new UdpEgress(sink, options, Counters, Policy, mtu, udpSockets);
         _icmp = new IcmpEchoEgress(sink, options, Counters, Policy, mtu, icmpSockets, log);
         try { _tcp = tcp?.Invoke(sink, options, Counters); }
@@ -80,7 +84,9 @@ public sealed class UserspaceEgress : IEgress, IDisposable
             if (!IpHeader.IsIPv4HeaderChecksumValid(packet, info.HeaderLength)) { Interlocked.Increment(ref Counters.malformed); return; }
         }
         var destination = info.Destination(packet);
-        if (!Policy.IsAllowed(destination))
+        // The gateway's own tunnel address is no host service (the packet plane answers its pings): dialling it
+        // from the host would reach whatever the host's routes say owns that address.
+        if (IsOwnAddress(destination) || !Policy.IsAllowed(destination))
         {
             Interlocked.Increment(ref Counters.denied);
             AnswerProhibited(packet, info);
@@ -113,10 +119,26 @@ public sealed class UserspaceEgress : IEgress, IDisposable
         }
     }
 
+    private static ReadOnlySpan<byte> LinkLocalSource => [0xFE, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+    private static bool IsUnicastV6(ReadOnlySpan<byte> a) =>
+        a[0] != 0xFF && !(a.Slice(0, 15).IndexOfAnyExcept((byte)0) < 0 && a[15] <= 1) && !(a.Slice(0, 10).IndexOfAnyExcept((byte)0) < 0);
+
+    private bool IsOwnAddress(ReadOnlySpan<byte> address)
+    {
+        foreach (var own in _ownAddresses)
+            if (address.SequenceEqual(own)) return true;
+        return false;
+    }
+
     private void AnswerProhibited(ReadOnlySpan<byte> packet, in IpPacketInfo info)
     {
         Span<byte> reply = stackalloc byte[IcmpErrors.MaxV6];
         ReadOnlySpan<byte> from = (info.IsIPv4 ? _gatewayV4 : _gatewayV6) ?? info.Destination(packet);
+        // Without a gateway address of the family the error comes from the refused destination, but never from
+        // ::1 or another non-unicast address: receivers drop such sources on the wire (RFC 4291 §2.5.3), and the
+        // client would wait for its timeout. A link-local source is valid on any interface (RFC 4443 §2.2).
+        if (!info.IsIPv4 && _gatewayV6 is null && !IsUnicastV6(from)) from = LinkLocalSource;
         int n = IcmpErrors.BuildProhibited(packet, info, from, reply);
         if (n > 0) _sink.SendPacket(reply.Slice(0, n));
     }
@@ -127,6 +149,7 @@ public sealed class UserspaceEgress : IEgress, IDisposable
         _tcp?.Dispose();
         _udp.Dispose();
         _icmp.Dispose();
+        Policy.Dispose();
     }
 }
 

@@ -28,6 +28,12 @@ public sealed class InterfaceConfig
     /// <summary>wg-quick's default for IPv4 and IPv6 underlay (1500 - 80).</summary>
     public const int DefaultMtu = 1420;
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    /// <summary>Refuse peer-to-peer traffic unless a rule of the sender allows it (client isolation).</summary>
+    public bool PeerIsolation { get; init; }
+    /// <summary>Told (on a packet thread: return at once) when a peer has used up its quota.</summary>
+    public Action<WgKey>? QuotaExhausted { get; init; }
+    /// <summary>The ordered rules of each tag (peers carry tags).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<Policy.AclRule>>? TagRules { get; init; }
 }
 
 /// <summary>A peer as configured. AllowedIPs is final here (allocation happened in the facade).</summary>
@@ -41,6 +47,18 @@ public sealed record PeerConfig
     public IPEndPoint? Endpoint { get; init; }
     /// <summary>Seconds, 0 = off.</summary>
     public int PersistentKeepalive { get; init; }
+    /// <summary>The peer's own ordered access rules (before those of its tags).</summary>
+    public IReadOnlyList<Policy.AclRule> Acl { get; init; } = [];
+    /// <summary>Groups whose rules apply to the peer after its own, in this order.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    /// <summary>Bandwidth of what the peer sends (its upload); null = unlimited.</summary>
+    public Policy.RateLimit? UploadLimit { get; init; }
+    /// <summary>Bandwidth of what the peer receives (its download); null = unlimited.</summary>
+    public Policy.RateLimit? DownloadLimit { get; init; }
+    /// <summary>The data quota; null = none. The device counts down from <see cref="Policy.DataQuota.Bytes"/> minus <see cref="QuotaUsedBytes"/>.</summary>
+    public Policy.DataQuota? Quota { get; init; }
+    /// <summary>Bytes of the quota already used in the current period when this config is applied.</summary>
+    public long QuotaUsedBytes { get; init; }
 }
 
 /// <summary>A peer as it is now: configuration plus live state.</summary>
@@ -59,6 +77,16 @@ public sealed record PeerStatus
     public bool Enabled { get; init; } = true;
     /// <summary>When the peer is (or was) disabled automatically; null = never.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
+    public IReadOnlyList<Policy.AclRule> Acl { get; init; } = [];
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    public Policy.RateLimit? UploadLimit { get; init; }
+    public Policy.RateLimit? DownloadLimit { get; init; }
+    public Policy.DataQuota? Quota { get; init; }
+    /// <summary>Bytes of the quota used in the current period.</summary>
+    public long QuotaUsedBytes { get; init; }
+    public DateTimeOffset? QuotaPeriodStart { get; init; }
+    /// <summary>Why the peer is disabled (Manual, Expired, QuotaExceeded); null while enabled.</summary>
+    public string? DisabledReason { get; init; }
 }
 
 /// <summary>

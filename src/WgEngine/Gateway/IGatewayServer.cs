@@ -34,6 +34,12 @@ public interface IGatewayServer
     int? Mtu { get; }
     /// <summary>True when the config file is read-only: the gateway runs as the file says and refuses changes.</summary>
     bool ConfigReadOnly { get; }
+    /// <summary>The userspace egress's rules (exceptions and refusals on top of the built-in ones).</summary>
+    EgressRules EgressRules { get; }
+    /// <summary>Client isolation: peers do not reach each other through the hub unless a rule allows it.</summary>
+    bool PeerIsolation { get; }
+    /// <summary>The ordered rules of every tag.</summary>
+    IReadOnlyDictionary<string, IReadOnlyList<Policy.AclRule>> TagRules { get; }
     /// <summary>Completes when the gateway stops.</summary>
     Task Completion { get; }
 
@@ -50,6 +56,9 @@ public interface IGatewayServer
     bool DisablePeer(WgKey publicKey);
     bool EnablePeer(WgKey publicKey);
     void SetListenPort(int port);
+    void SetPeerIsolation(bool on);
+    void SetEgressRules(EgressRules rules);
+    void SetTagRules(string tag, IReadOnlyList<Policy.AclRule> rules);
     /// <summary>Takes ownership of <paramref name="key"/> on success.</summary>
     void SetPrivateKey(WgPrivateKey key);
     /// <summary>The configuration as text; preshared keys only when asked for (the default text is safe to share).</summary>

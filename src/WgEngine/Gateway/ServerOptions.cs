@@ -62,6 +62,13 @@ public sealed class ServerOptions
     /// <summary>With an existing <see cref="ConfigPath"/>: use <see cref="Addresses"/> instead of the file's.</summary>
     public bool OverrideAddresses { get; init; }
 
+    /// <summary>With an existing <see cref="ConfigPath"/>: use the egress rules of <see cref="EgressOptions"/>
+    /// (Allow, Deny, Unprotected) instead of the file's.</summary>
+    public bool OverrideEgressRules { get; init; }
+
+    /// <summary>Client isolation: peer-to-peer traffic refused unless a rule allows it. Null: the config file's, else off.</summary>
+    public bool? PeerIsolation { get; init; }
+
     /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
     public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
 }
@@ -83,6 +90,20 @@ public sealed record PeerSpec
     /// <summary>The endpoint as given when it is a host name (a config file, `Add-WgPeer -Endpoint host:port`):
     /// <see cref="Endpoint"/> is what it resolved to; the text is written back to the config unchanged.</summary>
     public string? EndpointText { get; init; }
+    /// <summary>The peer's own ordered access rules.</summary>
+    public IReadOnlyList<Policy.AclRule>? Acl { get; init; }
+    /// <summary>Tags whose rules apply after the peer's own.</summary>
+    public IReadOnlyList<string>? Tags { get; init; }
+    /// <summary>Bandwidth of what the peer sends; null = unlimited.</summary>
+    public Policy.RateLimit? UploadLimit { get; init; }
+    /// <summary>Bandwidth of what the peer receives; null = unlimited.</summary>
+    public Policy.RateLimit? DownloadLimit { get; init; }
+    /// <summary>The data quota; null = none.</summary>
+    public Policy.DataQuota? Quota { get; init; }
+    /// <summary>From a config file: what was used of the quota, since when, and why the peer is disabled.</summary>
+    internal long QuotaUsedBytes { get; init; }
+    internal DateTimeOffset? QuotaPeriodStart { get; init; }
+    internal string? DisabledReason { get; init; }
 }
 
 /// <summary>
@@ -104,6 +125,16 @@ public sealed record PeerUpdate
     public DateTimeOffset? ExpiresAt { get; init; }
     /// <summary>True to remove the expiry (ExpiresAt is then ignored).</summary>
     public bool ClearExpiresAt { get; init; }
+    /// <summary>New access rules (empty: none).</summary>
+    public IReadOnlyList<Policy.AclRule>? Acl { get; init; }
+    /// <summary>New tags (empty: none).</summary>
+    public IReadOnlyList<string>? Tags { get; init; }
+    /// <summary>A new upload limit; a rate of 0 removes it.</summary>
+    public Policy.RateLimit? UploadLimit { get; init; }
+    /// <summary>A new download limit; a rate of 0 removes it.</summary>
+    public Policy.RateLimit? DownloadLimit { get; init; }
+    /// <summary>A new data quota (the usage so far counts against it); 0 bytes removes it.</summary>
+    public Policy.DataQuota? Quota { get; init; }
 }
 
 public enum ServerState { Running, Stopped }

@@ -45,6 +45,9 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
                 Mtu = config.Mtu,
                 Addresses = config.Addresses,
                 Egress = egress,
+                QuotaExhausted = config.QuotaExhausted,
+                Policy = config.PeerIsolation || config.TagRules is { Count: > 0 }
+                    ? new Policy.TrafficPolicy(config.TimeProvider, config.PeerIsolation, config.TagRules) : null,
             });
         }
         catch

@@ -24,7 +24,7 @@ public sealed partial class VPNServer
             EnsureChangeable();
             if (!_peers.TryGetValue(publicKey, out var entry)) throw NotFound(publicKey);
             if (entry.Disabled) return false;
-            DisableCore(entry);
+            DisableCore(entry, DisabledReasons.Manual);
             Raise(PeerEventKind.Disabled, StatusOf(entry));
             Persist();
             return true;
@@ -40,8 +40,10 @@ public sealed partial class VPNServer
             EnsureChangeable();
             if (!_peers.TryGetValue(publicKey, out var entry)) throw NotFound(publicKey);
             if (!entry.Disabled) return false;
-            _backend.AddPeer(entry.Config!);
+            if (entry.DisabledReason == DisabledReasons.QuotaExceeded) RestartQuota(entry);   // enabled on purpose: a fresh quota
+            _backend.AddPeer(entry.Config! with { QuotaUsedBytes = entry.QuotaUsed });
             entry.Disabled = false;
+            entry.DisabledReason = null;
             _disabledCount--;
             if (IsExpired(entry.ExpiresAt)) entry.ExpiresAt = null;
             ScheduleExpiry(entry);
@@ -51,8 +53,10 @@ public sealed partial class VPNServer
         }
     }
 
-    private void DisableCore(PeerEntry entry)
+    private void DisableCore(PeerEntry entry, string reason)
     {
+        entry.QuotaUsed = CurrentQuotaUsed(entry);
+        entry.DisabledReason = reason;
         _backend.RemovePeer(entry.Key);
         entry.Disabled = true;
         _disabledCount++;
@@ -93,7 +97,7 @@ public sealed partial class VPNServer
             foreach (var e in _peers.Values)
             {
                 if (e.Disabled || e.ExpiresAt is not { } at) continue;
-                if (at <= now) { DisableCore(e); Raise(PeerEventKind.Expired, StatusOf(e)); changed = true; }
+                if (at <= now) { DisableCore(e, DisabledReasons.Expired); Raise(PeerEventKind.Expired, StatusOf(e)); changed = true; }
                 else if (next is null || at < next) next = at;
             }
             _nextExpiry = null;

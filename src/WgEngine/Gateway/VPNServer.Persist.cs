@@ -120,6 +120,8 @@ public sealed partial class VPNServer
             i.Address.AddRange(Addresses);
             i.Dns.AddRange(_template.Dns);
             i.Extra.AddRange(_template.Extra);
+            WriteEgressRules(i);
+            WritePolicy(i);
             var config = new WgConfig { Interface = i };
             foreach (var e in _peers.Values) config.Peers.Add(ToSection(e));
             return config;
@@ -143,6 +145,14 @@ public sealed partial class VPNServer
         PersistentKeepalive = p.PersistentKeepalive,
         Disabled = p.Disabled,
         ExpiresAt = p.ExpiresAt,
+        Acl = p.Acl,
+        Tags = p.Tags,
+        UploadLimit = p.UploadLimit,
+        DownloadLimit = p.DownloadLimit,
+        Quota = p.Quota,
+        QuotaUsedBytes = p.QuotaUsed,
+        QuotaPeriodStart = p.QuotaPeriodStart,
+        DisabledReason = p.DisabledReason,
     };
 
     private void BeginDefer() => _persistDefer++;
@@ -218,6 +228,14 @@ public sealed partial class VPNServer
             ExpiresAt = e.ExpiresAt,
         };
         s.AllowedIPs.AddRange(e.AllowedIPs);
+        s.Acl.AddRange(c.Acl);
+        s.UploadLimit = c.UploadLimit;
+        s.DownloadLimit = c.DownloadLimit;
+        s.Quota = c.Quota;
+        s.QuotaUsed = c.Quota is null ? 0 : CurrentQuotaUsed(e);
+        s.QuotaPeriodStart = c.Quota is null ? null : e.QuotaPeriodStart;
+        s.DisabledReason = e.Disabled ? e.DisabledReason : null;
+        s.Tags.AddRange(c.Tags);
         return s;
     }
 
@@ -253,6 +271,10 @@ public sealed partial class VPNServer
         public WgPrivateKey? FileKey { get; set; }
         public int? ListenPort { get; set; }
         public IReadOnlyList<IpPrefix>? Addresses { get; set; }
+        public bool? PeerIsolation { get; set; }
+        public IReadOnlyDictionary<string, IReadOnlyList<Policy.AclRule>>? TagRules { get; set; }
+        /// <summary>The file's egress rules, unless the options override them.</summary>
+        public Egress.EgressRules? EgressRules { get; set; }
         /// <summary>The file must be rewritten after loading (options overrode it, or it lacked a key).</summary>
         public bool MustWrite { get; set; }
         public List<string> Warnings { get; } = new();
@@ -325,6 +347,11 @@ public sealed partial class VPNServer
                     + (o.OverrideListenPort || o.OverrideAddresses ? " (with -ListenPort/-Address as given, not saved)" : "")
                     + " and refuses every change (ConfigReadOnly); edit the file and restart to change it.");
             }
+            load.PeerIsolation = i.PeerIsolation;
+            load.TagRules = i.TagRules.Count == 0 ? null : i.TagRules.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<Policy.AclRule>)kv.Value, StringComparer.OrdinalIgnoreCase);
+            if (o.PeerIsolation is { } iso && iso != (i.PeerIsolation ?? false)) load.MustWrite = true;
+            if (o.OverrideEgressRules) load.MustWrite = true;
+            else load.EgressRules = new Egress.EgressRules([.. i.EgressAllow], [.. i.EgressDeny], i.EgressUnprotected);
             return load;
         }
     }

@@ -102,13 +102,17 @@ public sealed partial class VPNServer : IDisposable
         int mtu = options.Mtu ?? load?.Config?.Interface.Mtu ?? InterfaceConfig.DefaultMtu;
         if (load is not null && options.Mtu is { } given && load.Config?.Interface.Mtu != given) load.MustWrite = true;
         var owned = load?.FileKey ?? (options.PrivateKey is null ? WgPrivateKey.Generate() : null);
+        var quotaTarget = new QuotaTarget();
         var config = new InterfaceConfig
         {
+            QuotaExhausted = quotaTarget.Report,
             PrivateKey = options.PrivateKey ?? owned!,
             ListenPort = listenPort,
             Addresses = addresses,
             Egress = options.Egress,
-            EgressOptions = options.EgressOptions,
+            EgressOptions = EgressOptionsWithFileRules(options, load),
+            PeerIsolation = options.PeerIsolation ?? load?.PeerIsolation ?? false,
+            TagRules = load?.TagRules,
             Name = options.Name,
             BindAddress = options.BindAddress,
             Mtu = mtu,
@@ -125,6 +129,10 @@ public sealed partial class VPNServer : IDisposable
             throw;
         }
         var server = new VPNServer(options, backend, owned, addresses) { BindAddress = options.BindAddress };
+        quotaTarget.Server = server;
+        server.InitPolicy(config);
+        // Without a userspace egress the file's rules are not enforced, but kept when the file is rewritten.
+        if ((backend as UserspaceBackend)?.Egress is null) server._egressRules = load?.EgressRules;
         try
         {
             server.Mtu = mtu;
@@ -188,6 +196,9 @@ public sealed partial class VPNServer : IDisposable
                     $"A peer with public key {spec.PublicKey} already exists on server '{Name}'.");
             CheckPeerKey(spec.PublicKey);
             CheckName(spec.Name);
+            // Only the in-process engine enforces the policy: refuse before anything is claimed.
+            if (spec.Acl is { Count: > 0 } || spec.Tags is { Count: > 0 } || spec.UploadLimit is not null || spec.DownloadLimit is not null || spec.Quota is not null)
+                EnsurePolicy();
             var entry = new PeerEntry(spec.PublicKey, spec.Name, []) { ExpiresAt = spec.ExpiresAt, EndpointText = spec.EndpointText };
             bool allocate = allocateWhenEmpty && (spec.AllowedIPs is null || spec.AllowedIPs.Count == 0);
             var allowed = allocate ? Allocate() : Normalize(spec.AllowedIPs ?? []);
@@ -198,9 +209,16 @@ public sealed partial class VPNServer : IDisposable
             {
                 PublicKey = spec.PublicKey, AllowedIPs = allowed, Name = spec.Name, PresharedKey = spec.PresharedKey,
                 Endpoint = spec.Endpoint, PersistentKeepalive = spec.PersistentKeepalive,
+                Acl = spec.Acl ?? [], Tags = CheckTags(spec.Tags),
+                UploadLimit = CheckLimit(spec.UploadLimit), DownloadLimit = CheckLimit(spec.DownloadLimit),
+                Quota = CheckQuota(spec.Quota), QuotaUsedBytes = spec.QuotaUsedBytes,
             };
+            InitQuota(entry, config.Quota, spec.QuotaPeriodStart, spec.QuotaUsedBytes);
+            if (config.Quota is not null) config = config with { QuotaUsedBytes = entry.QuotaUsed };
+            if (spec.Disabled) entry.DisabledReason = spec.DisabledReason ?? DisabledReasons.Manual;
             entry.Config = config;
             entry.Disabled = spec.Disabled || IsExpired(spec.ExpiresAt);
+            if (entry.Disabled && !spec.Disabled) entry.DisabledReason = DisabledReasons.Expired;
             if (!entry.Disabled)
             {
                 try { _backend.AddPeer(config); }
@@ -226,6 +244,9 @@ public sealed partial class VPNServer : IDisposable
             if (!_peers.TryGetValue(publicKey, out var entry))
                 throw NotFound(publicKey);
             CheckName(changes.Name);
+            if (changes.Acl is { Count: > 0 } || changes.Tags is { Count: > 0 } || changes.UploadLimit is { BitsPerSecond: > 0 }
+                || changes.DownloadLimit is { BitsPerSecond: > 0 } || changes.Quota is { Bytes: > 0 })
+                EnsurePolicy();
             var old = entry.Config!;
             var oldAllowed = entry.AllowedIPs;
             IReadOnlyList<IpPrefix> allowed = oldAllowed;
@@ -245,7 +266,14 @@ public sealed partial class VPNServer : IDisposable
                 PresharedKey = changes.ClearPresharedKey ? null : changes.PresharedKey ?? old.PresharedKey,
                 Endpoint = changes.Endpoint ?? old.Endpoint,
                 PersistentKeepalive = changes.PersistentKeepalive ?? old.PersistentKeepalive,
+                Acl = changes.Acl ?? old.Acl,
+                Tags = changes.Tags is null ? old.Tags : CheckTags(changes.Tags),
+                UploadLimit = changes.UploadLimit is { } up ? (up.BitsPerSecond == 0 ? null : CheckLimit(up)) : old.UploadLimit,
+                DownloadLimit = changes.DownloadLimit is { } down ? (down.BitsPerSecond == 0 ? null : CheckLimit(down)) : old.DownloadLimit,
+                Quota = changes.Quota is { } q ? (q.Bytes == 0 ? null : CheckQuota(q)) : old.Quota,
+                QuotaUsedBytes = CurrentQuotaUsed(entry),
             };
+            if (changes.Quota is { Bytes: > 0 } && old.Quota is null) InitQuota(entry, config.Quota, null, config.QuotaUsedBytes);
             try { if (!entry.Disabled) _backend.UpdatePeer(config); }
             catch
             {
@@ -258,7 +286,7 @@ public sealed partial class VPNServer : IDisposable
             if (changes.ClearExpiresAt || changes.ExpiresAt is not null)
             {
                 entry.ExpiresAt = changes.ClearExpiresAt ? null : changes.ExpiresAt;
-                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) { DisableCore(entry); Raise(PeerEventKind.Expired, StatusOf(entry)); }   // already past: now
+                if (!entry.Disabled && IsExpired(entry.ExpiresAt)) { DisableCore(entry, DisabledReasons.Expired); Raise(PeerEventKind.Expired, StatusOf(entry)); }   // already past: now
                 ScheduleExpiry(entry);
             }
             Persist();
@@ -307,12 +335,14 @@ public sealed partial class VPNServer : IDisposable
     /// <summary>The engine's live view plus what only the facade knows: names (an external device cannot
     /// store them), expiry. A disabled peer is not in the engine: its status comes from its config.</summary>
     private PeerStatus StatusOf(PeerEntry e) =>
-        e.Disabled ? ToStatus(e.Config!) with { Enabled = false, ExpiresAt = e.ExpiresAt }
+        e.Disabled ? ToStatus(e.Config!) with { Enabled = false, ExpiresAt = e.ExpiresAt, DisabledReason = e.DisabledReason, QuotaUsedBytes = e.QuotaUsed, QuotaPeriodStart = e.QuotaPeriodStart }
             : WithFacadeData(_backend.GetPeer(e.Key), e) ?? ToStatus(e.Config!) with { ExpiresAt = e.ExpiresAt };
 
     private static PeerStatus? WithFacadeData(PeerStatus? p, PeerEntry? e)
     {
         if (p is null || e is null) return p;
+        if (e.Config is { } c && (c.Acl.Count > 0 || c.Tags.Count > 0 || c.UploadLimit is not null || c.DownloadLimit is not null || c.Quota is not null))
+            p = p with { Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit, Quota = c.Quota, QuotaPeriodStart = e.QuotaPeriodStart };
         return p.Name is null && e.Name is not null || e.ExpiresAt is not null
             ? p with { Name = p.Name ?? e.Name, ExpiresAt = e.ExpiresAt }
             : p;
@@ -351,6 +381,12 @@ public sealed partial class VPNServer : IDisposable
         {
             StopUapi();
             StopExpiry();
+            StopQuota();
+            if (_backend.IsRunning && _configPath is not null && _peers.Values.Any(e => e.Config?.Quota is not null))
+            {
+                try { Persist(); }   // the quotas' usage, counted by the engine until now
+                catch (WgException) { }
+            }
             CompleteEvents();
             _configPath = null;   // the file keeps the state at Stop: the keys are erased below
             _backend.Stop();
@@ -465,6 +501,7 @@ public sealed partial class VPNServer : IDisposable
     {
         PublicKey = c.PublicKey, Name = c.Name, AllowedIPs = c.AllowedIPs, Endpoint = c.Endpoint,
         PersistentKeepalive = c.PersistentKeepalive, HasPresharedKey = c.PresharedKey is not null,
+        Acl = c.Acl, Tags = c.Tags, UploadLimit = c.UploadLimit, DownloadLimit = c.DownloadLimit, Quota = c.Quota,
     };
 
     /// <summary>The facade's record of a peer: what it holds in the index and pools.</summary>
@@ -478,6 +515,11 @@ public sealed partial class VPNServer : IDisposable
         public DateTimeOffset? ExpiresAt { get; set; }
         /// <summary>The endpoint as the config file wrote it (e.g. a hostname); null once changed.</summary>
         public string? EndpointText { get; set; }
+        /// <summary>Why it is disabled (DisabledReasons); null while enabled.</summary>
+        public string? DisabledReason { get; set; }
+        /// <summary>Quota bytes used, as of when the peer left the engine (while in it, the engine counts).</summary>
+        public long QuotaUsed { get; set; }
+        public DateTimeOffset? QuotaPeriodStart { get; set; }
 
         public string Describe()
         {

@@ -18,6 +18,10 @@ internal static class ApiModel
         PeerCount = s.PeerCount, State = s.State.ToString(), StartedAt = s.StartedAt,
         ReceivedBytes = s.ReceivedBytes, SentBytes = s.SentBytes, ConfigPath = s.ConfigPath, UapiPath = s.UapiPath,
         BindAddress = s.BindAddress?.ToString(), Mtu = s.Mtu, ConfigReadOnly = s.ConfigReadOnly,
+        PeerIsolation = s.PeerIsolation, EgressUnprotected = s.EgressRules.Unprotected,
+        EgressAllow = s.EgressRules.Allow.Select(a => a.ToString()).ToArray(),
+        EgressDeny = s.EgressRules.Deny.Select(a => a.ToString()).ToArray(),
+        TagRules = s.TagRules.ToDictionary(kv => kv.Key, kv => kv.Value.Select(r => r.ToString()).ToArray(), StringComparer.OrdinalIgnoreCase),
     };
 
     public static PeerDto ToDto(PeerStatus p) => new()
@@ -25,7 +29,8 @@ internal static class ApiModel
         PublicKey = p.PublicKey.ToBase64(), Name = p.Name, AllowedIPs = p.AllowedIPs.Select(a => a.ToString()).ToArray(),
         Endpoint = FormatEndpoint(p.Endpoint), LatestHandshake = p.LatestHandshake, ReceivedBytes = p.ReceivedBytes,
         SentBytes = p.SentBytes, PersistentKeepalive = p.PersistentKeepalive, HasPresharedKey = p.HasPresharedKey,
-        Enabled = p.Enabled, ExpiresAt = p.ExpiresAt,
+        Enabled = p.Enabled, ExpiresAt = p.ExpiresAt, Tags = [.. p.Tags], Acl = p.Acl.Select(r => r.ToString()).ToArray(),
+        DisabledReason = p.DisabledReason,
     };
 
     public static string? FormatEndpoint(IPEndPoint? e)

@@ -52,12 +52,52 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
     [Parameter]
     public SwitchParameter ClearExpiry { get; set; }
 
+    // Traffic policy (docs/policy.md): the peer's tags and its own ordered ACL; @() clears either.
+    /// <summary>The peer's tags (their rules apply after its own); replaces the tags it had.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    [ValidateTag]
+    public string[]? Tag { get; set; }
+
+    /// <summary>The peer's own ordered rules, e.g. 'allow 10.1.0.5/32 tcp 443', 'deny 10.1.0.0/16'; replaces its rules.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    [ValidateAcl]
+    public string[]? Acl { get; set; }
+
+    /// <summary>Bandwidth of what the peer sends, in Mbit/s; 0 removes the limit.</summary>
+    [Parameter]
+    [ValidateRange(0.0, 100_000.0)]
+    public double? UploadLimitMbps { get; set; }
+
+    /// <summary>Bandwidth of what the peer receives, in Mbit/s; 0 removes the limit.</summary>
+    [Parameter]
+    [ValidateRange(0.0, 100_000.0)]
+    public double? DownloadLimitMbps { get; set; }
+
+    /// <summary>The burst above the rate, in bytes, for the limits given with it; default half a second at the rate (at least 64 KiB).</summary>
+    [Parameter]
+    [ValidateRange(1500, 1L << 32)]
+    public long? LimitBurstBytes { get; set; }
+
+    /// <summary>The data quota in bytes (both directions), e.g. 50GB; 0 removes it. Used up, the peer is disabled (DisabledReason QuotaExceeded).</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long? QuotaBytes { get; set; }
+
+    /// <summary>The period the quota counts over (calendar, UTC); default Month.</summary>
+    [Parameter]
+    public WgEngine.Policy.QuotaPeriod QuotaPeriod { get; set; } = WgEngine.Policy.QuotaPeriod.Month;
+
     /// <summary>Outputs the changed peer.</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
     private readonly List<(WgEngine.Crypto.WgKey Key, PeerUpdate Update, string Text)> _pending = new();
     private IGatewayServer? _pendingServer;
+
+    private WgEngine.Policy.RateLimit? Limit(double? mbps) =>
+        mbps is { } m ? new WgEngine.Policy.RateLimit(m == 0 ? 0 : Math.Max(WgEngine.Policy.RateLimit.MinBitsPerSecond, (long)Math.Round(m * 1_000_000)), LimitBurstBytes ?? 0) : null;
 
     protected override void ProcessRecord()
     {
@@ -83,6 +123,11 @@ public sealed class SetWgPeerCommand : WgPeerCmdletBase
             PersistentKeepalive = PersistentKeepalive,
             ExpiresAt = ExpiresAt,
             ClearExpiresAt = ClearExpiry,
+            Tags = Tag is null ? null : ValidateTagAttribute.Split(Tag),
+            Acl = Acl is null ? null : ValidateAclAttribute.Rules(Acl),
+            UploadLimit = Limit(UploadLimitMbps),
+            DownloadLimit = Limit(DownloadLimitMbps),
+            Quota = QuotaBytes is { } qb ? new WgEngine.Policy.DataQuota(qb, QuotaPeriod) : null,
         };
         if (ClearExpiry && ExpiresAt is not null)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give either -ExpiresAt or -ClearExpiry, not both."),

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using WgPowerShell.Completion;
 using WgEngine.Crypto;
+using WgEngine.Egress;
 using WgEngine.Gateway;
 using WgPowerShell.Models;
 using WgPowerShell.Validation;
@@ -32,8 +33,44 @@ public sealed class SetWgServerCommand : WgCmdletBase
     [ValidateRange(0, 65535)]
     public int? ListenPort { get; set; }
 
+    // Egress rules, changed at runtime and persisted (docs/egress.md). Each given list replaces the one in
+    // force (@() clears it); the others stay.
+    /// <summary>Exceptions (CIDRs) to the built-in refusals of the userspace egress.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    [ValidateCidr]
+    public string[]? EgressAllow { get; set; }
+
+    /// <summary>Destinations (CIDRs) refused on top of the built-in ones.</summary>
+    [Parameter]
+    [AllowEmptyCollection]
+    [ValidateCidr]
+    public string[]? EgressDeny { get; set; }
+
+    /// <summary>-EgressUnprotected drops the built-in refusals; -EgressUnprotected:$false restores them.</summary>
+    [Parameter]
+    public SwitchParameter EgressUnprotected { get; set; }
+
+    /// <summary>-PeerIsolation turns client isolation on, -PeerIsolation:$false off.</summary>
+    [Parameter]
+    public SwitchParameter PeerIsolation { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
+
+    /// <summary>The rules in force with the given parameters replacing their part; null when none was given.</summary>
+    private EgressRules? NewEgressRules(IGatewayServer server)
+    {
+        bool unprotectedGiven = MyInvocation.BoundParameters.ContainsKey(nameof(EgressUnprotected));
+        if (EgressAllow is null && EgressDeny is null && !unprotectedGiven) return null;
+        var current = server.EgressRules;
+        return new EgressRules(
+            EgressAllow is null ? current.Allow : Parse.Prefixes(EgressAllow),
+            EgressDeny is null ? current.Deny : Parse.Prefixes(EgressDeny),
+            unprotectedGiven ? EgressUnprotected.IsPresent : current.Unprotected);
+    }
+
+    private static string Show(IReadOnlyList<WgEngine.Net.IpPrefix> list) => list.Count == 0 ? "none" : string.Join(", ", list);
 
     protected override void ProcessRecord()
     {
@@ -41,6 +78,10 @@ public sealed class SetWgServerCommand : WgCmdletBase
         if (server is null) return;
         var changes = new List<string>(2);
         if (ListenPort is { } port) changes.Add($"listen port {server.ListenPort} -> {port}");
+        bool? isolation = MyInvocation.BoundParameters.ContainsKey(nameof(PeerIsolation)) ? PeerIsolation.IsPresent : null;
+        if (isolation is { } iso) changes.Add($"peer isolation {(iso ? "on" : "off")}");
+        var rules = NewEgressRules(server);
+        if (rules is not null) changes.Add($"egress rules (allow {Show(rules.Allow)}; deny {Show(rules.Deny)}{(rules.Unprotected ? "; UNPROTECTED" : "")})");
         WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
         try
         {
@@ -51,6 +92,18 @@ public sealed class SetWgServerCommand : WgCmdletBase
                 return;
             }
             if (!ShouldProcess($"WireGuard server '{server.Name}': {string.Join(", ", changes)}", "Set")) return;
+            if (isolation is { } on)
+            {
+                server.SetPeerIsolation(on);
+                WriteVerbose($"Server '{server.Name}': peer isolation {(on ? "on" : "off")} from the next packet.");
+            }
+            if (rules is not null)
+            {
+                server.SetEgressRules(rules);
+                if (rules.Unprotected)
+                    WriteWarning($"-EgressUnprotected: peers of '{server.Name}' may reach the host's loopback, cloud metadata, private networks and the host's own addresses through the egress.");
+                WriteVerbose($"Server '{server.Name}' applies the new egress rules to every packet from now on.");
+            }
             if (ListenPort is { } p)
             {
                 server.SetListenPort(p);

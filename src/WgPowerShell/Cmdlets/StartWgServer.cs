@@ -62,8 +62,9 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [ValidateNotNullOrEmpty]
     public string? UapiPath { get; set; }
 
-    /// <summary>Destinations (CIDRs) the userspace egress may reach; default: all but the host's loopback,
-    /// link-local and multicast addresses.</summary>
+    // Egress policy and limits (docs/egress.md): exceptions to the built-in refusals, more refusals, the
+    // switch that drops the built-ins, and the limits of EgressOptions.
+    /// <summary>Exceptions (CIDRs) to the built-in refusals of the userspace egress, e.g. an office subnet.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     [ValidateCidr]
@@ -80,6 +81,25 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [ValidateRange(576, 65535)]
     public int? MTU { get; set; }
 
+    /// <summary>Destinations (CIDRs) the userspace egress refuses on top of the built-in ones.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ValidateCidr]
+    public string[]? EgressDeny { get; set; }
+
+    /// <summary>Drops the built-in refusals (host loopback, cloud metadata, private ranges, the host's own addresses).</summary>
+    [Parameter]
+    public SwitchParameter EgressUnprotected { get; set; }
+
+    /// <summary>Client isolation: peers do not reach each other through the hub unless a rule of the sender allows it.</summary>
+    [Parameter]
+    public SwitchParameter PeerIsolation { get; set; }
+
+    /// <summary>Limits of the userspace egress by name, e.g. @{ MaxUdpFlowsPerPeer = 64; UdpIdleTimeout = '00:05:00' }.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public System.Collections.Hashtable? EgressLimit { get; set; }
+
     private VPNServer StartServer(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath, EgressMode egress, EgressOptions? egressOptions) =>
         VPNServer.Start(new ServerOptions
         {
@@ -92,27 +112,34 @@ public sealed class StartWgServerCommand : WgCmdletBase
             OverrideListenPort = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort)),
             OverrideAddresses = MyInvocation.BoundParameters.ContainsKey(nameof(Address)),
             BindAddress = BindAddress, Mtu = MTU,
+            PeerIsolation = MyInvocation.BoundParameters.ContainsKey(nameof(PeerIsolation)) ? PeerIsolation.IsPresent : null,
+            OverrideEgressRules = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent,
         });
 
     protected override void ProcessRecord()
     {
         bool externalDevice = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
         bool egressGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Egress));
+        bool egressPolicyGiven = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent || EgressLimit is not null;
         // An external device forwards by itself: the in-process egress does not apply to it.
-        if (externalDevice && ((egressGiven && Egress != EgressMode.None) || EgressAllow is not null))
+        if (externalDevice && ((egressGiven && Egress != EgressMode.None) || egressPolicyGiven))
             ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException("-Egress and -EgressAllow apply to the in-process engine; with -Backend Uapi the external device routes its peers' traffic itself."),
+                new ArgumentException("-Egress and its -EgressAllow/-EgressDeny/-EgressUnprotected/-EgressLimit apply to the in-process engine; with -Backend Uapi the external device routes its peers' traffic itself."),
                 "EgressNotApplicable", ErrorCategory.InvalidArgument, Egress));
-        if (EgressAllow is not null && Egress != EgressMode.Userspace)
+        if (egressPolicyGiven && Egress != EgressMode.Userspace)
             ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException($"-EgressAllow limits the userspace egress; it has no effect with -Egress {Egress}."),
-                "EgressAllowNotApplicable", ErrorCategory.InvalidArgument, EgressAllow));
+                new ArgumentException($"-EgressAllow, -EgressDeny, -EgressUnprotected and -EgressLimit apply to the userspace egress; they have no effect with -Egress {Egress}."),
+                "EgressAllowNotApplicable", ErrorCategory.InvalidArgument, Egress));
         if (externalDevice && (BindAddress is not null || MTU is not null))
             ThrowTerminatingError(new ErrorRecord(
                 new ArgumentException("-BindAddress and -MTU apply to the in-process engine; an external device (-Backend Uapi) has its own socket and MTU."),
                 "SettingNotApplicable", ErrorCategory.InvalidArgument, null));
         var egress = externalDevice ? EgressMode.None : Egress;
-        var egressOptions = EgressAllow is null ? null : new EgressOptions { Allow = Parse.Prefixes(EgressAllow) };
+        EgressOptions? egressOptions = null;
+        try { egressOptions = EgressParameters.ToOptions(EgressAllow, EgressDeny, EgressUnprotected, EgressLimit); }
+        catch (EgressParameterException e) { ThrowTerminatingError(e.ToErrorRecord()); }
+        if (EgressUnprotected)
+            WriteWarning($"-EgressUnprotected: peers of '{Name}' may reach the host's loopback, cloud metadata, private networks and the host's own addresses through the egress.");
 
         var addresses = Parse.Prefixes(Address);
         if (addresses.Count == 0)

@@ -21,6 +21,22 @@ public sealed class WgPeer
     public bool Enabled { get; init; } = true;
     /// <summary>When the peer is (or was) disabled automatically; null = never.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
+    /// <summary>The peer's tags; their rules apply after its own.</summary>
+    public string[] Tag { get; init; } = [];
+    /// <summary>The peer's own ordered access rules (text form).</summary>
+    public string[] Acl { get; init; } = [];
+    /// <summary>Bandwidth limit of what the peer sends, in Mbit/s; null = unlimited.</summary>
+    public double? UploadLimitMbps { get; init; }
+    /// <summary>Bandwidth limit of what the peer receives, in Mbit/s; null = unlimited.</summary>
+    public double? DownloadLimitMbps { get; init; }
+    /// <summary>The data quota in bytes; null = none.</summary>
+    public long? QuotaBytes { get; init; }
+    /// <summary>Total, Day, Week or Month; null without a quota.</summary>
+    public string? QuotaPeriod { get; init; }
+    /// <summary>Bytes of the quota used in the current period.</summary>
+    public long QuotaUsedBytes { get; init; }
+    /// <summary>Why the peer is disabled: Manual, Expired or QuotaExceeded; null while enabled.</summary>
+    public string? DisabledReason { get; init; }
 
     internal static WgPeer From(string server, PeerStatus p) => new()
     {
@@ -36,7 +52,22 @@ public sealed class WgPeer
         HasPresharedKey = p.HasPresharedKey,
         Enabled = p.Enabled,
         ExpiresAt = p.ExpiresAt,
+        Tag = p.Tags.Count == 0 ? [] : [.. p.Tags],
+        Acl = p.Acl.Count == 0 ? [] : FormatRules(p.Acl),
+        UploadLimitMbps = p.UploadLimit is { } up ? up.BitsPerSecond / 1e6 : null,
+        DownloadLimitMbps = p.DownloadLimit is { } down ? down.BitsPerSecond / 1e6 : null,
+        QuotaBytes = p.Quota?.Bytes,
+        QuotaPeriod = p.Quota?.Period.ToString(),
+        QuotaUsedBytes = p.QuotaUsedBytes,
+        DisabledReason = p.Enabled ? null : p.DisabledReason,
     };
+
+    private static string[] FormatRules(IReadOnlyList<WgEngine.Policy.AclRule> rules)
+    {
+        var result = new string[rules.Count];
+        for (int i = 0; i < result.Length; i++) result[i] = rules[i].ToString();
+        return result;
+    }
 
     // Runs once per peer for Get-WgPeer over 100,000 peers: a plain loop, no LINQ.
     private static string[] Format(IReadOnlyList<WgEngine.Net.IpPrefix> list)

@@ -31,6 +31,10 @@ public sealed class WgServer
     public InterfaceStats Stats => Server.Stats;
     /// <summary>Userspace egress counters, read when accessed (flows, limits biting, refused destinations); null without one.</summary>
     public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
+    /// <summary>The egress rules in force: Allow exceptions, Deny additions, Unprotected (docs/egress.md).</summary>
+    public WgEngine.Egress.EgressRules EgressRules => Server.EgressRules;
+    /// <summary>Client isolation: peers do not reach each other unless a rule of the sender allows it (docs/policy.md).</summary>
+    public bool PeerIsolation => Server.PeerIsolation;
     /// <summary>The wg-quick file kept in sync (Start-WgServer -ConfigPath); null when none.</summary>
     public string? ConfigPath => Server.ConfigPath;
     /// <summary>True when the server runs from a read-only ConfigPath (e.g. a mounted Secret) and refuses changes.</summary>

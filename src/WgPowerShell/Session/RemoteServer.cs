@@ -47,6 +47,18 @@ internal sealed class RemoteServer : IGatewayServer
     public IPAddress? BindAddress => _dto.BindAddress is { } b ? IPAddress.Parse(b) : null;
     public int? Mtu => _dto.Mtu;
     public bool ConfigReadOnly => _dto.ConfigReadOnly;
+    public bool PeerIsolation => _dto.PeerIsolation;
+    public EgressRules EgressRules => new(_dto.EgressAllow.Select(IpPrefix.Parse).ToArray(), _dto.EgressDeny.Select(IpPrefix.Parse).ToArray(), _dto.EgressUnprotected);
+    public IReadOnlyDictionary<string, IReadOnlyList<WgEngine.Policy.AclRule>> TagRules =>
+        _dto.TagRules.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<WgEngine.Policy.AclRule>)kv.Value.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(), StringComparer.OrdinalIgnoreCase);
+
+    // The management API v1 shows the traffic policy but does not change it yet: a clear error, nothing changed.
+    public void SetPeerIsolation(bool on) => throw PolicyNotRemote("peer isolation");
+    public void SetEgressRules(EgressRules rules) => throw PolicyNotRemote("egress rules");
+    public void SetTagRules(string tag, IReadOnlyList<WgEngine.Policy.AclRule> rules) => throw PolicyNotRemote($"the rules of tag '{tag}'");
+
+    private WgException PolicyNotRemote(string what) => new(WgErrorKind.InvalidOperation, "PolicyNotRemote",
+        $"Server '{Name}' runs in the gateway host at {Api.Endpoint}: its API v1 does not change {what} yet. Change them in the host's config file (#! lines, docs/policy.md) and restart it; nothing was changed.");
     /// <summary>The host's egress counters are in GET .../stats; the live object exists only in-process.</summary>
     public EgressCounters? EgressCounters => null;
 
@@ -78,7 +90,10 @@ internal sealed class RemoteServer : IGatewayServer
         }
     }
 
-    public PeerStatus AddPeer(PeerSpec spec) => ToStatus(Call(() => Api.Post<PeerDto>($"{Base}/peers", ToDto(spec))));
+    public PeerStatus AddPeer(PeerSpec spec) =>
+        spec.Acl is { Count: > 0 } || spec.Tags is { Count: > 0 } || spec.UploadLimit is not null || spec.DownloadLimit is not null || spec.Quota is not null
+            ? throw PolicyNotRemote("a peer's tags, rules, limits or quota")
+            : ToStatus(Call(() => Api.Post<PeerDto>($"{Base}/peers", ToDto(spec))));
 
     public IReadOnlyList<PeerBatchResult> AddPeers(IReadOnlyList<PeerSpec> specs, bool allocateWhenEmpty = true)
     {
@@ -90,7 +105,10 @@ internal sealed class RemoteServer : IGatewayServer
         return results;
     }
 
-    public PeerStatus UpdatePeer(WgKey publicKey, PeerUpdate changes) => ToStatus(Call(() => Api.Patch<PeerDto>(PeerPath(publicKey), new PeerUpdateDto
+    public PeerStatus UpdatePeer(WgKey publicKey, PeerUpdate changes) =>
+        changes.Acl is not null || changes.Tags is not null || changes.UploadLimit is not null || changes.DownloadLimit is not null || changes.Quota is not null
+            ? throw PolicyNotRemote("a peer's tags, rules, limits or quota")
+            : ToStatus(Call(() => Api.Patch<PeerDto>(PeerPath(publicKey), new PeerUpdateDto
     {
         AllowedIPs = changes.AllowedIPs?.Select(p => p.ToString()).ToArray(),
         Name = changes.Name,
@@ -207,6 +225,9 @@ internal sealed class RemoteServer : IGatewayServer
         HasPresharedKey = d.HasPresharedKey,
         Enabled = d.Enabled,
         ExpiresAt = d.ExpiresAt,
+        Tags = d.Tags,
+        Acl = d.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
+        DisabledReason = d.DisabledReason,
     };
 }
 

@@ -22,8 +22,12 @@ public class SteadyStateAllocationTests
 
     private const int Buffers = 4096;
 
-    [Fact]
-    public void HubForwardingAllocatesNothingPerPacket()
+    /// <param name="withPolicy">Client isolation on and the sender's ACL (ten rules, the last one allowing the
+    /// destination): every packet is matched and its flow recorded in the policy between device and hub.</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void HubForwardingAllocatesNothingPerPacket(bool withPolicy)
     {
         var gwKey = WgPrivateKey.Generate();
         var aKey = WgPrivateKey.Generate();
@@ -33,7 +37,14 @@ public class SteadyStateAllocationTests
         using var a = new WgDevice(aKey, new UdpBind(0, IPAddress.Loopback), new DeviceOptions { PreallocatedBuffers = Buffers });
         using var b = new WgDevice(bKey, new UdpBind(0, IPAddress.Loopback), new DeviceOptions { PreallocatedBuffers = Buffers, Egress = sink });
         var gwEndpoint = new IPEndPoint(IPAddress.Loopback, gw.ListenPort);
-        gw.AddPeer(TestNet.Peer(aKey.PublicKey, ["10.8.0.2/32"]));
+        var aConfig = TestNet.Peer(aKey.PublicKey, ["10.8.0.2/32"]);
+        if (withPolicy)
+        {
+            gw.Policy.PeerIsolation = true;
+            aConfig = aConfig with { Acl = [.. Enumerable.Range(0, 9).SelectMany(i => WgEngine.Policy.AclRule.Parse($"deny 10.{100 + i}.0.0/16 tcp")),
+                .. WgEngine.Policy.AclRule.Parse("allow 10.8.0.3/32 udp 2000")] };
+        }
+        gw.AddPeer(aConfig);
         gw.AddPeer(TestNet.Peer(bKey.PublicKey, ["10.8.0.3/32"], new IPEndPoint(IPAddress.Loopback, b.ListenPort)));
         a.AddPeer(TestNet.Peer(gwKey.PublicKey, ["10.8.0.0/24"], gwEndpoint));
         b.AddPeer(TestNet.Peer(gwKey.PublicKey, ["10.8.0.0/24"], gwEndpoint));
@@ -60,6 +71,7 @@ public class SteadyStateAllocationTests
         // runner's allocations do not count; a packet crosses two tunnels and three devices.
         Assert.True(best < 1, $"{best:F1} bytes allocated per packet in the best round");
         Assert.True(gw.BuffersCreated + a.BuffersCreated + b.BuffersCreated == 0, "the pools had to grow: the backlog exceeded the preallocation");
+        if (withPolicy) Assert.Equal(0, gw.Counters.Policy);   // every packet was judged and allowed
     }
 
     private static long Pump(WgDevice sender, byte[] packet, CountingEgress sink, int count)

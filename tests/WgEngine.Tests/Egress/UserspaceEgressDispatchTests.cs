@@ -10,6 +10,13 @@ public class UserspaceEgressDispatchTests
 {
     private static readonly IpPrefix[] Gateway = [IpPrefix.Parse("10.8.0.1/24"), IpPrefix.Parse("fd00:8::1/64")];
 
+    /// <summary>The documentation ranges stand in for the internet here; the default refuses them, so they are allowed explicitly.</summary>
+    private static readonly EgressOptions DocumentationAllowed = new()
+    {
+        Allow = [IpPrefix.Parse("192.0.2.0/24"), IpPrefix.Parse("198.51.100.0/24"), IpPrefix.Parse("2001:db8::/32")],
+        HostAddresses = () => [],
+    };
+
     private sealed class RecordingTcp : IEgressProtocol
     {
         public readonly List<(WgKey Peer, byte[] Packet)> Seen = new();
@@ -22,7 +29,7 @@ public class UserspaceEgressDispatchTests
     public void Malformed_packets_are_counted_and_dropped_without_an_answer()
     {
         var sink = new CaptureSink();
-        using var egress = new UserspaceEgress(sink, gatewayAddresses: Gateway);
+        using var egress = new UserspaceEgress(sink, DocumentationAllowed, gatewayAddresses: Gateway);
         egress.Deliver(PeerA, [0x45, 0, 0]);                              // truncated header
         egress.Deliver(PeerA, new byte[40]);                              // version 0
         var badHeader = Udp("10.8.0.2", "192.0.2.7", 1000, 53, [1, 2, 3]);
@@ -77,15 +84,16 @@ public class UserspaceEgressDispatchTests
     public void An_explicit_allow_list_is_enforced_and_large_originals_are_quoted_within_576_bytes()
     {
         var sink = new CaptureSink();
-        var options = new EgressOptions { Allow = [IpPrefix.Parse("192.0.2.0/24")] };
+        var options = new EgressOptions { Allow = [IpPrefix.Parse("192.0.2.0/24")], Deny = [IpPrefix.Parse("8.8.8.0/24")] };
         using var egress = new UserspaceEgress(sink, options, gatewayAddresses: Gateway);
-        egress.Deliver(PeerA, Udp("10.8.0.2", "198.51.100.9", 1, 2, new byte[1000]));
+        egress.Deliver(PeerA, Udp("10.8.0.2", "8.8.8.8", 1, 2, new byte[1000]));
         var reply = sink.Next();
         AssertValid(reply);
         Assert.Equal(576, reply.Length);
         Assert.Equal(1, egress.Counters.Denied);
-        Assert.True(egress.Policy.IsAllowed(IPAddress.Parse("192.0.2.200")));
-        Assert.False(egress.Policy.IsAllowed(IPAddress.Parse("192.0.3.1")));
+        Assert.True(egress.Policy.IsAllowed(IPAddress.Parse("192.0.2.200")));    // the exception
+        Assert.False(egress.Policy.IsAllowed(IPAddress.Parse("198.51.100.1")));  // still a built-in refusal
+        Assert.False(egress.Policy.IsAllowed(IPAddress.Parse("8.8.8.9")));       // the deny rule
     }
 
     [Fact]
@@ -106,7 +114,7 @@ public class UserspaceEgressDispatchTests
     public void Unsupported_protocols_are_counted_and_TCP_without_a_handler_too()
     {
         var sink = new CaptureSink();
-        using var egress = new UserspaceEgress(sink, gatewayAddresses: Gateway);
+        using var egress = new UserspaceEgress(sink, DocumentationAllowed, gatewayAddresses: Gateway);
         egress.Deliver(PeerA, Ip("10.8.0.2", "192.0.2.7", 47, new byte[8]));    // GRE
         egress.Deliver(PeerA, Ip("10.8.0.2", "192.0.2.7", 6, new byte[20]));    // TCP, no handler plugged in
         egress.Deliver(PeerA, Ip("fd00:8::2", "2001:db8::7", 44, new byte[16])); // IPv6 fragment header
@@ -124,7 +132,7 @@ public class UserspaceEgressDispatchTests
         var sink = new CaptureSink();
         var tcp = new RecordingTcp();
         IPacketSink? givenSink = null;
-        var egress = new UserspaceEgress(sink, new EgressOptions(), (s, o, c) => { givenSink = s; return tcp; }, Gateway);
+        var egress = new UserspaceEgress(sink, DocumentationAllowed, (s, o, c) => { givenSink = s; return tcp; }, Gateway);
         var packet = Ip("10.8.0.2", "192.0.2.7", 6, new byte[20]);
         var padded = packet.Concat(new byte[12]).ToArray();   // WireGuard pads plaintext to 16 bytes
         egress.Deliver(PeerB, padded);
@@ -142,25 +150,133 @@ public class UserspaceEgressDispatchTests
     }
 
     [Theory]
-    [InlineData(null, "8.8.8.8", true)]
-    [InlineData(null, "127.0.0.53", false)]
-    [InlineData(null, "0.1.2.3", false)]
-    [InlineData(null, "255.255.255.255", false)]
-    [InlineData(null, "2001:db8::1", true)]
-    [InlineData(null, "::ffff:127.0.0.1", false)]
-    [InlineData(null, "fec0::1", false)]
-    [InlineData("10.0.0.0/8,2001:db8::/32", "10.200.0.1", true)]
-    [InlineData("10.0.0.0/8,2001:db8::/32", "11.0.0.1", false)]
-    [InlineData("10.0.0.0/8,2001:db8::/32", "2001:db8:ffff::1", true)]
-    [InlineData("10.0.0.0/8,2001:db8::/32", "2001:db9::1", false)]
-    [InlineData("10.1.2.3/9", "10.127.0.1", true)]
-    [InlineData("10.1.2.3/9", "10.128.0.1", false)]
-    [InlineData("127.0.0.1/32", "::ffff:127.0.0.1", true)]
-    public void The_raw_byte_policy_agrees_with_the_address_policy(string? allow, string address, bool expected)
+    // The defaults: the internet is reachable, the special-purpose ranges that are not globally reachable are not.
+    [InlineData(null, null, false, "8.8.8.8", true)]
+    [InlineData(null, null, false, "2606:4700::1111", true)]
+    [InlineData(null, null, false, "127.0.0.53", false)]
+    [InlineData(null, null, false, "0.1.2.3", false)]
+    [InlineData(null, null, false, "255.255.255.255", false)]
+    [InlineData(null, null, false, "169.254.169.254", false)]
+    [InlineData(null, null, false, "10.1.2.3", false)]
+    [InlineData(null, null, false, "172.16.5.5", false)]
+    [InlineData(null, null, false, "192.168.1.1", false)]
+    [InlineData(null, null, false, "100.64.0.1", false)]
+    [InlineData(null, null, false, "198.18.0.1", false)]
+    [InlineData(null, null, false, "192.0.2.1", false)]
+    [InlineData(null, null, false, "192.0.0.9", true)]            // a globally reachable entry inside 192.0.0.0/24
+    [InlineData(null, null, false, "fd00::1", false)]
+    [InlineData(null, null, false, "fc00::1", false)]
+    [InlineData(null, null, false, "2001:db8::1", false)]
+    [InlineData(null, null, false, "2001:3::1", true)]            // AMT, globally reachable inside 2001::/23
+    [InlineData(null, null, false, "::ffff:127.0.0.1", false)]
+    [InlineData(null, null, false, "::ffff:10.0.0.1", false)]
+    [InlineData(null, null, false, "fec0::1", false)]
+    [InlineData(null, null, false, "::1", false)]
+    // Exceptions open what they name, at least as specific as the built-in range; "everything" opens nothing built in.
+    [InlineData("0.0.0.0/0,::/0", null, false, "127.0.0.1", false)]
+    [InlineData("0.0.0.0/0,::/0", null, false, "169.254.169.254", false)]
+    [InlineData("0.0.0.0/0,::/0", null, false, "::1", false)]
+    [InlineData("0.0.0.0/0,::/0", null, false, "10.0.0.1", false)]
+    [InlineData("0.0.0.0/0,::/0", null, false, "8.8.8.8", true)]
+    [InlineData("10.0.0.0/8,2001:db8::/32", null, false, "10.200.0.1", true)]
+    [InlineData("10.0.0.0/8,2001:db8::/32", null, false, "11.0.0.1", true)]
+    [InlineData("10.0.0.0/8,2001:db8::/32", null, false, "2001:db8:ffff::1", true)]
+    [InlineData("10.0.0.0/8,2001:db8::/32", null, false, "172.16.0.1", false)]
+    [InlineData("10.1.2.3/9", null, false, "10.127.0.1", true)]
+    [InlineData("10.1.2.3/9", null, false, "10.128.0.1", false)]
+    [InlineData("127.0.0.1/32", null, false, "::ffff:127.0.0.1", true)]
+    [InlineData("127.0.0.1/32", null, false, "127.0.0.2", false)]
+    // Deny rules add to the defaults; the most specific entry wins, deny beats allow on the same prefix.
+    [InlineData(null, "8.8.8.0/24", false, "8.8.8.8", false)]
+    [InlineData(null, "8.8.8.0/24", false, "8.8.4.4", true)]
+    [InlineData("10.0.0.0/8", "10.5.0.0/16", false, "10.5.0.1", false)]
+    [InlineData("10.0.0.0/8", "10.5.0.0/16", false, "10.6.0.1", true)]
+    [InlineData("10.5.0.0/16", "10.5.0.0/16", false, "10.5.0.1", false)]
+    [InlineData("203.0.113.0/24", "0.0.0.0/0", false, "203.0.113.7", true)]   // an allow-list-only setup
+    [InlineData("203.0.113.0/24", "0.0.0.0/0", false, "8.8.8.8", false)]
+    // Only the loud switch drops the built-ins.
+    [InlineData(null, null, true, "127.0.0.1", true)]
+    [InlineData(null, null, true, "10.0.0.1", true)]
+    [InlineData(null, "127.0.0.0/8", true, "127.0.0.1", false)]
+    public void The_raw_byte_policy_agrees_with_the_address_policy(string? allow, string? deny, bool unprotected, string address, bool expected)
     {
-        var policy = new EgressPolicy(allow?.Split(',').Select(IpPrefix.Parse).ToArray());
+        using var policy = new EgressPolicy(new EgressRules(Prefixes(allow), Prefixes(deny), unprotected), () => []);
         var a = IPAddress.Parse(address);
         Assert.Equal(expected, policy.IsAllowed(a));
         Assert.Equal(expected, policy.IsAllowed(a.GetAddressBytes()));
     }
+
+    [Fact]
+    public void The_hosts_own_addresses_are_refused_and_open_only_to_an_exception_naming_each()
+    {
+        IPAddress[] host = [IPAddress.Parse("93.184.216.34"), IPAddress.Parse("2606:2800:220:1::1")];
+        using var policy = new EgressPolicy(EgressRules.Default, () => host);
+        Assert.False(policy.IsAllowed(host[0]));
+        Assert.False(policy.IsAllowed(host[1]));
+        Assert.True(policy.IsAllowed(IPAddress.Parse("93.184.216.35")));            // its neighbour is just the internet
+
+        policy.Update(new EgressRules([IpPrefix.Parse("93.184.216.0/24")], []));    // the host's LAN allowed: the host itself stays off
+        Assert.False(policy.IsAllowed(host[0]));
+        policy.Update(new EgressRules([IpPrefix.Parse("93.184.216.34/32")], []));
+        Assert.True(policy.IsAllowed(host[0]));
+        Assert.False(policy.IsAllowed(host[1]));
+
+        // The real interfaces: this machine's loopback and every address it has are refused by default.
+        using var real = new EgressPolicy(EgressRules.Default);
+        foreach (var a in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                     .SelectMany(i => i.GetIPProperties().UnicastAddresses).Select(u => u.Address))
+            Assert.False(real.IsAllowed(a), $"host address {a}");
+    }
+
+    [Fact]
+    public void Rules_change_at_runtime_for_the_next_packet()
+    {
+        var sink = new CaptureSink();
+        var tcp = new RecordingTcp();
+        using var egress = new UserspaceEgress(sink, new EgressOptions { HostAddresses = () => [] }, (_, _, _) => tcp, Gateway);
+        var syn = Ip("10.8.0.2", "10.20.0.5", 6, new byte[20]);
+        egress.Deliver(PeerA, syn);
+        Assert.Equal(1, egress.Counters.Denied);                 // RFC 1918: refused by default
+        Assert.Empty(tcp.Seen);
+
+        egress.Policy.Update(new EgressRules([IpPrefix.Parse("10.20.0.0/16")], []));
+        egress.Deliver(PeerA, syn);
+        Assert.Single(tcp.Seen);
+
+        egress.Policy.Update(new EgressRules([IpPrefix.Parse("10.20.0.0/16")], [IpPrefix.Parse("10.20.0.5/32")]));
+        egress.Deliver(PeerA, syn);
+        Assert.Single(tcp.Seen);
+        Assert.Equal(2, egress.Counters.Denied);
+    }
+
+    [Theory]
+    [InlineData("10.8.0.2", "10.8.0.1")]
+    [InlineData("fd00:8::2", "fd00:8::1")]
+    public void The_gateways_own_tunnel_address_is_never_dialled_from_the_host_even_unprotected(string src, string gateway)
+    {
+        var sink = new CaptureSink();
+        var tcp = new RecordingTcp();
+        using var egress = new UserspaceEgress(sink, new EgressOptions { Unprotected = true, HostAddresses = () => [] }, (_, _, _) => tcp, Gateway);
+        egress.Deliver(PeerA, Ip(src, gateway, 6, new byte[20]));   // a TCP SYN-sized segment to the gateway itself
+        Assert.Empty(tcp.Seen);
+        Assert.Equal(1, egress.Counters.Denied);
+        var reply = sink.Next();
+        AssertValid(reply);
+        Assert.Equal(IPAddress.Parse(gateway), Source(reply));
+    }
+
+    [Fact]
+    public void Refusing_loopback_without_a_gateway_address_of_the_family_never_answers_from_loopback()
+    {
+        var sink = new CaptureSink();
+        using var egress = new UserspaceEgress(sink, gatewayAddresses: [IpPrefix.Parse("10.8.0.1/24")]);   // no IPv6 address
+        egress.Deliver(PeerA, Ip("fd00:8::2", "::1", 6, new byte[20]));
+        var reply = sink.Next();
+        AssertValid(reply);
+        Assert.Equal(IPAddress.Parse("fe80::1"), Source(reply));   // a source the client accepts (::1 is dropped on the wire)
+        Assert.Equal((1, 1), (Payload(reply)[0], Payload(reply)[1]));
+        Assert.Equal(1, egress.Counters.Denied);
+    }
+
+    private static IpPrefix[] Prefixes(string? list) => list is null ? [] : [.. list.Split(',').Select(IpPrefix.Parse)];
 }
