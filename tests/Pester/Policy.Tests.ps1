@@ -55,6 +55,16 @@ Describe 'Tags, ACLs and isolation' {
         (Get-WgTag -Name empty).Acl | Should -Be @('allow 0.0.0.0/0 icmp', 'allow ::/0 icmp')
     }
 
+    It 'takes the server of the tag cmdlets from a piped WgServer when two run, never its name for the tag''s' {
+        $other = Start-WgServer -Name "pol2$PID" -ListenPort 0 -Address 10.45.0.1/24 -UapiPath (Join-Path $Dir "o$(Get-Random).sock")
+        Get-WgServer $other.Name | Set-WgTag -Name staff -Acl 'allow 10.0.0.0/8 tcp 443'
+        (Get-WgServer $other.Name | Get-WgTag).Name | Should -Be @('staff')
+        @(Get-WgServer $srv.Name | Get-WgTag) | Should -HaveCount 0
+        Get-WgServer $other.Name | Set-WgTag -Acl 'deny any' -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'TagNameMissing,*'
+        (Get-WgServer $other.Name | Get-WgTag).Name | Should -Be @('staff')
+    }
+
     It 'turns isolation on at start and on and off at runtime' {
         $srv.PeerIsolation | Should -BeFalse
         Set-WgServer -PeerIsolation

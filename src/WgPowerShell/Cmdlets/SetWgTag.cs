@@ -27,6 +27,12 @@ public sealed class SetWgTagCommand : WgPeerCmdletBase
     {
         var server = ResolveServer();
         if (server is null) return;
+        if (FromServerObject(nameof(Name)))
+        {
+            WriteError(new ErrorRecord(new ArgumentException("A WgServer from the pipeline only says which server the tag is on; give the tag's -Name."),
+                "TagNameMissing", ErrorCategory.InvalidArgument, InputObject?.Name));
+            return;
+        }
         var rules = ValidateAclAttribute.Rules(Acl);
         if (!ShouldProcess($"tag '{Name}' on server '{server.Name}': {(rules.Count == 0 ? "no rules" : string.Join("; ", rules))}", "Set")) return;
         try
