@@ -98,6 +98,26 @@ Describe 'Connect-WgServer against a host in another process' -Skip:$skip {
         Remove-WgPeer -PublicKey $k
     }
 
+    It 'shows the traffic policy, refuses to change it remotely with PolicyNotRemote, and never exports preshared keys' {
+        Connect-WgServer -Path $api | Out-Null
+        $before = Get-WgServer
+        $before.PeerIsolation | Should -BeFalse
+        $before.EgressRules.Unprotected | Should -BeFalse
+        Set-WgServer -PeerIsolation -ErrorVariable e1 -ErrorAction SilentlyContinue
+        $e1[0].FullyQualifiedErrorId | Should -BeLike 'PolicyNotRemote,*'
+        (Get-WgServer).PeerIsolation | Should -BeFalse
+        $k = (New-WgKey).PublicKey
+        Add-WgPeer -PublicKey $k -AllowedIPs 10.8.0.249/32 | Out-Null
+        Set-WgPeer -PublicKey $k -Tag staff -ErrorVariable e2 -ErrorAction SilentlyContinue
+        $e2[0].FullyQualifiedErrorId | Should -BeLike 'PolicyNotRemote,*'
+        @((Get-WgPeer -PublicKey $k).Tag) | Should -HaveCount 0
+        Set-WgTag -Name staff -Acl 'allow 10.0.0.0/8 tcp 443' -ErrorVariable e3 -ErrorAction SilentlyContinue
+        $e3[0].FullyQualifiedErrorId | Should -BeLike 'PolicyNotRemote,*'
+        @(Get-WgTag) | Should -HaveCount 0
+        { Export-WgConfig -IncludePresharedKey } | Should -Throw -ErrorId 'PresharedKeyNotExported*'
+        Remove-WgPeer -PublicKey $k
+    }
+
     It 'provisions a client with New-WgClient whose key only this session sees' {
         Connect-WgServer -Path $api | Out-Null
         $c = New-WgClient -Name 'remote-client' -Endpoint vpn.example.com -WithPresharedKey
