@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 
 namespace WgHost;

@@ -1,14 +1,8 @@
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Net;
 
 namespace WgEngine.Device;
-
-/// <summary>Where packets go that are neither for the gateway itself nor for another peer.</summary>
-public interface IEgress
-{
-    /// <summary>Called on a worker thread with a decrypted, source-checked packet. Must not keep the span.</summary>
-    void Deliver(WgKey fromPeer, ReadOnlySpan<byte> packet);
-}
 
 public sealed class DeviceOptions
 {

@@ -1,3 +1,4 @@
+using WgEngine.Contracts;
 using WgEngine.Egress;
 using WgEngine.Gateway;
 using WgEngine.PacketPlane;

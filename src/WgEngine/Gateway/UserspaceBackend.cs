@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Device;
 using WgEngine.Egress;

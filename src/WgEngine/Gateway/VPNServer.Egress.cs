@@ -1,4 +1,5 @@
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Egress;
 
 namespace WgEngine.Gateway;

@@ -1,6 +1,6 @@
 using WgEngine.Crypto;
 
-namespace WgEngine.Gateway;
+namespace WgEngine.Contracts;
 
 /// <summary>
 /// Interface-wide settings a backend can change while running (what UAPI `set` may ask for beyond

@@ -1,10 +1,10 @@
 using WgEngine.Crypto;
 
-namespace WgEngine.Gateway;
+namespace WgEngine.Contracts;
 
 /// <summary>
 /// What the VPNServer facade drives: one WireGuard interface. Implementations: the in-process
-/// userspace engine (<see cref="UserspaceBackend"/>); later an external device over UAPI, the kernel.
+/// userspace engine (Gateway.UserspaceBackend), an external device over UAPI (Uapi.UapiBackend).
 /// Implementations validate nothing about policy (overlaps, pools): the facade does that.
 /// All members are thread-safe.
 /// </summary>
@@ -41,3 +41,6 @@ public interface IWireGuardBackend : IDisposable
     /// <summary>Completes when the interface has stopped (by Stop or by failure).</summary>
     Task Completion { get; }
 }
+
+/// <summary>Marks a backend that is itself a UAPI client (the facade then manages, not serves, the UapiPath).</summary>
+public interface IUapiClientBackend { }

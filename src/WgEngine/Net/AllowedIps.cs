@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
-using WgEngine.Net;
 
-namespace WgEngine.Device;
+namespace WgEngine.Net;
 
 /// <summary>
 /// Cryptokey routing table: maps IPv4/IPv6 prefixes to an owner (a peer) with longest-prefix match,
