@@ -1,6 +1,5 @@
 using WgEngine.Contracts;
 using WgEngine.Egress;
-using WgEngine.Gateway;
 using WgEngine.PacketPlane;
 using WgEngine.Policy;
 

@@ -4,7 +4,6 @@ using System.Net.Sockets;
 using WgEngine.Conn;
 using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Gateway;
 using WgEngine.Net;
 using WgEngine.PacketPlane;
 

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.NetworkInformation;
-using WgEngine.Device;
 using WgEngine.Net;
 
 namespace WgEngine.Egress;

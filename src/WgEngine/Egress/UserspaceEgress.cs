@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Device;
 using WgEngine.Net;
 using WgEngine.PacketPlane;
 

@@ -1,6 +1,5 @@
 using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Device;
 using WgEngine.Egress;
 using WgEngine.Net;
 

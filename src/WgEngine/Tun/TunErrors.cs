@@ -1,6 +1,5 @@
 using System.Text;
 using WgEngine.Contracts;
-using WgEngine.Gateway;
 
 namespace WgEngine.Tun;
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Gateway;
 
 namespace WgEngine.Uapi;
 

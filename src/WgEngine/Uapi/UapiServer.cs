@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using WgEngine.Contracts;
-using WgEngine.Gateway;
 
 namespace WgEngine.Uapi;
 

@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using WgEngine.Contracts;
-using WgEngine.Gateway;
 
 namespace WgEngine.Uapi;
 
