@@ -10,7 +10,7 @@ namespace WgEngine.Contracts;
 /// </summary>
 public interface IWireGuardBackend : IDisposable
 {
-    /// <summary>"Userspace", "Uapi", ...</summary>
+    /// <summary>The backend's name as shown ("Userspace", "Uapi"; its BackendKind's name).</summary>
     string Kind { get; }
 
     WgKey PublicKey { get; }
@@ -41,6 +41,3 @@ public interface IWireGuardBackend : IDisposable
     /// <summary>Completes when the interface has stopped (by Stop or by failure).</summary>
     Task Completion { get; }
 }
-
-/// <summary>Marks a backend that is itself a UAPI client (the facade then manages, not serves, the UapiPath).</summary>
-public interface IUapiClientBackend { }

@@ -23,7 +23,7 @@ public sealed partial class VPNServer : IUapiTarget
     private void StartUapi(ServerOptions options)
     {
         if (options.UapiPath is null) return;
-        if (_backend is IUapiClientBackend)
+        if (!Capabilities.ServesUapi)
         {
             _uapiPath = options.UapiPath;   // the external device's socket: managed, not served
             return;

@@ -24,11 +24,12 @@ public sealed partial class VPNServer : IDisposable
     {
         _backend = backend;
         _ownedKey = ownedKey;
-        _privateKey = backend is IUapiClientBackend ? null : options.PrivateKey ?? ownedKey;
+        Capabilities = options.Capabilities;
+        _privateKey = Capabilities.OwnsPrivateKey ? options.PrivateKey ?? ownedKey : null;
         _time = options.TimeProvider;
         Name = options.Name;
         Addresses = addresses;
-        Egress = backend is IUapiClientBackend ? EgressMode.None : options.Egress;   // an external device routes by itself
+        Egress = options.EffectiveEgress;
         StartedAt = options.TimeProvider.GetUtcNow();
         var own = addresses.Select(p => p.Address).ToList();
         foreach (var a in addresses) _index.Add(new IpPrefix(a.Address, a.MaxBits), Gateway);
@@ -56,22 +57,10 @@ public sealed partial class VPNServer : IDisposable
     public static VPNServer Start(ServerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(options.Name))
-            throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerName", "A server needs a non-empty name.");
-        bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
-        if (options.ListenPort is < 0 or > 65535 && !(isExternal && options.ListenPort == ServerOptions.KeepDevicePort))
-            throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
-        if (isExternal && options.Egress == EgressMode.Tun)
-            throw new WgException(WgErrorKind.InvalidArgument, "EgressNotApplicable",
-                "Egress Tun applies to the in-process engine; an external device (Backend Uapi) routes its peers' traffic itself.");
-        if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
-            throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
-                $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
+        options.Validate();
+        var caps = options.Capabilities;
         // With a config file: its key, port and addresses (see ServerOptions.ConfigPath for precedence).
-        ConfigLoad? load = options.ConfigPath is null ? null
-            : isExternal ? throw new WgException(WgErrorKind.InvalidOperation, "ConfigPathNotSupported",
-                "-ConfigPath works with the Userspace backend only; an external device keeps its own configuration.")
-            : ConfigLoad.Read(options);
+        ConfigLoad? load = options.ConfigPath is null ? null : ConfigLoad.Read(options);
         var addresses = load?.Addresses ?? options.Addresses;
         int listenPort = load?.ListenPort ?? options.ListenPort;
         if (addresses.Count == 0)
@@ -85,14 +74,13 @@ public sealed partial class VPNServer : IDisposable
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerAddress",
                 $"{bad} cannot be the gateway's own address: it needs a unicast host address and a prefix that is not /0 (e.g. 10.8.0.1/24, fd00:8::1/64).");
         }
-        if (options.BackendFactory is null && isExternal)
+        if (!caps.OwnsPrivateKey && options.BackendFactory is null)
         {
-            if (string.IsNullOrEmpty(options.UapiPath))
-                throw new WgException(WgErrorKind.InvalidArgument, "UapiPathRequired", "Backend 'Uapi' needs the device's UAPI socket (-UapiPath).");
-            // The external device keeps its own key and port unless they are given.
-            var external = new Uapi.UapiBackend(options.UapiPath, options.PrivateKey,
-                options.ListenPort == ServerOptions.KeepDevicePort ? null : options.ListenPort);
-            return new VPNServer(options, external, null, addresses) { _uapiPath = options.UapiPath };
+            // An external device: it keeps its own key, port and MTU unless they are given, and routes by itself.
+            var external = BackendFactory.Create(options.Backend, options, null);
+            var device = new VPNServer(options, external, null, addresses);
+            device.StartUapi(options);
+            return device;
         }
 
         if (options.Mtu is < 576 or > 65535)
@@ -110,7 +98,7 @@ public sealed partial class VPNServer : IDisposable
             PrivateKey = options.PrivateKey ?? owned!,
             ListenPort = listenPort,
             Addresses = addresses,
-            Egress = options.Egress,
+            Egress = options.EffectiveEgress,
             EgressOptions = EgressOptionsWithFileRules(options, load),
             PeerIsolation = options.PeerIsolation ?? load?.PeerIsolation ?? false,
             TagRules = load?.TagRules,
@@ -122,7 +110,7 @@ public sealed partial class VPNServer : IDisposable
         IWireGuardBackend backend;
         try
         {
-            backend = options.BackendFactory is { } f ? f(config) : new UserspaceBackend(config);
+            backend = options.BackendFactory is { } f ? f(config) : BackendFactory.Create(options.Backend, options, config);
         }
         catch
         {
@@ -168,6 +156,8 @@ public sealed partial class VPNServer : IDisposable
     public int ListenPort => _backend.ListenPort;
     public IReadOnlyList<IpPrefix> Addresses { get; }
     public string BackendKind => _backend.Kind;
+    /// <summary>What this server's backend does (from its kind: <see cref="ServerOptions.Backend"/>).</summary>
+    public BackendCapabilities Capabilities { get; }
     public EgressMode Egress { get; }
     public ServerState State => _backend.IsRunning ? ServerState.Running : ServerState.Stopped;
     public DateTimeOffset StartedAt { get; }
