@@ -104,7 +104,6 @@ cat > "$results/guest-cmd.sh" <<CMD
 export HOME=/tmp DOTNET_CLI_HOME=/tmp DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DOTNET_TieredPGO=0 DOTNET_TC_QuickJitForLoops=1 DOTNET_gcServer=0 DOTNET_EnableWriteXorExecute=0 DOTNET_GCHeapHardLimit=0x40000000
 ip link set lo up
-${WG_KERNEL_GUEST_DEBUG:+cat /proc/meminfo | head -3; ulimit -a; cat /proc/sys/vm/overcommit_memory; ls -la /dev/shm /tmp; mount}
 exec "$dotnet_bin" "$runner" /tmp/results/results.txt
 CMD
 

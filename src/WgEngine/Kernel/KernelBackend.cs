@@ -275,7 +275,10 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
         if (_stopped) throw new WgException(WgErrorKind.InvalidOperation, "ServerStopped", $"The kernel backend of link '{_ifName}' has stopped.");
     }
 
-    private static KernelPeerChange Change(PeerConfig peer, bool updateOnly) => new()
+    /// <summary>The backend's own checks, before any message: the kernel applies a batch message by message.</summary>
+    private static KernelPeerChange Change(PeerConfig peer, bool updateOnly) => peer.PersistentKeepalive is < 0 or > 65535
+        ? throw new WgException(WgErrorKind.InvalidArgument, "InvalidPersistentKeepalive", $"PersistentKeepalive {peer.PersistentKeepalive} is outside 0-65535 seconds.")
+        : new()
     {
         PublicKey = peer.PublicKey, UpdateOnly = updateOnly, ReplaceAllowedIPs = true,
         PresharedKey = peer.PresharedKey ?? default(WgKey),   // zeros remove a previous one
@@ -293,6 +296,18 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
                 Check(_genl.Request(w.Finish(seq), seq, null), what);
                 w.Clear();
             }
+        }
+        catch (WgException) when (messages.Count > 1)
+        {
+            // A later message failed after earlier ones were applied: learn what the kernel now holds.
+            try
+            {
+                using var d = Query();
+                _known.Clear();
+                foreach (var p in d.Peers) _known.Add(p.PublicKey);
+            }
+            catch (WgException) { /* keep the old view; the original error is what matters */ }
+            throw;
         }
         finally
         {

@@ -155,14 +155,15 @@ internal static class KernelTests
             var peer = WgPrivateKey.Generate().PublicKey;
             backend.AddPeer(new PeerConfig { PublicKey = peer, AllowedIPs = [P("10.72.0.2/32")] });
             using var before = QueryRaw(name);
-            // A raw SET whose peer key is 31 bytes: the kernel refuses it (EINVAL) and keeps the device as it was.
+            // A raw SET whose peer key is 31 bytes: the kernel refuses it and keeps the device as it was.
+            // (Not with WGDEVICE_F_REPLACE_PEERS: the kernel drops the peers before it parses the new ones,
+            // so the backend validates its input itself and never sends REPLACE_PEERS.)
             using var s = new NetlinkSocket(NetlinkSocket.Generic);
             ushort family = FamilyId(s);
             int errno = s.Ask(seq =>
             {
                 var w = WgGenl.NewGenl(family, WgGenl.CmdSetDevice, Netlink.FRequest | Netlink.FAck);
                 w.PutString(WgGenl.DevIfName, name);
-                w.PutU32(WgGenl.DevFlags, WgGenl.DevFReplacePeers);
                 int peers = w.BeginNest(WgGenl.DevPeers);
                 int one = w.BeginNest(0);
                 w.Put(WgGenl.PeerPublicKey, new byte[31]);
@@ -176,10 +177,15 @@ internal static class KernelTests
             using var after = QueryRaw(name);
             Check.Equal(before.Peers.Single().PublicKey, after.Peers.Single().PublicKey, "peers unchanged");
             Check.Equal(before.ListenPort, after.ListenPort, "port unchanged");
+            // The backend's own checks come before any message: one bad peer in a batch, nothing sent.
+            var good = new PeerConfig { PublicKey = WgPrivateKey.Generate().PublicKey, AllowedIPs = [P("10.72.0.3/32")] };
+            var bad = new PeerConfig { PublicKey = WgPrivateKey.Generate().PublicKey, PersistentKeepalive = 70000 };
+            Check.Equal("InvalidPersistentKeepalive", Check.Throws<WgException>(() => backend.SetPeers([good, bad]), "keepalive 70000").ErrorId, "batch refused");
+            using (var unchanged = QueryRaw(name)) Check.Equal(1, unchanged.Peers.Count, "nothing of the refused batch reached the kernel");
             // A port already taken: ListenPortInUse, the old port kept.
-            using var taken = new System.Net.Sockets.UdpClient(new IPEndPoint(IPAddress.IPv6Any, 0));
-            taken.Client.DualMode = true;
-            int busy = ((IPEndPoint)taken.Client.LocalEndPoint!).Port;
+            using var taken = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetworkV6, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp) { DualMode = true };
+            taken.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
+            int busy = ((IPEndPoint)taken.LocalEndPoint!).Port;
             int old = backend.ListenPort;
             Check.Equal("ListenPortInUse", Check.Throws<WgException>(() => backend.SetListenPort(busy), "busy port").ErrorId, "busy port error");
             Check.Equal(old, backend.ListenPort, "old port kept");
