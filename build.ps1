@@ -164,7 +164,7 @@ function Invoke-KernelSuite {
     $results = Join-Path ([IO.Path]::GetTempPath()) "wgk-results-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
     try {
         $sw = [Diagnostics.Stopwatch]::StartNew()
-        bash (Join-Path $Root 'tests/Kernel/run-guest.sh') (Join-Path $runner 'KernelGuest.dll') $results | Out-Host
+        bash (Join-Path $Root 'tests/Kernel/run-guest.sh') (Join-Path $runner 'KernelGuest.dll') $results (Join-Path $PSHOME 'pwsh.dll') $Manifest | Out-Host
         $rc = $LASTEXITCODE
         Write-Host "kernel: suite took $([int]$sw.Elapsed.TotalSeconds) s"
         if ($rc -eq 77) { Write-Host "kernel: skipped (a tool is missing; CI=true makes this a failure)"; return @{ Passed = 0; Failed = 0 } }
@@ -172,11 +172,16 @@ function Invoke-KernelSuite {
         if ($rc -ne 0 -or -not (Test-Path $file)) {
             return @{ Passed = 0; Failed = 1; Failures = @("kernel: the guest did not complete (exit code $rc)") }
         }
-        $lines = @(Get-Content $file)
-        $summary = $lines | Where-Object { $_ -match '^(\d+) passed, (\d+) failed$' } | Select-Object -Last 1
-        if (-not $summary) { return @{ Passed = 0; Failed = 1; Failures = @('kernel: the guest runner stopped before its summary') } }
-        $null = $summary -match '^(\d+) passed, (\d+) failed$'
-        $passed = [int]$Matches[1]; $failed = [int]$Matches[2]
+        $passed = 0; $failed = 0; $lines = @()
+        # The in-process runner's results and the cmdlets' (tests/Kernel/Cmdlets.Guest.ps1); each must end in its summary.
+        foreach ($f in @($file, (Join-Path $results 'results-cmdlets.txt'))) {
+            $part = @(if (Test-Path $f) { Get-Content $f })
+            $summary = $part | Where-Object { $_ -match '^(\d+) passed, (\d+) failed$' } | Select-Object -Last 1
+            if (-not $summary) { $failed++; $lines += "FAIL $(Split-Path -Leaf $f): the guest stopped before its summary"; continue }
+            $null = $summary -match '^(\d+) passed, (\d+) failed$'
+            $passed += [int]$Matches[1]; $failed += [int]$Matches[2]
+            $lines += $part
+        }
         $lines | Where-Object { $_ -like 'FIGURE *' } | ForEach-Object { Write-Host "kernel: $_" }
         Write-Host "kernel: $passed passed, $failed failed"
         return @{ Passed = $passed; Failed = $failed; Failures = @($lines | Where-Object { $_ -like 'FAIL *' } | ForEach-Object { "kernel: $_" }) }
@@ -200,7 +205,7 @@ function Invoke-Test {
     $suites = Get-TestSuite
     Write-Host "== Test: suites $($suites -join ', ')"
     # The Pester suites drive the built module; xunit and fuzzing build their own projects.
-    if ($suites -contains 'pester' -or $suites -contains 'host' -or $suites -contains 'interop') { Invoke-Build }
+    if ($suites -contains 'pester' -or $suites -contains 'host' -or $suites -contains 'interop' -or $suites -contains 'kernel') { Invoke-Build }
     New-Item -ItemType Directory -Force $Artifacts | Out-Null
     $runs = @()
     if ($suites -contains 'xunit') { $runs += Invoke-XunitTests }

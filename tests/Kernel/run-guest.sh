@@ -4,7 +4,9 @@
 # process. The guest sees the host's root file system read-only over 9p (so it runs the host's dotnet,
 # wg, wireguard-go and our build) and one writable share for the results; it has no network device.
 #
-#   run-guest.sh RUNNER_DLL RESULTS_DIR
+#   run-guest.sh RUNNER_DLL RESULTS_DIR [PWSH_DLL MANIFEST]
+# With PWSH_DLL and MANIFEST the guest also runs tests/Kernel/Cmdlets.Guest.ps1 (the cmdlets over the
+# module) into RESULTS_DIR/results-cmdlets.txt.
 # Exit: 0 = the runner ran (its results file says what passed), 77 = a tool is missing and CI is not
 # set (skip), anything else = failure. Under CI=true a missing piece is a failure, never a skip.
 # The guest (kernel + modules + initramfs) is cached in $WG_KERNEL_CACHE (default
@@ -13,8 +15,11 @@ set -euo pipefail
 
 runner=$1
 results=$2
+pwsh_dll=${3:-}
+manifest=${4:-}
+here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${WG_KERNEL_CACHE:-/var/cache/wireguardgateway-kernel}
-boot_timeout=${WG_KERNEL_TIMEOUT:-210}
+boot_timeout=${WG_KERNEL_TIMEOUT:-360}
 
 missing() {
     echo "kernel: $1" >&2
@@ -98,14 +103,17 @@ INIT
 fi
 
 mkdir -p "$results"
-rm -f "$results/exit-code" "$results/results.txt" "$results/console.log"
+rm -f "$results/exit-code" "$results/results.txt" "$results/results-cmdlets.txt" "$results/console.log"
 dotnet_bin=$(readlink -f "$(command -v dotnet)")
 cat > "$results/guest-cmd.sh" <<CMD
 export HOME=/tmp DOTNET_CLI_HOME=/tmp DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DOTNET_TieredPGO=0 DOTNET_TC_QuickJitForLoops=1 DOTNET_gcServer=0 DOTNET_EnableWriteXorExecute=0 DOTNET_GCHeapHardLimit=0x40000000
 ip link set lo up
-exec "$dotnet_bin" "$runner" /tmp/results/results.txt
+"$dotnet_bin" "$runner" /tmp/results/results.txt
 CMD
+if [ -n "$pwsh_dll" ]; then
+    echo "\"$dotnet_bin\" \"$pwsh_dll\" -NoProfile -NonInteractive -File \"$here/Cmdlets.Guest.ps1\" -Manifest \"$manifest\" -ResultsPath /tmp/results/results-cmdlets.txt" >> "$results/guest-cmd.sh"
+fi
 
 bios=()
 [ -f /usr/share/qemu/qboot.rom ] && bios=(-bios /usr/share/qemu/qboot.rom)

@@ -28,4 +28,10 @@ Describe 'Start-WgServer -Backend Kernel' {
             Should -Throw -ErrorId 'SettingNotApplicable*'
         Get-WgServer -Name 'wgkref' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
+
+    It 'refuses client isolation, which only the in-process engine enforces' {
+        { Start-WgServer -Name 'wgkiso' -Backend Kernel -ListenPort 0 -PeerIsolation -ErrorAction Stop } |
+            Should -Throw -ErrorId 'PolicyNotApplicable*'
+        Get-WgServer -Name 'wgkiso' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
 }
