@@ -63,9 +63,12 @@ public sealed partial class VPNServer : IDisposable
         if (isExternal && options.Egress == EgressMode.Tun)
             throw new WgException(WgErrorKind.InvalidArgument, "EgressNotApplicable",
                 "Egress Tun applies to the in-process engine; an external device (Backend Uapi) routes its peers' traffic itself.");
-        if (options.BackendFactory is null && !isExternal && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
+        bool isKernel = options.BackendFactory is null && string.Equals(options.Backend, "Kernel", StringComparison.OrdinalIgnoreCase);
+        if (isKernel && options.UapiPath is not null)   // docs/kernel-backend.md: `wg` speaks netlink to the kernel link itself
+            throw new WgException(WgErrorKind.InvalidArgument, "UapiNotServed", "Backend 'Kernel' serves no UAPI socket: `wg` manages the kernel link directly.");
+        if (options.BackendFactory is null && !isExternal && !isKernel && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
             throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
-                $"Backend '{options.Backend}' is not available; use 'Userspace' or 'Uapi'.");
+                $"Backend '{options.Backend}' is not available; use 'Userspace', 'Uapi' or 'Kernel'.");
         // With a config file: its key, port and addresses (see ServerOptions.ConfigPath for precedence).
         ConfigLoad? load = options.ConfigPath is null ? null
             : isExternal ? throw new WgException(WgErrorKind.InvalidOperation, "ConfigPathNotSupported",
@@ -121,7 +124,7 @@ public sealed partial class VPNServer : IDisposable
         IWireGuardBackend backend;
         try
         {
-            backend = options.BackendFactory is { } f ? f(config) : new UserspaceBackend(config);
+            backend = options.BackendFactory is { } f ? f(config) : isKernel ? new Kernel.KernelBackend(config) : new UserspaceBackend(config);
         }
         catch
         {

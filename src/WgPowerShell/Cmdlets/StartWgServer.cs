@@ -36,7 +36,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
     public string[] Address { get; set; } = ["10.8.0.1/24"];
 
     [Parameter]
-    [ValidateSet("Userspace", "Uapi")]
+    [ValidateSet("Userspace", "Uapi", "Kernel")]
     public string Backend { get; set; } = "Userspace";
 
     /// <summary>Userspace (default): the in-process network stack re-dials the peers' traffic from the host.
@@ -134,7 +134,13 @@ public sealed class StartWgServerCommand : WgCmdletBase
             ThrowTerminatingError(new ErrorRecord(
                 new ArgumentException("-BindAddress and -MTU apply to the in-process engine; an external device (-Backend Uapi) has its own socket and MTU."),
                 "SettingNotApplicable", ErrorCategory.InvalidArgument, null));
-        var egress = externalDevice ? EgressMode.None : Egress;
+        // The Linux kernel's WireGuard (docs/kernel-backend.md): the kernel routes, `wg` manages it directly.
+        bool kernel = string.Equals(Backend, "Kernel", StringComparison.OrdinalIgnoreCase);
+        if (kernel && ((egressGiven && Egress != EgressMode.None) || egressPolicyGiven || BindAddress is not null || UapiPath is not null))
+            ThrowTerminatingError(new ErrorRecord(
+                new ArgumentException("-Egress, its policy parameters, -BindAddress and -UapiPath apply to the in-process engine; with -Backend Kernel the kernel routes the peers' traffic and `wg` manages the link directly."),
+                "SettingNotApplicable", ErrorCategory.InvalidArgument, null));
+        var egress = externalDevice || kernel ? EgressMode.None : Egress;
         EgressOptions? egressOptions = null;
         try { egressOptions = EgressParameters.ToOptions(EgressAllow, EgressDeny, EgressUnprotected, EgressLimit); }
         catch (EgressParameterException e) { ThrowTerminatingError(e.ToErrorRecord()); }
@@ -162,11 +168,11 @@ public sealed class StartWgServerCommand : WgCmdletBase
         string? uapiPath = UapiPath is null ? null : GetUnresolvedProviderPathFromPSPath(UapiPath);
         try
         {
-            if (uapiPath is null)
+            if (uapiPath is null && !kernel)
                 uapiPath = external ? Path.Combine(UapiSocketFile.SystemDirectory, Name + ".sock") : UapiSocketFile.DefaultPath(Name);
             server = StartServer(key, addresses, uapiPath, egress, egressOptions);
         }
-        catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && !external)
+        catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && !external && !kernel)
         {
             // The default socket belongs to another live device of the same name (another session or
             // process): run without UAPI rather than fail; an explicit -UapiPath is never silently dropped.
