@@ -142,7 +142,7 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
         {
             EnsureRunning();
             if (!_known.Contains(publicKey)) return false;
-            Set(new KernelDeviceChange { Peers = [new KernelPeerChange { PublicKey = publicKey, Remove = true }] }, "remove the peer");
+            Set(new KernelDeviceChange { Peers = [new DevicePeerChange { PublicKey = publicKey, Remove = true }] }, "remove the peer");
             _known.Remove(publicKey);
             return true;
         }
@@ -169,7 +169,7 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
         {
             EnsureRunning();
             var known = keys.Where(_known.Contains).Distinct().ToList();
-            Set(new KernelDeviceChange { Peers = [.. known.Select(k => new KernelPeerChange { PublicKey = k, Remove = true })] }, "remove the peers");
+            Set(new KernelDeviceChange { Peers = [.. known.Select(k => new DevicePeerChange { PublicKey = k, Remove = true })] }, "remove the peers");
             foreach (var k in known) _known.Remove(k);
             return known.Count;
         }
@@ -178,22 +178,19 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
     public PeerStatus? GetPeer(WgKey publicKey)
     {
         using var d = Query();
-        return d.Peers.FirstOrDefault(p => p.PublicKey == publicKey) is { } p ? ToStatus(p) : null;
+        return d.Peers.FirstOrDefault(p => p.PublicKey == publicKey) is { } p ? p.ToStatus() : null;
     }
 
     public IReadOnlyList<PeerStatus> GetPeers()
     {
         using var d = Query();
-        return [.. d.Peers.Select(ToStatus)];
+        return [.. d.Peers.Select(p => p.ToStatus())];
     }
 
     public IReadOnlyList<PeerConfig> ExportPeers()
     {
         using var d = Query();
-        return [.. d.Peers.Select(p => new PeerConfig
-        {
-            PublicKey = p.PublicKey, AllowedIPs = p.AllowedIPs, PresharedKey = p.PresharedKey, Endpoint = p.Endpoint, PersistentKeepalive = p.PersistentKeepalive,
-        })];
+        return [.. d.Peers.Select(p => p.ToConfig())];
     }
 
     /// <summary>The peers' counters summed; zeros once stopped or when the link is gone (a view must not throw).</summary>
@@ -203,9 +200,7 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
         try
         {
             using var d = Query();
-            long rx = 0, tx = 0;
-            foreach (var p in d.Peers) { rx += p.RxBytes; tx += p.TxBytes; }
-            return new InterfaceStats(rx, tx, 0);
+            return DevicePeer.SumStats(d.Peers);
         }
         catch (WgException) { return default; }
     }
@@ -276,7 +271,7 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
     }
 
     /// <summary>The backend's own checks, before any message: the kernel applies a batch message by message.</summary>
-    private static KernelPeerChange Change(PeerConfig peer, bool updateOnly) => peer.PersistentKeepalive is < 0 or > 65535
+    private static DevicePeerChange Change(PeerConfig peer, bool updateOnly) => peer.PersistentKeepalive is < 0 or > 65535
         ? throw new WgException(WgErrorKind.InvalidArgument, "InvalidPersistentKeepalive", $"PersistentKeepalive {peer.PersistentKeepalive} is outside 0-65535 seconds.")
         : new()
     {
@@ -324,7 +319,7 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
             var parts = new List<NetlinkMessage>();
             Check(_genl.Request(WgGenl.GetDeviceRequest(_family, _ifName, seq), seq, parts), "report its configuration");
             var device = new KernelDevice();
-            var byKey = new Dictionary<WgKey, KernelPeer>();
+            var byKey = new Dictionary<WgKey, DevicePeer>();
             try
             {
                 foreach (var m in parts) WgGenl.ParseDeviceMessage(m, device, byKey);
@@ -355,12 +350,6 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
     {
         if (errno != 0) throw KernelErrno.ToException(errno, what, _ifName);
     }
-
-    private static PeerStatus ToStatus(KernelPeer p) => new()
-    {
-        PublicKey = p.PublicKey, AllowedIPs = [.. p.AllowedIPs], Endpoint = p.Endpoint, LatestHandshake = p.LastHandshake,
-        ReceivedBytes = p.RxBytes, SentBytes = p.TxBytes, PersistentKeepalive = p.PersistentKeepalive, HasPresharedKey = p.PresharedKey is not null,
-    };
 }
 
 /// <summary>The errnos the kernel answers (asm-generic/errno-base.h, errno.h) and their WgException mapping.</summary>

@@ -2,22 +2,10 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using WgEngine.Crypto;
+using WgEngine.Gateway;
 using WgEngine.Net;
 
 namespace WgEngine.Kernel;
-
-/// <summary>A peer as the kernel reports it (WG_CMD_GET_DEVICE).</summary>
-internal sealed class KernelPeer
-{
-    public WgKey PublicKey { get; init; }
-    public WgKey? PresharedKey { get; set; }
-    public IPEndPoint? Endpoint { get; set; }
-    public int PersistentKeepalive { get; set; }
-    public DateTimeOffset? LastHandshake { get; set; }
-    public long RxBytes { get; set; }
-    public long TxBytes { get; set; }
-    public List<IpPrefix> AllowedIPs { get; } = [];
-}
 
 /// <summary>The device as the kernel reports it; the private key copy is erased by Dispose.</summary>
 internal sealed class KernelDevice : IDisposable
@@ -28,12 +16,12 @@ internal sealed class KernelDevice : IDisposable
     public WgKey? PublicKey { get; set; }
     public int ListenPort { get; set; }
     public uint Fwmark { get; set; }
-    public List<KernelPeer> Peers { get; } = [];
+    public List<DevicePeer> Peers { get; } = [];
     public void Dispose() => PrivateKey?.Dispose();
 }
 
 /// <summary>One peer change of a WG_CMD_SET_DEVICE.</summary>
-internal sealed record KernelPeerChange
+internal sealed record DevicePeerChange
 {
     public required WgKey PublicKey { get; init; }
     public bool Remove { get; init; }
@@ -55,7 +43,7 @@ internal sealed class KernelDeviceChange
     public int? ListenPort { get; init; }
     public uint? Fwmark { get; init; }
     public bool ReplacePeers { get; init; }
-    public IReadOnlyList<KernelPeerChange> Peers { get; init; } = [];
+    public IReadOnlyList<DevicePeerChange> Peers { get; init; } = [];
 }
 
 /// <summary>
@@ -160,7 +148,7 @@ internal static class WgGenl
     }
 
     /// <summary>Writes the peer (from allowed IP <paramref name="ip"/> on); -1 when not even its head and one IP fit.</summary>
-    private static int TryWritePeer(NetlinkWriter w, KernelPeerChange p, ref int ip)
+    private static int TryWritePeer(NetlinkWriter w, DevicePeerChange p, ref int ip)
     {
         int nest = w.BeginNest(0);
         if (nest < 0) return -1;
@@ -210,7 +198,7 @@ internal static class WgGenl
 
     /// <summary>Adds one dump message to <paramref name="device"/>; a peer split over messages (same
     /// public key again) is merged into the one already read.</summary>
-    public static void ParseDeviceMessage(NetlinkMessage m, KernelDevice device, Dictionary<WgKey, KernelPeer> byKey)
+    public static void ParseDeviceMessage(NetlinkMessage m, KernelDevice device, Dictionary<WgKey, DevicePeer> byKey)
     {
         var a = new NetlinkAttrReader(GenlAttrs(m));
         while (a.Next())
@@ -239,10 +227,10 @@ internal static class WgGenl
         }
     }
 
-    private static void ParsePeer(ReadOnlySpan<byte> attrs, KernelDevice device, Dictionary<WgKey, KernelPeer> byKey)
+    private static void ParsePeer(ReadOnlySpan<byte> attrs, KernelDevice device, Dictionary<WgKey, DevicePeer> byKey)
     {
         var a = new NetlinkAttrReader(attrs);
-        KernelPeer? p = null;
+        DevicePeer? p = null;
         var pending = new List<IpPrefix>();
         WgKey? psk = null; IPEndPoint? ep = null; int? ka = null; DateTimeOffset? hs = null; long? rx = null, tx = null;
         while (a.Next())
@@ -252,7 +240,7 @@ internal static class WgGenl
                 case PeerPublicKey:
                     if (a.Value.Length != 32) throw new FormatException("peer public key attribute is not 32 bytes");
                     var key = new WgKey(a.Value);
-                    if (!byKey.TryGetValue(key, out p)) { p = new KernelPeer { PublicKey = key }; byKey[key] = p; device.Peers.Add(p); }
+                    if (!byKey.TryGetValue(key, out p)) { p = new DevicePeer { PublicKey = key }; byKey[key] = p; device.Peers.Add(p); }
                     break;
                 case PeerPresharedKey:
                     if (a.Value.Length != 32) throw new FormatException("preshared key attribute is not 32 bytes");

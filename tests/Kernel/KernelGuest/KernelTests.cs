@@ -304,7 +304,7 @@ internal static class KernelTests
         int errno = s.Ask(seq => WgGenl.GetDeviceRequest(family, name, seq), parts);
         if (errno != 0) throw new CheckFailedException($"GET_DEVICE errno {errno}");
         var d = new KernelDevice();
-        var byKey = new Dictionary<WgKey, KernelPeer>();
+        var byKey = new Dictionary<WgKey, DevicePeer>();
         foreach (var m in parts) WgGenl.ParseDeviceMessage(m, d, byKey);
         return d;
     }

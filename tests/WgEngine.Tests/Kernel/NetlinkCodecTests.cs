@@ -34,7 +34,7 @@ public class NetlinkCodecTests
         var change = new KernelDeviceChange
         {
             ListenPort = 51820, Fwmark = 5, ReplacePeers = true,
-            Peers = [new KernelPeerChange { PublicKey = key, ReplaceAllowedIPs = true, Endpoint = IPEndPoint.Parse("192.0.2.1:51820"), PersistentKeepalive = 25, AllowedIPs = [IpPrefix.Parse("10.0.0.2/32")] }],
+            Peers = [new DevicePeerChange { PublicKey = key, ReplaceAllowedIPs = true, Endpoint = IPEndPoint.Parse("192.0.2.1:51820"), PersistentKeepalive = 25, AllowedIPs = [IpPrefix.Parse("10.0.0.2/32")] }],
         };
         var w = Assert.Single(WgGenl.SetDeviceMessages(Family, "wg0", change));
         var msg = Assert.Single(NetlinkMessage.Split(w.Finish(1)));
@@ -61,7 +61,7 @@ public class NetlinkCodecTests
     [Fact]
     public void ManyPeersAreSplitUnderTheSizeLimitWithReplaceFlagsOnlyFirst()
     {
-        var peers = Enumerable.Range(0, 2000).Select(i => new KernelPeerChange
+        var peers = Enumerable.Range(0, 2000).Select(i => new DevicePeerChange
         {
             PublicKey = Key(i), ReplaceAllowedIPs = true, PresharedKey = default(WgKey),
             AllowedIPs = [new IpPrefix(new IPAddress([10, 1, (byte)(i >> 8), (byte)i]), 32)],
@@ -86,7 +86,7 @@ public class NetlinkCodecTests
     public void APeerWithManyAllowedIpsContinuesInTheNextMessageWithoutFlags()
     {
         var ips = Enumerable.Range(0, 1000).Select(i => new IpPrefix(new IPAddress([10, 2, (byte)(i >> 8), (byte)i]), 32)).ToList();
-        var change = new KernelDeviceChange { Peers = [new KernelPeerChange { PublicKey = Key(1), ReplaceAllowedIPs = true, UpdateOnly = true, AllowedIPs = ips }] };
+        var change = new KernelDeviceChange { Peers = [new DevicePeerChange { PublicKey = Key(1), ReplaceAllowedIPs = true, UpdateOnly = true, AllowedIPs = ips }] };
         var messages = WgGenl.SetDeviceMessages(Family, "wg0", change);
         Assert.True(messages.Count >= 3);
         var got = new List<IpPrefix>();
@@ -126,7 +126,7 @@ public class NetlinkCodecTests
             w.EndNest(peers);
         });
         using var d = new KernelDevice();
-        var byKey = new Dictionary<WgKey, KernelPeer>();
+        var byKey = new Dictionary<WgKey, DevicePeer>();
         WgGenl.ParseDeviceMessage(part1, d, byKey);
         WgGenl.ParseDeviceMessage(part2, d, byKey);
         Assert.Equal(9, d.IfIndex);
