@@ -2,7 +2,7 @@
 <#
 .SYNOPSIS
   The one entry point: Build (publish the module into module/bin and the gateway host into host/bin),
-  Test (xunit + Pester + host + interop + fuzzing), Demo (a gateway with one client), Host (run the
+  Test (xunit + Pester + host + interop + fuzzing + kernel), Demo (a gateway with one client), Host (run the
   gateway host), Bench, Package (the module as a .nupkg for Install-PSResource, into artifacts/package),
   Clean. Works from any current directory.
 .EXAMPLE
@@ -16,8 +16,8 @@ param(
     [Parameter(Position = 0)]
     [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Host', 'Package', 'Clean')]
     [string] $Task = 'Build',
-    # Test only: the suites to run, any of xunit, pester, host, interop, fuzz (a comma list; default all of them)
-    [string[]] $Suite = @('xunit', 'pester', 'host', 'interop', 'fuzz'),
+    # Test only: the suites to run, any of xunit, pester, host, interop, fuzz, kernel (a comma list; default all of them)
+    [string[]] $Suite = @('xunit', 'pester', 'host', 'interop', 'fuzz', 'kernel'),
     # Bench: passed on to bench/run-bench.ps1 (e.g. -Only hub-latency,scale -Rounds 5). Host: WgHost's arguments.
     [Parameter(ValueFromRemainingArguments)]
     [object[]] $BenchArguments = @()
@@ -149,9 +149,51 @@ function Invoke-FuzzCheck {
     }
 }
 
+# The kernel backend against the real Linux WireGuard module: tests/Kernel/run-guest.sh boots a cached
+# Debian kernel in qemu and runs tests/Kernel/KernelGuest inside; its "N passed, N failed" line counts here.
+# Exit 77 = a tool is missing outside CI (a skip); under CI=true the script fails instead.
+function Invoke-KernelSuite {
+    Write-Host "== Test: kernel (the wireguard module in a qemu guest: tests/Kernel)"
+    if (-not $IsLinux) {
+        Write-Host "kernel: Linux only: skipped"
+        return @{ Passed = 0; Failed = 0 }
+    }
+    $runner = Join-Path $Artifacts 'kernel-guest'
+    dotnet build (Join-Path $Root 'tests/Kernel/KernelGuest') -c Release -o $runner -v q --nologo | Out-Host
+    if ($LASTEXITCODE -ne 0) { Write-Host "kernel: the guest runner did not build: counted as 1 failure"; return @{ Passed = 0; Failed = 1; Failures = @('kernel: the guest runner did not build') } }
+    $results = Join-Path ([IO.Path]::GetTempPath()) "wgk-results-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
+    try {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        bash (Join-Path $Root 'tests/Kernel/run-guest.sh') (Join-Path $runner 'KernelGuest.dll') $results (Join-Path $PSHOME 'pwsh.dll') $Manifest | Out-Host
+        $rc = $LASTEXITCODE
+        Write-Host "kernel: suite took $([int]$sw.Elapsed.TotalSeconds) s"
+        if ($rc -eq 77) { Write-Host "kernel: skipped (a tool is missing; CI=true makes this a failure)"; return @{ Passed = 0; Failed = 0 } }
+        $file = Join-Path $results 'results.txt'
+        if ($rc -ne 0 -or -not (Test-Path $file)) {
+            return @{ Passed = 0; Failed = 1; Failures = @("kernel: the guest did not complete (exit code $rc)") }
+        }
+        $passed = 0; $failed = 0; $lines = @()
+        # The in-process runner's results and the cmdlets' (tests/Kernel/Cmdlets.Guest.ps1); each must end in its summary.
+        foreach ($f in @($file, (Join-Path $results 'results-cmdlets.txt'))) {
+            $part = @(if (Test-Path $f) { Get-Content $f })
+            $summary = $part | Where-Object { $_ -match '^(\d+) passed, (\d+) failed$' } | Select-Object -Last 1
+            if (-not $summary) { $failed++; $lines += "FAIL $(Split-Path -Leaf $f): the guest stopped before its summary"; continue }
+            $null = $summary -match '^(\d+) passed, (\d+) failed$'
+            $passed += [int]$Matches[1]; $failed += [int]$Matches[2]
+            $lines += $part
+        }
+        $lines | Where-Object { $_ -like 'FIGURE *' } | ForEach-Object { Write-Host "kernel: $_" }
+        Write-Host "kernel: $passed passed, $failed failed"
+        return @{ Passed = $passed; Failed = $failed; Failures = @($lines | Where-Object { $_ -like 'FAIL *' } | ForEach-Object { "kernel: $_" }) }
+    }
+    finally {
+        if (Test-Path $results) { Remove-Item $results -Recurse -Force }
+    }
+}
+
 # The -Suite names, split where `-File` passed "a,b" as one string; an unknown name is an error.
 function Get-TestSuite {
-    $known = 'xunit', 'pester', 'host', 'interop', 'fuzz'
+    $known = 'xunit', 'pester', 'host', 'interop', 'fuzz', 'kernel'
     # "-Suite xunit pester" leaves "pester" among the remaining arguments: take those as suites too.
     [string[]] $names = @(@($Suite) + @($BenchArguments) | ForEach-Object { "$_" -split ',' } | ForEach-Object { $_.Trim().ToLowerInvariant() } | Where-Object { $_ })
     $unknown = @($names | Where-Object { $_ -notin $known })
@@ -163,7 +205,7 @@ function Invoke-Test {
     $suites = Get-TestSuite
     Write-Host "== Test: suites $($suites -join ', ')"
     # The Pester suites drive the built module; xunit and fuzzing build their own projects.
-    if ($suites -contains 'pester' -or $suites -contains 'host' -or $suites -contains 'interop') { Invoke-Build }
+    if ($suites -contains 'pester' -or $suites -contains 'host' -or $suites -contains 'interop' -or $suites -contains 'kernel') { Invoke-Build }
     New-Item -ItemType Directory -Force $Artifacts | Out-Null
     $runs = @()
     if ($suites -contains 'xunit') { $runs += Invoke-XunitTests }
@@ -177,6 +219,7 @@ function Invoke-Test {
         $runs += Invoke-PesterSuite $interop 'interop' @{ CI = 'true' }
     }
     if ($suites -contains 'fuzz') { $runs += Invoke-FuzzCheck }
+    if ($suites -contains 'kernel') { $runs += Invoke-KernelSuite }
     $passed = ($runs | ForEach-Object { $_.Passed } | Measure-Object -Sum).Sum
     $failed = ($runs | ForEach-Object { $_.Failed } | Measure-Object -Sum).Sum
     if ($failed -gt 0) {

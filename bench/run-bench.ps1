@@ -66,7 +66,7 @@ function Invoke-ChildPwsh([string[]] $Arguments) {
 
 Invoke-Part 'hub-iperf' {
     $json = Join-Path $OutDir 'e2e-hub-iperf.json'
-    $summary = & (Join-Path $PSScriptRoot 'e2e/hub-iperf.ps1') -Duration $Duration -Rounds $Rounds -OutJson $json -PassThru
+    $summary = & (Join-Path $PSScriptRoot 'e2e/hub-iperf.ps1') -Duration $Duration -Rounds $Rounds -WithPolicy -OutJson $json -PassThru
     $ref = $summary | Where-Object Topology -Like 'hub: wireguard-go*'
     $rows = foreach ($s in $summary) {
         [pscustomobject]@{
@@ -77,7 +77,7 @@ Invoke-Part 'hub-iperf' {
             'gen-0 GCs per million packets' = $s.Gen0PerMillionPackets
         }
     }
-    Write-Part 'hub-iperf' "bench/e2e/hub-iperf.ps1 -Duration $Duration -Rounds $Rounds" (ConvertTo-BenchTable $rows @($rows[0].PSObject.Properties.Name))
+    Write-Part 'hub-iperf' "bench/e2e/hub-iperf.ps1 -Duration $Duration -Rounds $Rounds -WithPolicy" (ConvertTo-BenchTable $rows @($rows[0].PSObject.Properties.Name))
 }
 
 Invoke-Part 'hub-latency' {

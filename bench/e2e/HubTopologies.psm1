@@ -2,7 +2,10 @@
 # tests/Interop/WgInterop.psm1 network (import that module first):
 #   (a) direct: two wireguard-go devices tunnelled to each other (the floor);
 #   (b1) two wireguard-go clients through a wireguard-go hub with kernel forwarding (the reference);
-#   (b2) the same through our gateway (Start-WgServer -Egress None) in this pwsh, when the module is built.
+#   (b2) the same through our gateway (Start-WgServer -Egress None) in this pwsh, when the module is built;
+#   (b3) with -WithPolicy, the same through a second gateway with the traffic policy on (issue 12 item 6):
+#        -PeerIsolation, ten ACL rules on the measured peer and one on its tag, walked to the last rule
+#        by every packet, and a third, rate-limited peer beside them; the measured peers are unlimited.
 
 function Get-Median([double[]] $xs) {
     $s = [double[]]($xs | Sort-Object); $n = $s.Count
@@ -15,7 +18,8 @@ function Get-RoundOrder([string[]] $Names, [int] $Round) {
     for ($i = 0; $i -lt $Names.Count; $i++) { $Names[($i + $Round) % $Names.Count] }
 }
 
-# Returns @{ Topologies = [ordered] name -> @{ C; S; Target; Hub }; Server = our WgServer or $null }.
+# Returns @{ Topologies = [ordered] name -> @{ C; S; Target; Hub }; Server = our WgServer or $null;
+# ExtraServers = the policy-on gateway of -WithPolicy, if any }.
 # C pings/sends to Target (S's tunnel address); Hub is the hub's process (for CPU accounting) or $null.
 # Every path carries a ping before it is returned: a broken topology throws instead of measuring 0.
 function New-HubTopologies {
@@ -24,6 +28,7 @@ function New-HubTopologies {
         [Parameter(Mandatory)] [string] $RepoRoot,
         [string] $Module,
         [switch] $SkipGateway,
+        [switch] $WithPolicy,
         [string] $ServerName = "gwb$($Network.RunId)"
     )
     $net = $Network
@@ -53,6 +58,7 @@ function New-HubTopologies {
 
     # (b2) our gateway, in this process.
     $server = $null
+    $extraServers = @()
     if (-not $Module) { $Module = Join-Path $RepoRoot 'module/WireGuardGateway.psd1' }
     $built = (Test-Path $Module) -and ($Module -ne (Join-Path $RepoRoot 'module/WireGuardGateway.psd1') -or (Test-Path (Join-Path $RepoRoot 'module/bin')))
     if ($SkipGateway) {
@@ -71,6 +77,31 @@ function New-HubTopologies {
                 -Endpoint "127.0.0.1:$($server.ListenPort)" -AllowedIPs $ag.V4Net -PersistentKeepalive 25
         }
         $topos['hub: WireGuardGateway (this pwsh)'] = @{ C = $gc[0]; S = $gc[1]; Target = $ag2.V4; Hub = [System.Diagnostics.Process]::GetCurrentProcess() }
+
+        if ($WithPolicy) {
+            # (b3) the same hub with the policy on. Isolation refuses peer-to-peer traffic unless a rule
+            # of the sender allows it; the first matching rule decides, so the allowing rules come last
+            # and every packet is compared against all the others first (documentation addresses
+            # 198.51.100.0/24, never reached). Replies of the allowed flow pass by the flow tracker.
+            $ap = & $A 41; $ap1 = & $A 42; $ap2 = & $A 43; $ap3 = & $A 44
+            $policyServer = Start-WgServer -Name "${ServerName}p" -ListenPort 0 -Address "$($ap.V4)/24" -Egress None -PeerIsolation
+            $kp1 = New-WgGoKeyPair; $kp2 = New-WgGoKeyPair; $kp3 = New-WgGoKeyPair
+            $deny = foreach ($i in 1..8) { "deny 198.51.100.$i/32 tcp $(6000 + $i)" }
+            Set-WgTag -Server $policyServer.Name -Name bench -Acl 'deny 198.51.100.100/32 udp 53' | Out-Null
+            Add-WgPeer -Server $policyServer.Name -PublicKey $kp1.PublicKey -AllowedIPs $ap1.V4Host | Out-Null
+            Set-WgPeer -Server $policyServer.Name -PublicKey $kp1.PublicKey -Tag bench `
+                -Acl (@($deny) + "allow $($ap2.V4)/32 icmp", "allow $($ap2.V4)/32 tcp 5201") | Out-Null
+            Add-WgPeer -Server $policyServer.Name -PublicKey $kp2.PublicKey -AllowedIPs $ap2.V4Host | Out-Null
+            Set-WgPeer -Server $policyServer.Name -PublicKey $kp2.PublicKey -Acl "allow $($ap1.V4)/32 icmp" | Out-Null
+            Add-WgPeer -Server $policyServer.Name -PublicKey $kp3.PublicKey -AllowedIPs $ap3.V4Host | Out-Null
+            Set-WgPeer -Server $policyServer.Name -PublicKey $kp3.PublicKey -UploadLimitMbps 20 -DownloadLimitMbps 20 | Out-Null
+            $pc = foreach ($x in @(@('p1', $kp1, $ap1), @('p2', $kp2, $ap2))) {
+                New-WgGoClient -Network $net -Role $x[0] -PrivateKey $x[1].PrivateKey -Address $x[2].V4Cidr -PeerPublicKey $policyServer.PublicKey `
+                    -Endpoint "127.0.0.1:$($policyServer.ListenPort)" -AllowedIPs $ap.V4Net -PersistentKeepalive 25
+            }
+            $topos['hub: WireGuardGateway, policy on'] = @{ C = $pc[0]; S = $pc[1]; Target = $ap2.V4; Hub = [System.Diagnostics.Process]::GetCurrentProcess() }
+            $extraServers += $policyServer
+        }
     }
 
     # Both directions handshaken, so the first measured samples time the data path, not a handshake.
@@ -80,7 +111,7 @@ function New-HubTopologies {
         $p = Test-Ping $t.C.Namespace $t.Target -Count 3 -Deadline 5 -MinReceived 1
         if (-not $p.Success) { throw "no ping through '$name' ($($t.Target))" }
     }
-    @{ Topologies = $topos; Server = $server }
+    @{ Topologies = $topos; Server = $server; ExtraServers = $extraServers }
 }
 
 Export-ModuleMember -Function Get-Median, Get-RoundOrder, New-HubTopologies

@@ -10,6 +10,8 @@
   is bounded (killed after Duration + 20 s). Everything is removed afterwards, also on failure.
 .EXAMPLE
   dotnet pwsh -NoProfile -File bench/e2e/hub-iperf.ps1 -Duration 10 -Rounds 3
+.EXAMPLE
+  dotnet pwsh -NoProfile -File bench/e2e/hub-iperf.ps1 -Duration 10 -Rounds 5 -WithPolicy
 #>
 [CmdletBinding()]
 param(
@@ -17,6 +19,7 @@ param(
     [ValidateRange(1, 9)][int]$Rounds = 3,
     [string]$Module,                  # manifest of our module; default ./module/WireGuardGateway.psd1 if built
     [switch]$SkipGateway,
+    [switch]$WithPolicy,              # add the policy-on gateway (b3)
     [string]$OutJson,
     [switch]$PassThru                 # also output the summary objects (for run-bench.ps1)
 )
@@ -64,7 +67,7 @@ $net = New-WgTestNetwork
 $server = $null
 $results = [System.Collections.Generic.List[object]]::new()
 try {
-    $built = New-HubTopologies -Network $net -RepoRoot $repoRoot -Module $Module -SkipGateway:$SkipGateway -ServerName "gwb$($net.RunId)"
+    $built = New-HubTopologies -Network $net -RepoRoot $repoRoot -Module $Module -SkipGateway:$SkipGateway -WithPolicy:$WithPolicy -ServerName "gwb$($net.RunId)"
     $topos = $built.Topologies; $server = $built.Server
 
     $names = @($topos.Keys)
@@ -89,7 +92,11 @@ try {
         }
     }
 } finally {
-    if ($server) { Stop-WgServer -Name $server.Name -Confirm:$false -ErrorAction Continue }
+    # Every gateway this run started (also one a failed New-HubTopologies never returned) by its
+    # run-unique name prefix.
+    if (Get-Command Get-WgServer -ErrorAction Ignore) {
+        Get-WgServer | Where-Object Name -Like "gwb$($net.RunId)*" | ForEach-Object { Stop-WgServer -Name $_.Name -Confirm:$false -ErrorAction Continue }
+    }
     Remove-WgTestNetwork $net
 }
 
@@ -110,6 +117,12 @@ $summary = foreach ($name in $names) {
     }
 }
 $summary | Format-Table -AutoSize | Out-String -Width 200 | Write-Host
+$policyOn = @($summary | Where-Object Topology -EQ 'hub: WireGuardGateway, policy on')
+$policyOff = @($summary | Where-Object Topology -EQ 'hub: WireGuardGateway (this pwsh)')
+if ($policyOn.Count -and $policyOff.Count -and $policyOff[0].MedianMbps) {
+    Write-Host ("policy on / off (same run, medians): {0:N2}x throughput; hub CPU-s per GB {1} / {2}" -f `
+        ($policyOn[0].MedianMbps / $policyOff[0].MedianMbps), $policyOn[0].HubCpuSecPerGB, $policyOff[0].HubCpuSecPerGB)
+}
 if ($OutJson) {
     [pscustomobject]@{ Duration = $Duration; Rounds = $Rounds; Summary = $summary; Runs = $results } |
         ConvertTo-Json -Depth 4 | Set-Content -LiteralPath $OutJson

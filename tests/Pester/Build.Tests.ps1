@@ -15,7 +15,7 @@ Describe 'build.ps1 Test -Suite' {
     It 'refuses an unknown suite before building or running anything, naming the ones it knows' {
         $r = Invoke-BuildScript @('Test', '-Suite', 'xunit,bogus')
         $r.ExitCode | Should -Not -Be 0
-        $r.Text | Should -Match 'expected one or more of xunit, pester, host, interop, fuzz'
+        $r.Text | Should -Match 'expected one or more of xunit, pester, host, interop, fuzz, kernel'
         $r.Text | Should -Not -Match '== Build'
         $r.Text | Should -Not -Match '== Test: xunit'
     }

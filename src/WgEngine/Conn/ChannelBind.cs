@@ -54,11 +54,20 @@ public sealed class ChannelBind : IBind
         try { _inbox.Add((data, from)); } catch (InvalidOperationException) { }
     }
 
+    // 1 from the moment the receive loop took a datagram until it asks for the next one: by then the
+    // device has dispatched it (queued to a worker or processed inline).
+    private int _held;
+
+    /// <summary>Nothing waits in the inbox and the receive loop holds no datagram (tests: a quiescent network).</summary>
+    internal bool IsDrained => _inbox.Count == 0 && Volatile.Read(ref _held) == 0;
+
     public int Receive(Span<byte> buffer, SocketAddress from)
     {
+        Volatile.Write(ref _held, 0);
         try
         {
             var (data, src) = _inbox.Take();
+            Volatile.Write(ref _held, 1);
             var sa = src.Serialize();
             sa.Buffer.Span[..sa.Size].CopyTo(from.Buffer.Span);
             from.Size = sa.Size;

@@ -70,6 +70,10 @@ public sealed partial class WgDevice : IDisposable
     public Task Completion => _completion.Task;
     public bool IsRunning => _started == 1 && _stopped == 0;
 
+    /// <summary>No packet queued or in progress on the crypto workers or the handshake queue (tests step a fake
+    /// clock and wait for this, together with the binds, instead of sleeping).</summary>
+    internal bool QueuesIdle => _handshakes.IsIdle && Array.TrueForAll(_workers, w => w.IsIdle);
+
     public void Start()
     {
         if (Interlocked.Exchange(ref _started, 1) == 1) return;

@@ -24,6 +24,9 @@ internal abstract class QueueThread
 
     public int Count => Volatile.Read(ref _count);
 
+    /// <summary>Nothing queued and nothing in progress (an item is counted or marked busy throughout).</summary>
+    internal bool IsIdle => Volatile.Read(ref _count) == 0 && Volatile.Read(ref _busy) == 0;
+
     /// <summary>Bytes this thread has allocated so far (sampled after each item): proves the data path allocation-free.</summary>
     public long AllocatedBytes => Volatile.Read(ref _allocated);
     private long _allocated;

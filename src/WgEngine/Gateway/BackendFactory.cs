@@ -16,10 +16,13 @@ public static class BackendFactory
     private static readonly Dictionary<BackendKind, Registration> Registrations = new()
     {
         [BackendKind.Userspace] = new(
-            new BackendCapabilities { OwnsPrivateKey = true, ServesUapi = true, HasEgress = true, Persists = true, OwnsSocket = true },
+            new BackendCapabilities
+            {
+                OwnsPrivateKey = true, ServesUapi = true, HasEgress = true, Persists = true, EnforcesPolicy = true, SetsMtu = true, OwnsSocket = true,
+            },
             static (_, config) => new UserspaceBackend(config!)),
         [BackendKind.Uapi] = new(
-            new BackendCapabilities(),
+            new BackendCapabilities { ManagesUapiDevice = true },
             static (options, _) => new Uapi.UapiBackend(
                 string.IsNullOrEmpty(options.UapiPath)
                     ? throw new WgException(WgErrorKind.InvalidArgument, "UapiPathRequired", "Backend 'Uapi' needs the device's UAPI socket (-UapiPath).")
@@ -27,6 +30,10 @@ public static class BackendFactory
                 options.PrivateKey,
                 // The external device keeps its own port unless one is given.
                 options.ListenPort == ServerOptions.KeepDevicePort ? null : options.ListenPort)),
+        // docs/kernel-backend.md: the kernel routes the peers' traffic and `wg` speaks netlink to the link itself.
+        [BackendKind.Kernel] = new(
+            new BackendCapabilities { OwnsPrivateKey = true, Persists = true, SetsMtu = true },
+            static (_, config) => new Kernel.KernelBackend(config!.Name ?? "", config.PrivateKey, config.ListenPort, config.Addresses, config.Mtu)),
     };
 
     /// <summary>The kinds there are.</summary>

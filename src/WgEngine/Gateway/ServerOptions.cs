@@ -91,14 +91,23 @@ public sealed class ServerOptions
         if (string.IsNullOrWhiteSpace(Name))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerName", "A server needs a non-empty name.");
         var caps = Capabilities;
-        if (ListenPort is < 0 or > 65535 && !(!caps.OwnsSocket && ListenPort == KeepDevicePort))
+        if (ListenPort is < 0 or > 65535 && !(!caps.OwnsPrivateKey && ListenPort == KeepDevicePort))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {ListenPort} is outside 0-65535.");
         if (!caps.HasEgress && ((Egress is { } e && e != EgressMode.None) || EgressOptions is not null))
             throw new WgException(WgErrorKind.InvalidArgument, "EgressNotApplicable",
                 $"-Egress and its -EgressAllow/-EgressDeny/-EgressUnprotected/-EgressLimit apply to the in-process engine; with -Backend {Backend} the external device routes its peers' traffic itself.");
-        if (!caps.OwnsSocket && (BindAddress is not null || Mtu is not null))
+        if (!caps.OwnsSocket && BindAddress is not null)
             throw new WgException(WgErrorKind.InvalidArgument, "SettingNotApplicable",
-                $"-BindAddress and -MTU apply to the in-process engine; an external device (-Backend {Backend}) has its own socket and MTU.");
+                $"-BindAddress applies to the in-process engine's socket; -Backend {Backend} has its own socket (listening on all addresses).");
+        if (!caps.SetsMtu && Mtu is not null)
+            throw new WgException(WgErrorKind.InvalidArgument, "SettingNotApplicable",
+                $"-MTU applies to a device the server configures; an external device (-Backend {Backend}) has its own MTU.");
+        if (!caps.ServesUapi && !caps.ManagesUapiDevice && UapiPath is not null)
+            throw new WgException(WgErrorKind.InvalidArgument, "UapiNotServed",
+                $"-Backend {Backend} serves no UAPI socket: `wg` manages its device directly.");
+        if (!caps.EnforcesPolicy && PeerIsolation == true)
+            throw new WgException(WgErrorKind.InvalidOperation, "PolicyNotApplicable",
+                $"Client isolation, tags and ACLs are enforced by the in-process engine only; -Backend {Backend} cannot apply them.");
         if (!caps.Persists && ConfigPath is not null)
             throw new WgException(WgErrorKind.InvalidOperation, "ConfigPathNotSupported",
                 $"-ConfigPath works with the Userspace backend only; an external device (-Backend {Backend}) keeps its own configuration.");

@@ -107,6 +107,12 @@ public sealed partial class VPNServer : IDisposable
             Mtu = mtu,
             TimeProvider = options.TimeProvider,
         };
+        if (!caps.EnforcesPolicy && (config.PeerIsolation || config.TagRules is { Count: > 0 }))
+        {
+            owned?.Dispose();
+            throw new WgException(WgErrorKind.InvalidOperation, "PolicyNotApplicable",
+                $"Client isolation, tags and ACLs are enforced by the in-process engine only; -Backend {options.Backend} cannot apply them.");
+        }
         IWireGuardBackend backend;
         try
         {

@@ -82,22 +82,18 @@ public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IPeerImpor
         }
     }
 
-    public PeerStatus? GetPeer(WgKey publicKey) => Find(publicKey) is { } p ? ToStatus(p) : null;
+    public PeerStatus? GetPeer(WgKey publicKey) => Find(publicKey) is { } p ? p.ToStatus() : null;
 
     public IReadOnlyList<PeerStatus> GetPeers()
     {
         using var r = Query();
-        return r.Peers.Select(ToStatus).ToList();
+        return r.Peers.Select(p => p.ToStatus()).ToList();
     }
 
     public IReadOnlyList<PeerConfig> ExportPeers()
     {
         using var r = Query();
-        return r.Peers.Select(p => new PeerConfig
-        {
-            PublicKey = p.PublicKey, AllowedIPs = p.AllowedIPs, PresharedKey = p.PresharedKey,
-            Endpoint = p.Endpoint, PersistentKeepalive = p.PersistentKeepalive,
-        }).ToList();
+        return r.Peers.Select(p => p.ToConfig()).ToList();
     }
 
     /// <summary>Sums the peers' counters; zeros when stopped or the device cannot be reached (a view must not throw).</summary>
@@ -107,9 +103,7 @@ public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IPeerImpor
         try
         {
             using var r = Query();
-            long rx = 0, tx = 0;
-            foreach (var p in r.Peers) { rx += p.RxBytes; tx += p.TxBytes; }
-            return new InterfaceStats(rx, tx, 0);
+            return DevicePeer.SumStats(r.Peers);
         }
         catch (WgException)
         {
@@ -172,7 +166,7 @@ public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IPeerImpor
         return sb.ToString();
     }
 
-    private UapiGetParser.Peer? Find(WgKey key)
+    private DevicePeer? Find(WgKey key)
     {
         using var r = Query();
         return r.Peers.FirstOrDefault(p => p.PublicKey == key);
@@ -197,20 +191,13 @@ public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IPeerImpor
             : new WgException(WgErrorKind.InvalidArgument, "UapiSetFailed", $"The device at '{Path}' refused to {what}: errno {-errno}.");
     }
 
-    private static PeerStatus ToStatus(UapiGetParser.Peer p) => new()
-    {
-        PublicKey = p.PublicKey, AllowedIPs = p.AllowedIPs, Endpoint = p.Endpoint, LatestHandshake = p.LastHandshake,
-        ReceivedBytes = p.RxBytes, SentBytes = p.TxBytes, PersistentKeepalive = p.PersistentKeepalive,
-        HasPresharedKey = p.PresharedKey is not null,
-    };
-
     /// <summary>A get result whose private key copy is erased when done.</summary>
     private sealed class DisposableResult(UapiGetParser.Result r) : IDisposable
     {
         public WgPrivateKey? PrivateKey { get => r.PrivateKey; set => r.PrivateKey = value; }
         public int ListenPort => r.ListenPort;
         public uint Fwmark => r.Fwmark;
-        public List<UapiGetParser.Peer> Peers => r.Peers;
+        public List<DevicePeer> Peers => r.Peers;
         public void Dispose() => r.PrivateKey?.Dispose();
     }
 }

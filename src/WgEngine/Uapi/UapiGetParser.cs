@@ -3,39 +3,29 @@ using System.Net;
 using WgEngine.Crypto;
 using WgEngine.Net;
 
+using WgEngine.Contracts;
+
 namespace WgEngine.Uapi;
 
 /// <summary>
 /// Parses the body of a `get=1` answer into a device and its peers. The private key, when present,
 /// is returned as a WgPrivateKey the caller owns (and must dispose).
 /// </summary>
-public static class UapiGetParser
+internal static class UapiGetParser
 {
     public sealed class Result
     {
         public WgPrivateKey? PrivateKey { get; set; }
         public int ListenPort { get; set; }
         public uint Fwmark { get; set; }
-        public List<Peer> Peers { get; } = new();
-    }
-
-    public sealed class Peer
-    {
-        public required WgKey PublicKey { get; init; }
-        public WgKey? PresharedKey { get; set; }
-        public IPEndPoint? Endpoint { get; set; }
-        public DateTimeOffset? LastHandshake { get; set; }
-        public long TxBytes { get; set; }
-        public long RxBytes { get; set; }
-        public int PersistentKeepalive { get; set; }
-        public List<IpPrefix> AllowedIPs { get; } = new();
+        public List<DevicePeer> Peers { get; } = new();
     }
 
     /// <summary>Unknown keys are skipped (other implementations add their own); malformed values throw FormatException.</summary>
     public static Result Parse(string body)
     {
         var r = new Result();
-        Peer? peer = null;
+        DevicePeer? peer = null;
         long sec = 0;
         foreach (var raw in body.Split('\n'))
         {
@@ -52,7 +42,7 @@ public static class UapiGetParser
                 case "listen_port": r.ListenPort = int.Parse(value, CultureInfo.InvariantCulture); break;
                 case "fwmark": r.Fwmark = uint.Parse(value, CultureInfo.InvariantCulture); break;
                 case "public_key":
-                    peer = new Peer { PublicKey = Hex(value) };
+                    peer = new DevicePeer { PublicKey = Hex(value) };
                     r.Peers.Add(peer);
                     break;
                 case "preshared_key" when peer is not null:

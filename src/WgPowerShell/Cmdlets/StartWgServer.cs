@@ -108,7 +108,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
         {
             Name = Name, PrivateKey = key, Addresses = addresses,
             // A device with its own socket keeps its port unless -ListenPort is given.
-            ListenPort = portGiven || BackendFactory.CapabilitiesOf(Backend).OwnsSocket ? ListenPort : ServerOptions.KeepDevicePort,
+            ListenPort = portGiven || BackendFactory.CapabilitiesOf(Backend).OwnsPrivateKey ? ListenPort : ServerOptions.KeepDevicePort,
             Backend = Backend,
             Egress = MyInvocation.BoundParameters.ContainsKey(nameof(Egress)) ? Egress : null,
             EgressOptions = egressOptions, UapiPath = uapiPath,
@@ -154,15 +154,17 @@ public sealed class StartWgServerCommand : WgCmdletBase
 
         WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
         VPNServer server;
-        bool servesUapi = BackendFactory.CapabilitiesOf(Backend).ServesUapi;
+        var caps = BackendFactory.CapabilitiesOf(Backend);
         string? uapiPath = UapiPath is null ? null : GetUnresolvedProviderPathFromPSPath(UapiPath);
         try
         {
-            if (uapiPath is null)
-                uapiPath = servesUapi ? UapiSocketFile.DefaultPath(Name) : Path.Combine(UapiSocketFile.SystemDirectory, Name + ".sock");
+            if (uapiPath is null && caps.ServesUapi)
+                uapiPath = UapiSocketFile.DefaultPath(Name);
+            else if (uapiPath is null && caps.ManagesUapiDevice)
+                uapiPath = Path.Combine(UapiSocketFile.SystemDirectory, Name + ".sock");
             server = VPNServer.Start(Options(key, addresses, uapiPath, egressOptions));
         }
-        catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && servesUapi)
+        catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && caps.ServesUapi)
         {
             // The default socket belongs to another live device of the same name (another session or
             // process): run without UAPI rather than fail; an explicit -UapiPath is never silently dropped.

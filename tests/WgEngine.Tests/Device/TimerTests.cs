@@ -10,13 +10,16 @@ public class TimerTests
 {
     private static FakeTimeProvider NewClock() => new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
-    /// <summary>Moves the fake clock in 100 ms steps (the sweep's tick), letting the device threads run.</summary>
-    private static void Advance(FakeTimeProvider clock, TimeSpan by)
+    /// <summary>Moves the fake clock in 100 ms steps (the sweep's tick); after each step, waits until the
+    /// devices have processed everything the step caused, so a loaded machine cannot let the clock run
+    /// ahead of the packets (a late keepalive would look like 15 s of silence and start a handshake).</summary>
+    private static void Advance(TestNet net, FakeTimeProvider clock, TimeSpan by)
     {
+        net.WaitQuiescent();
         for (var t = TimeSpan.Zero; t < by; t += TimeSpan.FromMilliseconds(100))
         {
             clock.Advance(TimeSpan.FromMilliseconds(100));
-            Thread.Sleep(1);
+            net.WaitQuiescent();
         }
     }
 
@@ -36,16 +39,16 @@ public class TimerTests
         int Sent() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
         TestNet.WaitFor(() => Sent() == 1, "the first initiation");
 
-        Advance(clock, TimeSpan.FromMilliseconds(4900));
+        Advance(net, clock, TimeSpan.FromMilliseconds(4900));
         Assert.Equal(1, Sent());                       // not before Rekey-Timeout
-        Advance(clock, TimeSpan.FromMilliseconds(500));
+        Advance(net, clock, TimeSpan.FromMilliseconds(500));
         TestNet.WaitFor(() => Sent() == 2, "the first retry within 5 s + 333 ms jitter");
 
         // As wireguard-go and the kernel: retries continue while no more than MaxTimerHandshakes (18)
         // went unanswered, so 20 initiations in all, then nothing.
-        Advance(clock, TimeSpan.FromSeconds(120));
+        Advance(net, clock, TimeSpan.FromSeconds(120));
         Assert.Equal(ProtocolConstants.MaxTimerHandshakes + 2, Sent());
-        Advance(clock, TimeSpan.FromSeconds(30));
+        Advance(net, clock, TimeSpan.FromSeconds(30));
         Assert.Equal(ProtocolConstants.MaxTimerHandshakes + 2, Sent());
 
         // The staged ping was dropped at give-up: once the gateway is reachable only the new one arrives.
@@ -67,12 +70,12 @@ public class TimerTests
         Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
         gwSink.Next();
 
-        Advance(clock, TimeSpan.FromSeconds(119));
+        Advance(net, clock, TimeSpan.FromSeconds(119));
         Assert.True(client.SendPacket(Packets.UdpV4("10.8.0.2", "192.0.2.1", 1, 2, new byte[8])));
         gwSink.Next();
         Assert.Equal(1, net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation));
 
-        Advance(clock, TimeSpan.FromSeconds(2));
+        Advance(net, clock, TimeSpan.FromSeconds(2));
         // The responder keeps sending on its 121 s old session without initiating...
         Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
         clientSink.Next();
@@ -98,7 +101,7 @@ public class TimerTests
 
         // At Rekey-After-Messages: the packet still goes out, and a handshake starts (once Rekey-Timeout
         // has passed since the last initiation: at most one per 5 s).
-        Advance(clock, TimeSpan.FromSeconds(6));
+        Advance(net, clock, TimeSpan.FromSeconds(6));
         net.DropFilter = (from, _, data) => from.Equals(clientBind.LocalEndPoint) && data[0] == MessageLayout.TypeInitiation;
         client.SetNextSendCounter(gwKey.PublicKey, ProtocolConstants.RekeyAfterMessages);
         Assert.True(client.SendPacket(packet));
@@ -106,7 +109,7 @@ public class TimerTests
         TestNet.WaitFor(() => Initiations() == 2, "an initiation at Rekey-After-Messages");
 
         // At Reject-After-Messages: the session may not be used; the packet waits for a new one.
-        Advance(clock, TimeSpan.FromSeconds(6));
+        Advance(net, clock, TimeSpan.FromSeconds(6));
         client.SetNextSendCounter(gwKey.PublicKey, ProtocolConstants.RejectAfterMessages);
         int transportBefore = net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeTransport);
         Assert.True(client.SendPacket(packet));
@@ -115,7 +118,7 @@ public class TimerTests
         Assert.False(gwSink.Packets.TryTake(out _, 100));
 
         net.DropFilter = null;
-        Advance(clock, TimeSpan.FromSeconds(6));       // the retry gets through; the staged packet follows
+        Advance(net, clock, TimeSpan.FromSeconds(6));       // the retry gets through; the staged packet follows
         Assert.Equal(packet, gwSink.Next());
     }
 
@@ -131,7 +134,7 @@ public class TimerTests
         gwSink.Next();
         var old = net.Datagrams.Last(d => d.From.Equals(clientBind.LocalEndPoint) && d.Data[0] == MessageLayout.TypeTransport && d.Data.Length > 32).Data;
 
-        Advance(clock, TimeSpan.FromSeconds(181));
+        Advance(net, clock, TimeSpan.FromSeconds(181));
         // Receive side: a packet under the expired session is dropped as expired (before any replay check).
         gwBind.Enqueue(old, clientBind.LocalEndPoint);
         TestNet.WaitFor(() => gw.Counters.ExpiredKey == 1, "the expired session's packet to be refused");
@@ -144,7 +147,7 @@ public class TimerTests
         TestNet.WaitFor(() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation) == 2, "a new initiation");
         Assert.Equal(transportBefore, net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeTransport));
         net.DropFilter = null;
-        Advance(clock, TimeSpan.FromSeconds(6));
+        Advance(net, clock, TimeSpan.FromSeconds(6));
         Assert.Equal(packet, gwSink.Next());
     }
 
@@ -159,7 +162,7 @@ public class TimerTests
         Assert.True(client.SendPacket(packet));
         gwSink.Next();
         long heard = client.GetPeer(gwKey.PublicKey)!.ReceivedBytes;
-        Advance(clock, TimeSpan.FromSeconds(11));      // let the gateway's owed keepalive go out and arrive first
+        Advance(net, clock, TimeSpan.FromSeconds(11));      // let the gateway's owed keepalive go out and arrive first
         TestNet.WaitFor(() => client.GetPeer(gwKey.PublicKey)!.ReceivedBytes > heard, "the gateway's keepalive");
         net.DropFilter = (from, _, _) => from.Equals(gwBind.LocalEndPoint); // the gateway falls silent
         int Initiations() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
@@ -169,10 +172,10 @@ public class TimerTests
         {
             Assert.True(client.SendPacket(packet));
             gwSink.Next();
-            Advance(clock, TimeSpan.FromSeconds(1));
+            Advance(net, clock, TimeSpan.FromSeconds(1));
         }
         Assert.Equal(1, Initiations());
-        Advance(clock, TimeSpan.FromSeconds(1.5));
+        Advance(net, clock, TimeSpan.FromSeconds(1.5));
         TestNet.WaitFor(() => Initiations() == 2, "a new handshake 15 s after the first unanswered packet");
     }
 
@@ -189,16 +192,16 @@ public class TimerTests
         int Initiations() => net.CountSent(clientBind.LocalEndPoint, MessageLayout.TypeInitiation);
         net.DropFilter = (from, _, data) => from.Equals(clientBind.LocalEndPoint) && data[0] == MessageLayout.TypeInitiation;
 
-        Advance(clock, TimeSpan.FromSeconds(164));
+        Advance(net, clock, TimeSpan.FromSeconds(164));
         Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
         clientSink.Next();
         Assert.Equal(1, Initiations());                // 164 s: not yet
 
-        Advance(clock, TimeSpan.FromSeconds(2));
+        Advance(net, clock, TimeSpan.FromSeconds(2));
         Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
         clientSink.Next();
         TestNet.WaitFor(() => Initiations() == 2, "the last-minute handshake at 165 s");
-        Advance(clock, TimeSpan.FromSeconds(6));       // past Rekey-Timeout, so only the flag can hold it back
+        Advance(net, clock, TimeSpan.FromSeconds(6));       // past Rekey-Timeout, so only the flag can hold it back
         int afterRetry = Initiations();                // (the retransmission timer may have retried once)
         Assert.True(gw.SendPacket(Packets.UdpV4("10.8.0.1", "10.8.0.2", 3, 4, new byte[8])));
         clientSink.Next();
@@ -217,11 +220,11 @@ public class TimerTests
         gwSink.Next();
         int Keepalives() => net.Datagrams.Count(d => d.From.Equals(gwBind.LocalEndPoint) && d.Data[0] == MessageLayout.TypeTransport && d.Data.Length == 32);
         Assert.Equal(0, Keepalives());
-        Advance(clock, TimeSpan.FromSeconds(9.5));
+        Advance(net, clock, TimeSpan.FromSeconds(9.5));
         Assert.Equal(0, Keepalives());
-        Advance(clock, TimeSpan.FromSeconds(1));
+        Advance(net, clock, TimeSpan.FromSeconds(1));
         TestNet.WaitFor(() => Keepalives() == 1, "one keepalive 10 s after data that went unanswered");
-        Advance(clock, TimeSpan.FromSeconds(30));
+        Advance(net, clock, TimeSpan.FromSeconds(30));
         Assert.Equal(1, Keepalives());                // only one per received-data event
     }
 
@@ -235,12 +238,12 @@ public class TimerTests
         client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["0.0.0.0/0"]));
         gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"], clientBind.LocalEndPoint, keepalive: 25));
 
-        Advance(clock, TimeSpan.FromSeconds(1));
+        Advance(net, clock, TimeSpan.FromSeconds(1));
         TestNet.WaitFor(() => gw.Counters.Handshakes == 1, "the gateway to initiate on its own");
         Assert.Equal(1, net.CountSent(gwBind.LocalEndPoint, MessageLayout.TypeInitiation));
         int Keepalives() => net.Datagrams.Count(d => d.From.Equals(gwBind.LocalEndPoint) && d.Data[0] == MessageLayout.TypeTransport && d.Data.Length == 32);
         int first = Keepalives();
-        Advance(clock, TimeSpan.FromSeconds(51));
+        Advance(net, clock, TimeSpan.FromSeconds(51));
         TestNet.WaitFor(() => Keepalives() >= first + 2, "a keepalive every 25 s");
     }
 
@@ -255,9 +258,9 @@ public class TimerTests
         sink.Next();
         net.DropFilter = (_, _, _) => true; // the client disappears
 
-        Advance(clock, TimeSpan.FromSeconds(530));
+        Advance(net, clock, TimeSpan.FromSeconds(530));
         Assert.True(gw.HasKeyMaterial(clientKey.PublicKey));
-        Advance(clock, TimeSpan.FromSeconds(12));
+        Advance(net, clock, TimeSpan.FromSeconds(12));
         TestNet.WaitFor(() => !gw.HasKeyMaterial(clientKey.PublicKey), "keys erased after 540 s");
     }
     [Fact]
@@ -272,25 +275,25 @@ public class TimerTests
         // A peer with a persistent keepalive and an endpoint always has something due.
         var keepalivePeer = WgEngine.Crypto.WgPrivateKey.Generate().PublicKey;
         gw.AddPeer(TestNet.Peer(keepalivePeer, ["10.9.9.9/32"], new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 9), keepalive: 25));
-        Advance(clock, TimeSpan.FromMilliseconds(300));
+        Advance(net, clock, TimeSpan.FromMilliseconds(300));
         TestNet.WaitFor(() => gw.TimerPeerCount == 1, "only the keepalive peer on the sweep's list of 202 peers");
 
         // Traffic puts the client on the list (keys to erase, a keepalive owed)...
         Assert.True(client.SendPacket(Packets.EchoRequestV4("10.8.0.2", "10.8.0.1", 1, 1)));
         sink.Next();
-        Advance(clock, TimeSpan.FromMilliseconds(300));
+        Advance(net, clock, TimeSpan.FromMilliseconds(300));
         Assert.Equal(2, gw.TimerPeerCount);
         // ...and its timers still work from there: the keys are erased after 3 x Reject-After-Time...
         net.DropFilter = (_, _, _) => true;
-        Advance(clock, TimeSpan.FromSeconds(545));
+        Advance(net, clock, TimeSpan.FromSeconds(545));
         TestNet.WaitFor(() => !gw.HasKeyMaterial(clientKey.PublicKey), "keys erased after 540 s");
         // ...after which nothing is due and it leaves the list.
-        Advance(clock, TimeSpan.FromMilliseconds(300));
+        Advance(net, clock, TimeSpan.FromMilliseconds(300));
         TestNet.WaitFor(() => gw.TimerPeerCount == 1, "the silent client off the list");
 
         // Removing the keepalive peer takes it off too.
         Assert.True(gw.RemovePeer(keepalivePeer));
-        Advance(clock, TimeSpan.FromMilliseconds(300));
+        Advance(net, clock, TimeSpan.FromMilliseconds(300));
         TestNet.WaitFor(() => gw.TimerPeerCount == 0, "no peer on the list");
     }
 }

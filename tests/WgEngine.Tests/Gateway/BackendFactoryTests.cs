@@ -24,9 +24,58 @@ public sealed class BackendFactoryTests : IDisposable
     [Fact]
     public void Userspace_owns_everything_and_an_external_device_nothing()
     {
-        Assert.Equal(new BackendCapabilities { OwnsPrivateKey = true, ServesUapi = true, HasEgress = true, Persists = true, OwnsSocket = true },
+        Assert.Equal(new BackendCapabilities
+            {
+                OwnsPrivateKey = true, ServesUapi = true, HasEgress = true, Persists = true, EnforcesPolicy = true, SetsMtu = true, OwnsSocket = true,
+            },
             BackendFactory.CapabilitiesOf(BackendKind.Userspace));
-        Assert.Equal(new BackendCapabilities(), BackendFactory.CapabilitiesOf(BackendKind.Uapi));
+        Assert.Equal(new BackendCapabilities { ManagesUapiDevice = true }, BackendFactory.CapabilitiesOf(BackendKind.Uapi));
+        // The kernel link: the server gives it its key, port, MTU and file, the kernel routes and `wg` reads it over netlink.
+        Assert.Equal(new BackendCapabilities { OwnsPrivateKey = true, Persists = true, SetsMtu = true }, BackendFactory.CapabilitiesOf(BackendKind.Kernel));
+    }
+
+    public static TheoryData<string, string> KernelRefusals => new()
+    {
+        { "egress Userspace", "EgressNotApplicable" },
+        { "egress options", "EgressNotApplicable" },
+        { "bind address", "SettingNotApplicable" },
+        { "uapi path", "UapiNotServed" },
+        { "isolation", "PolicyNotApplicable" },
+        { "keep device port", "InvalidListenPort" },
+    };
+
+    /// <summary>Refused from the options alone, so no netlink socket is opened (this host has no wireguard module).</summary>
+    [Theory]
+    [MemberData(nameof(KernelRefusals))]
+    public void What_the_kernel_data_plane_cannot_do_is_refused_before_netlink(string setting, string errorId)
+    {
+        ServerOptions With() => setting switch
+        {
+            "egress Userspace" => new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, Egress = EgressMode.Userspace },
+            "egress options" => new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, EgressOptions = new EgressOptions() },
+            "bind address" => new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, BindAddress = IPAddress.Loopback },
+            "uapi path" => new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, UapiPath = Path.Combine(_dir, "k.sock") },
+            "isolation" => new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, PeerIsolation = true },
+            "keep device port" => new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, ListenPort = ServerOptions.KeepDevicePort },
+            _ => throw new ArgumentOutOfRangeException(nameof(setting)),
+        };
+        Assert.Equal(errorId, Assert.Throws<WgException>(() => With().Validate()).ErrorId);
+        Assert.Equal(errorId, Assert.Throws<WgException>(() => VPNServer.Start(With())).ErrorId);
+        Assert.False(File.Exists(Path.Combine(_dir, "k.sock")));
+        // The MTU is the kernel link's to set: accepted.
+        new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, Mtu = 1400 }.Validate();
+    }
+
+    [Fact]
+    public void Isolation_from_a_config_file_is_refused_for_the_kernel_with_the_file_untouched()
+    {
+        var path = Path.Combine(_dir, "wgk.conf");
+        var text = "[Interface]\nPrivateKey = " + WgEngine.Crypto.WgPrivateKey.Generate().ExportBase64() + "\nAddress = 10.74.0.1/24\nListenPort = 0\n"
+            + "#! PeerIsolation = true\n";
+        File.WriteAllText(path, text);
+        var e = Assert.Throws<WgException>(() => VPNServer.Start(new ServerOptions { Name = "wgk", Backend = BackendKind.Kernel, ConfigPath = path }));
+        Assert.Equal("PolicyNotApplicable", e.ErrorId);
+        Assert.Equal(text, File.ReadAllText(path));
     }
 
     public static TheoryData<string, string> ExternalDeviceRefusals => new()

@@ -27,6 +27,7 @@ internal sealed class CaptureEgress : IEgress
 internal sealed class TestNet : IDisposable
 {
     private readonly List<WgDevice> _devices = new();
+    private readonly List<ChannelBind> _binds = new();
     private int _nextPort = 40000;
 
     public TestNet(TimeProvider? time = null)
@@ -48,6 +49,7 @@ internal sealed class TestNet : IDisposable
     {
         var key = WgPrivateKey.Generate();
         var bind = Network.CreateBind(_nextPort++);
+        _binds.Add(bind);
         var device = new WgDevice(key, bind, new DeviceOptions
         {
             TimeProvider = Time,
@@ -83,6 +85,25 @@ internal sealed class TestNet : IDisposable
     };
 
     public int CountSent(IPEndPoint from, byte type) => Datagrams.Count(d => d.From.Equals(from) && d.Data.Length > 0 && d.Data[0] == type);
+
+    /// <summary>
+    /// Waits until the network is quiescent: every datagram sent has been taken by its device and
+    /// processed (binds drained, workers and handshake queues idle), and nothing new was sent meanwhile.
+    /// A fake clock's timers run inside Advance, so after this, everything that step caused has happened.
+    /// </summary>
+    public void WaitQuiescent(int timeoutMs = 10000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (true)
+        {
+            int before = Datagrams.Count;
+            if (_binds.TrueForAll(b => b.IsDrained) && _devices.TrueForAll(d => d.QueuesIdle)
+                && _binds.TrueForAll(b => b.IsDrained) && Datagrams.Count == before)
+                return;
+            if (Environment.TickCount64 > deadline) Assert.Fail("timed out waiting for the devices to process what was sent");
+            Thread.Yield();
+        }
+    }
 
     public static void WaitFor(Func<bool> condition, string what, int timeoutMs = 5000)
     {
