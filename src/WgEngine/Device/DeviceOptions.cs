@@ -74,4 +74,14 @@ public sealed class DeviceCounters
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
     public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource
         + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited + Policy + RateLimitedData + QuotaExceeded;
+
+    /// <summary>Every drop counter by its name (the reasons <see cref="TotalDropped"/> adds up).</summary>
+    public Dictionary<string, long> DropsByReason() => new()
+    {
+        [nameof(Malformed)] = Malformed, [nameof(BadMac1)] = BadMac1, [nameof(UnknownIndex)] = UnknownIndex,
+        [nameof(AuthFailed)] = AuthFailed, [nameof(Replayed)] = Replayed, [nameof(NotAllowedSource)] = NotAllowedSource,
+        [nameof(NoRoute)] = NoRoute, [nameof(HandshakeInvalid)] = HandshakeInvalid, [nameof(HandshakeReplayed)] = HandshakeReplayed,
+        [nameof(QueueFull)] = QueueFull, [nameof(ExpiredKey)] = ExpiredKey, [nameof(RateLimited)] = RateLimited,
+        [nameof(Policy)] = Policy, [nameof(RateLimitedData)] = RateLimitedData, [nameof(QuotaExceeded)] = QuotaExceeded,
+    };
 }

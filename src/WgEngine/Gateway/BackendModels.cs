@@ -32,6 +32,8 @@ public sealed class InterfaceConfig
     public bool PeerIsolation { get; init; }
     /// <summary>Told (on a packet thread: return at once) when a peer has used up its quota.</summary>
     public Action<WgKey>? QuotaExhausted { get; init; }
+    /// <summary>Told about conditions an operator should fix (e.g. no unprivileged ICMP sockets for the egress); null = not logged.</summary>
+    public Action<string>? Log { get; init; }
     /// <summary>The ordered rules of each tag (peers carry tags).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<Policy.AclRule>>? TagRules { get; init; }
 }

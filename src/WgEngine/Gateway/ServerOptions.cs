@@ -72,6 +72,10 @@ public sealed class ServerOptions
     /// <summary>Client isolation: peer-to-peer traffic refused unless a rule allows it. Null: the config file's, else off.</summary>
     public bool? PeerIsolation { get; init; }
 
+    /// <summary>Told (on any thread: return at once) about conditions an operator should fix, e.g. no unprivileged ICMP sockets for the egress
+    /// null = not logged. Messages never hold key material.</summary>
+    public Action<string>? Log { get; init; }
+
     /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
     public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
 

@@ -106,6 +106,7 @@ public sealed partial class VPNServer : IDisposable
             BindAddress = options.BindAddress,
             Mtu = mtu,
             TimeProvider = options.TimeProvider,
+            Log = options.Log,
         };
         if (!caps.EnforcesPolicy && (config.PeerIsolation || config.TagRules is { Count: > 0 }))
         {
@@ -172,6 +173,15 @@ public sealed partial class VPNServer : IDisposable
     public long SentBytes => _backend.GetStats().SentBytes;
     /// <summary>A snapshot of the engine's interface counters.</summary>
     public InterfaceStats Stats => _backend.GetStats();
+    /// <summary>A snapshot of every counter the engine has (all drop reasons, egress, TUN, policy); a backend
+    /// that reports only <see cref="InterfaceStats"/> gives those, its drops under "Unclassified".</summary>
+    public ServerMetrics Metrics => _backend is IMetricsSource m ? m.GetMetrics() : FromStats(_backend.GetStats());
+
+    private static ServerMetrics FromStats(InterfaceStats s) => new()
+    {
+        ReceivedBytes = s.ReceivedBytes, SentBytes = s.SentBytes, HandshakesCompleted = s.HandshakesCompleted, CookieRepliesSent = s.CookieRepliesSent,
+        Drops = new Dictionary<string, long> { ["Unclassified"] = s.DroppedPackets },
+    };
     /// <summary>The userspace egress's counters (flows, limits, refusals); null without one.</summary>
     public Egress.EgressCounters? EgressCounters => (_backend as UserspaceBackend)?.EgressCounters;
     public Task Completion => _backend.Completion;

@@ -62,6 +62,9 @@ public sealed class TrafficPolicy
     /// <summary>Packets a rule or isolation would refuse that passed as replies of an allowed flow.</summary>
     public long RepliesAllowed => Interlocked.Read(ref replies);
 
+    /// <summary>Every counter by its name.</summary>
+    public Dictionary<string, long> CounterSnapshot() => new() { [nameof(Denied)] = Denied, [nameof(RepliesAllowed)] = RepliesAllowed };
+
     /// <summary>The rules of every tag (a copy).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<AclRule>> TagRules
     {

@@ -208,4 +208,12 @@ public sealed class TunCounters
     public long GsoReads => Volatile.Read(ref gsoReads);
     /// <summary>Reads whose vnet header did not match the packet (the kernel never sends them): dropped.</summary>
     public long Malformed => Volatile.Read(ref malformed);
+
+    /// <summary>Every counter by its name.</summary>
+    public Dictionary<string, long> Snapshot() => new()
+    {
+        [nameof(ToHostPackets)] = ToHostPackets, [nameof(ToHostBytes)] = ToHostBytes, [nameof(FromHostPackets)] = FromHostPackets,
+        [nameof(FromHostBytes)] = FromHostBytes, [nameof(WriteErrors)] = WriteErrors, [nameof(ReadErrors)] = ReadErrors,
+        [nameof(NoPeer)] = NoPeer, [nameof(GsoReads)] = GsoReads, [nameof(Malformed)] = Malformed,
+    };
 }
