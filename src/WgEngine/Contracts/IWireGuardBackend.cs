@@ -8,7 +8,7 @@ namespace WgEngine.Contracts;
 /// Implementations validate nothing about policy (overlaps, pools): the facade does that.
 /// All members are thread-safe.
 /// </summary>
-public interface IWireGuardBackend : IDisposable
+internal interface IWireGuardBackend : IDisposable
 {
     /// <summary>The backend's name as shown ("Userspace", "Uapi"; its BackendKind's name).</summary>
     string Kind { get; }

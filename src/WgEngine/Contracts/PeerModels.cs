@@ -5,7 +5,7 @@ using WgEngine.Net;
 namespace WgEngine.Contracts;
 
 /// <summary>A peer as configured. AllowedIPs is final here (allocation happened in the facade).</summary>
-public sealed record PeerConfig
+internal sealed record PeerConfig
 {
     public required WgKey PublicKey { get; init; }
     public IReadOnlyList<IpPrefix> AllowedIPs { get; init; } = [];

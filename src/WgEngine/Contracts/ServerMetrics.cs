@@ -27,7 +27,7 @@ public sealed record ServerMetrics
 }
 
 /// <summary>A backend that can report every counter (<see cref="ServerMetrics"/>); the others report only InterfaceStats.</summary>
-public interface IMetricsSource
+internal interface IMetricsSource
 {
     ServerMetrics GetMetrics();
 }

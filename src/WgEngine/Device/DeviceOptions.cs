@@ -4,7 +4,7 @@ using WgEngine.Net;
 
 namespace WgEngine.Device;
 
-public sealed class DeviceOptions
+internal sealed class DeviceOptions
 {
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
     /// <summary>The gateway's own tunnel addresses: ICMP echo to these is answered.</summary>
@@ -41,7 +41,7 @@ public sealed class DeviceOptions
 }
 
 /// <summary>Device-wide counters; drops are counted by reason and never answered.</summary>
-public sealed class DeviceCounters
+internal sealed class DeviceCounters
 {
     internal long ReceivedBytes, SentBytes;
     internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,

@@ -6,7 +6,7 @@ namespace WgEngine.Device;
 /// A sink attached after construction: the device takes the egress in its options, so the egress is
 /// built first and the device attached once it exists. Packets before that are dropped (false).
 /// </summary>
-public sealed class LateBoundPacketSink : IPacketSink
+internal sealed class LateBoundPacketSink : IPacketSink
 {
     private IPacketSink? _target;
 

@@ -3,7 +3,7 @@ using WgEngine.Crypto;
 namespace WgEngine.Device;
 
 /// <summary>Interface-wide settings changed while running (UAPI `set` of private_key).</summary>
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     /// <summary>
     /// Replaces the interface's static key, as wireguard-go's SetPrivateKey does: every session and

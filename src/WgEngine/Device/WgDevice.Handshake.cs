@@ -4,7 +4,7 @@ using WgEngine.Noise;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     // Scratch state of the handshake thread (it is the only thread that consumes initiations).
     private readonly NoiseHandshake _scratch = new();

@@ -5,7 +5,7 @@ using WgEngine.Policy;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     private TrafficPolicy? _policy;   // null until the first rule or isolation: the packet path then checks nothing
 

@@ -6,7 +6,7 @@ using WgEngine.PacketPlane;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     internal void ReturnBuffer(PacketBuffer buffer) => _pool.Return(buffer);
     internal void CountMalformed() => Interlocked.Increment(ref Counters.DroppedMalformed);

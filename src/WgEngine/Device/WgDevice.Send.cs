@@ -4,7 +4,7 @@ using WgEngine.Noise;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     /// <summary>
     /// Encrypts the IP packet held in buf (at offset 16, buf.Length bytes; 0 = keepalive) for the peer

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     private int _sweeping;
     // Peers that may have a timer due: only these are visited. A peer joins through MarkTimersDue when one

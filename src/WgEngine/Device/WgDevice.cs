@@ -15,7 +15,7 @@ namespace WgEngine.Device;
 /// packets always go to the same worker, which keeps each peer's order), and one timer sweep.
 /// Split across WgDevice.*.cs by concern: receive, handshake, send, route, timers.
 /// </summary>
-public sealed partial class WgDevice : IDisposable
+internal sealed partial class WgDevice : IDisposable
 {
     private WgPrivateKey _privateKey;                // replaced by SetPrivateKey (WgDevice.Config.cs)
     private readonly IBind _bind;

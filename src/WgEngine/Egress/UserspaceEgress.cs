@@ -7,7 +7,7 @@ using WgEngine.PacketPlane;
 namespace WgEngine.Egress;
 
 /// <summary>Builds the TCP part of the userspace egress (the TCP stack plugs in here).</summary>
-public delegate IEgressProtocol TcpEgressFactory(IPacketSink sink, EgressOptions options, EgressCounters counters);
+internal delegate IEgressProtocol TcpEgressFactory(IPacketSink sink, EgressOptions options, EgressCounters counters);
 
 /// <summary>
 /// The userspace egress: takes the peers' packets that leave the tunnel, checks them, applies the
@@ -15,7 +15,7 @@ public delegate IEgressProtocol TcpEgressFactory(IPacketSink sink, EgressOptions
 /// from the host with ordinary sockets. Refused destinations get ICMP "administratively prohibited"
 /// so that the client fails fast; anything else not handled is counted and dropped.
 /// </summary>
-public sealed class UserspaceEgress : IEgress, IDisposable
+internal sealed class UserspaceEgress : IEgress, IDisposable
 {
     private readonly IPacketSink _sink;
     private readonly IEgressProtocol? _tcp;

@@ -9,7 +9,7 @@ namespace WgEngine.Gateway;
 public enum EgressMode { None, Userspace, Tun }
 
 /// <summary>The interface (device) configuration a backend is started with.</summary>
-public sealed class InterfaceConfig
+internal sealed class InterfaceConfig
 {
     public required WgPrivateKey PrivateKey { get; init; }
     /// <summary>UDP port; 0 lets the OS pick one (the backend reports the real one).</summary>

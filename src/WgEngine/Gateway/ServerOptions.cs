@@ -76,8 +76,8 @@ public sealed class ServerOptions
     /// null = not logged. Messages never hold key material.</summary>
     public Action<string>? Log { get; init; }
 
-    /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
-    public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
+    /// <summary>For tests: builds the backend instead of the factory's.</summary>
+    internal Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
 
     /// <summary>The capabilities of <see cref="Backend"/>. Throws WgException(BackendNotAvailable) for an unknown kind.</summary>
     public BackendCapabilities Capabilities => Gateway.BackendFactory.CapabilitiesOf(Backend);

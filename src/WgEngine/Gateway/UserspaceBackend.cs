@@ -8,7 +8,7 @@ using WgEngine.Egress;
 namespace WgEngine.Gateway;
 
 /// <summary>The in-process engine: a <see cref="WgDevice"/> on a UDP socket. Needs no privileges.</summary>
-public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings, IMetricsSource
+internal sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings, IMetricsSource
 {
     private readonly WgDevice _device;
     private readonly RebindableBind? _rebindable;   // null with a test bind: port and mark then fixed

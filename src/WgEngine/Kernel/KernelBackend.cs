@@ -10,7 +10,7 @@ namespace WgEngine.Kernel;
 /// the "wireguard" generic netlink family for keys, port, fwmark and peers. Packets never pass
 /// through this process: the kernel routes the peers' traffic (no userspace egress, no ACLs).
 /// </summary>
-public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImport
+internal sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImport
 {
     private readonly object _lock = new();
     private readonly NetlinkSocket _genl;

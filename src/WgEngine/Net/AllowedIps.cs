@@ -11,7 +11,7 @@ namespace WgEngine.Net;
 /// Writers (Insert/Remove/RemoveAll/Clear) serialise on an internal lock. Owners are compared by
 /// reference.</para>
 /// </summary>
-public sealed class AllowedIps<T> where T : class
+internal sealed class AllowedIps<T> where T : class
 {
     private readonly PrefixTrie<uint, T> _v4 = new();
     private readonly PrefixTrie<UInt128, T> _v6 = new();

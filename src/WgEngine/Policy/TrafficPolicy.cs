@@ -4,7 +4,7 @@ using WgEngine.PacketPlane;
 namespace WgEngine.Policy;
 
 /// <summary>A peer's compiled rules: its own, then those of each of its tags, in order. Immutable; swapped whole.</summary>
-public sealed class PeerAcl
+internal sealed class PeerAcl
 {
     internal PeerAcl(IReadOnlyList<AclRule> own, IReadOnlyList<string> tags, AclRule[] effective)
     {
@@ -27,7 +27,7 @@ public sealed class PeerAcl
 /// can still reply. With no isolation and no rules anywhere it costs one check per packet. No allocation
 /// per packet.
 /// </summary>
-public sealed class TrafficPolicy
+internal sealed class TrafficPolicy
 {
     private readonly TimeProvider _time;
     private readonly Lock _write = new();

@@ -10,7 +10,7 @@ namespace WgEngine.Uapi;
 /// socket. Start configures it (private key and listen port when given); Stop only stops managing it:
 /// the device keeps running with its peers.
 /// </summary>
-public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IPeerImport
+internal sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IPeerImport
 {
     private readonly UapiClient _client;
     private readonly object _lock = new();
