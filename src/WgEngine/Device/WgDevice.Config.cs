@@ -1,4 +1,5 @@
 using WgEngine.Crypto;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
@@ -33,7 +34,7 @@ internal sealed partial class WgDevice
                 {
                     peer.StaticStatic = null;
                     Array.Clear(peer.LastTimestamp);
-                    peer.LastInitiationConsumedAt = 0;
+                    peer.Timers.ResetInitiationRate();
                 }
             }
         }

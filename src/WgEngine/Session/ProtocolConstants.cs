@@ -1,4 +1,4 @@
-namespace WgEngine.Device;
+namespace WgEngine.Session;
 
 /// <summary>Timer and counter limits from the whitepaper §6 (values as in wireguard-go device/constants.go).</summary>
 internal static class ProtocolConstants
