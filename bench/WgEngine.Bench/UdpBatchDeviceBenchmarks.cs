@@ -1,6 +1,7 @@
 using System.Net;
 using BenchmarkDotNet.Attributes;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Device;
 using WgEngine.Gateway;

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Time.Testing;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Device;
 using WgEngine.Gateway;
 using WgEngine.Net;

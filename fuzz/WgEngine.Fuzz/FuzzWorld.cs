@@ -3,8 +3,10 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Time.Testing;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Device;
+using WgEngine.Session;
 using WgEngine.Gateway;
 using WgEngine.Net;
 using WgEngine.Noise;
@@ -125,30 +127,25 @@ internal sealed class FuzzWorld
 
         // A: the fixed session, and the gateway's own initiation in flight.
         var a = NewKeypair(PeerA, TransportIndex, TransportRemoteIndex, AToGatewayKey, GatewayToAKey);
-        PeerA.Current = a;
+        PeerA.Keypairs.UseAsInitiator(a);
         lock (PeerA.HandshakeLock)
         {
             PeerA.Noise.CopyFrom(_inFlightNoise);
             GatewayEphemeral.CopyTo(PeerA.LocalEphemeral);
             PeerA.HandshakeLocalIndex = HandshakeIndex;
             PeerA.State = HandshakeState.InitiationCreated;
-            PeerA.LastInitiationSentAt = Time.GetTimestamp();
+            PeerA.Timers.InitiationSent(Time.GetTimestamp(), 0, new ProtocolTimes(Time.TimestampFrequency));
         }
         _indices.Replace(HandshakeIndex, new IndexEntry(PeerA, null));
         PeerA.Cookies.AddMacs(_inFlightInitiation.AsSpan().ToArray()); // arms the cookie reply (last mac1)
 
         // B: a session, so routed packets are sealed and sent rather than staged.
-        PeerB.Current = NewKeypair(PeerB, PeerBIndex, PeerBRemoteIndex, BToGatewayKey, GatewayToBKey);
+        PeerB.Keypairs.UseAsInitiator(NewKeypair(PeerB, PeerBIndex, PeerBRemoteIndex, BToGatewayKey, GatewayToBKey));
     }
 
     private void ResetPeer(Peer peer, SocketAddress endpoint)
     {
-        lock (peer.KeypairLock)
-        {
-            foreach (var kp in new[] { peer.Current, peer.Previous, peer.Next })
-                if (kp is not null) _indices.Remove(kp.LocalIndex);
-            peer.Current = peer.Previous = peer.Next = null;
-        }
+        peer.Keypairs.Clear().ForEach(kp => _indices.Remove(kp.LocalIndex));
         lock (peer.HandshakeLock)
         {
             if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
@@ -156,9 +153,7 @@ internal sealed class FuzzWorld
             peer.Noise.Clear();
             Array.Clear(peer.LocalEphemeral);
             Array.Clear(peer.LastTimestamp);
-            peer.LastInitiationConsumedAt = 0;
-            peer.LastInitiationSentAt = 0;
-            peer.HandshakeAttempts = 0;
+            peer.Timers.Reset();
         }
         while (peer.Staged.TryDequeue(out _)) Interlocked.Decrement(ref peer.StagedCount);
         peer.Endpoint = endpoint;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 
 namespace WgHost;
@@ -42,7 +43,8 @@ public sealed class GatewayService(IOptions<HostSettings> settings, ILogger<Gate
         {
             foreach (var g in gateways)
             {
-                var server = VPNServer.Start(g.ToServerOptions());
+                var gateway = g.EffectiveName;
+                var server = VPNServer.Start(g.ToServerOptions(m => log.LogWarning("Gateway {Name}: {Message}", gateway, m)));
                 lock (_lock) _servers.Add(server);
                 log.LogInformation("Gateway {Name} started: UDP port {Port}, public key {PublicKey}, addresses {Addresses}, {Peers} peers, config {Config}, UAPI {Uapi}",
                     server.Name, server.ListenPort, server.PublicKey, string.Join(", ", server.Addresses), server.PeerCount,

@@ -1,3 +1,4 @@
+using WgEngine.Contracts;
 using WgEngine.Egress;
 using WgEngine.Gateway;
 using WgEngine.Net;
@@ -40,7 +41,7 @@ public sealed class GatewaySettings
         : "wg0";
 
     /// <summary>The engine's options; a malformed setting is a WgException naming the gateway.</summary>
-    internal ServerOptions ToServerOptions()
+    internal ServerOptions ToServerOptions(Action<string>? log = null)
     {
         var name = EffectiveName;
         List<IpPrefix>? addresses = null;
@@ -72,6 +73,7 @@ public sealed class GatewaySettings
             Egress = Egress,
             EgressOptions = egressOptions,
             UapiPath = UapiPath is null ? WgEngine.Uapi.UapiSocketFile.DefaultPath(name) : UapiPath.Length == 0 ? null : Path.GetFullPath(UapiPath),
+            Log = log,
         };
     }
 }

@@ -121,6 +121,25 @@ Describe 'Prometheus metrics of the host' -Skip:$skip {
         [double](Invoke-PromQuery "wireguard_gateway_handshakes_completed_total{interface=`"$name`"}")[0].value[1] | Should -BeGreaterOrEqual 1
     }
 
+    It 'splits the drops by reason, with every reason exported from zero' {
+        $series = { param($reason) "wireguard_gateway_dropped_packets_by_reason_total\{interface=`"$name`",reason=`"$reason`"\} (\d+)" }
+        $m = (Get-Http "http://127.0.0.1:$metricsPort/metrics").Body
+        foreach ($r in 'malformed', 'bad_mac1', 'replayed', 'queue_full', 'quota_exceeded') { $m | Should -Match (& $series $r) }
+        $m -match (& $series 'malformed') | Should -BeTrue
+        $before = [long]$Matches[1]
+        # Three bytes are no WireGuard message: dropped silently, counted as malformed.
+        $udp = [Net.Sockets.UdpClient]::new([Net.IPEndPoint]::new([Net.IPAddress]::Loopback, 0))
+        try { [void]$udp.Send([byte[]](1, 2, 3), 3, [Net.IPEndPoint]::new([Net.IPAddress]::Loopback, [int]$server.listenPort)) } finally { $udp.Dispose() }
+        $counted = Wait-Until {
+            (Get-Http "http://127.0.0.1:$metricsPort/metrics").Body -match (& $series 'malformed') -and [long]$Matches[1] -eq $before + 1
+        } -Seconds 10
+        $counted | Should -BeTrue -Because 'the malformed datagram must be counted under its reason'
+        $m = (Get-Http "http://127.0.0.1:$metricsPort/metrics").Body
+        $m | Should -Match "(?m)^# TYPE wireguard_gateway_egress_tcp_resets_total counter$"
+        $m | Should -Match "(?m)^# TYPE wireguard_gateway_tun_to_host_packets_total counter$"
+        $m | Should -Match "wireguard_gateway_policy_denied_total\{interface=`"$name`"\} 0"
+    }
+
     It 'drops a removed peer''s series' {
         $k = New-TestPublicKey
         (Invoke-HostApi -Socket $api -Method POST -Path "/v1/servers/$name/peers" -Body (@{ publicKey = $k; name = 'short' } | ConvertTo-Json)).Status | Should -Be 201

@@ -19,13 +19,13 @@ Describe 'Start-WgServer -Backend Kernel' {
     }
 
     It 'refuses the settings of the in-process engine before touching the kernel' -ForEach @(
-        @{ Extra = @{ Egress = 'Userspace' } }
-        @{ Extra = @{ BindAddress = '127.0.0.1' } }
-        @{ Extra = @{ UapiPath = '/tmp/never.sock' } }
-        @{ Extra = @{ EgressAllow = '192.0.2.0/24' } }
+        @{ Extra = @{ Egress = 'Userspace' }; Id = 'EgressNotApplicable' }
+        @{ Extra = @{ BindAddress = '127.0.0.1' }; Id = 'SettingNotApplicable' }
+        @{ Extra = @{ UapiPath = '/tmp/never.sock' }; Id = 'UapiNotServed' }
+        @{ Extra = @{ EgressAllow = '192.0.2.0/24' }; Id = 'EgressNotApplicable' }
     ) {
         { Start-WgServer -Name 'wgkref' -Backend Kernel -ListenPort 0 @Extra -ErrorAction Stop } |
-            Should -Throw -ErrorId 'SettingNotApplicable*'
+            Should -Throw -ErrorId "$Id*"
         Get-WgServer -Name 'wgkref' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 

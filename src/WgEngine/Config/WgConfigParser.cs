@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Gateway;
 using WgEngine.Net;
 
 namespace WgEngine.Config;
@@ -218,7 +218,7 @@ public static partial class WgConfigParser
                 case "tagacl":
                     int colon = value.IndexOf(':');
                     var tag = colon > 0 ? value[..colon].Trim() : "";
-                    if (!Gateway.VPNServer.IsValidTag(tag)) throw Error($"TagAcl '{Clip(value)}' is not 'tag: rule' with a tag of letters, digits, '-', '_' or '.'.");
+                    if (!PeerTag.IsValid(tag)) throw Error($"TagAcl '{Clip(value)}' is not 'tag: rule' with a tag of letters, digits, '-', '_' or '.'.");
                     if (!Config.Interface.TagRules.TryGetValue(tag, out var list)) Config.Interface.TagRules[tag] = list = new();
                     list.AddRange(Rule(value[(colon + 1)..]));
                     break;
@@ -301,7 +301,7 @@ public static partial class WgConfigParser
                 case "tags":
                     foreach (var t in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
                     {
-                        if (!Gateway.VPNServer.IsValidTag(t)) throw Error($"Tag '{Clip(t)}' is not letters, digits, '-', '_' or '.' (at most 32).");
+                        if (!PeerTag.IsValid(t)) throw Error($"Tag '{Clip(t)}' is not letters, digits, '-', '_' or '.' (at most 32).");
                         _peer!.Tags.Add(t);
                     }
                     break;

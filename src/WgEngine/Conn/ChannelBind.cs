@@ -8,7 +8,7 @@ namespace WgEngine.Conn;
 /// An in-memory bind for tests and benchmarks: a set of endpoints on a private "network" that
 /// deliver datagrams to each other through queues, with optional loss. No sockets involved.
 /// </summary>
-public sealed class ChannelNetwork
+internal sealed class ChannelNetwork
 {
     private readonly ConcurrentDictionary<IPEndPoint, ChannelBind> _binds = new();
 
@@ -34,7 +34,7 @@ public sealed class ChannelNetwork
     internal void Remove(ChannelBind bind) => _binds.TryRemove(bind.LocalEndPoint, out _);
 }
 
-public sealed class ChannelBind : IBind
+internal sealed class ChannelBind : IBind
 {
     private readonly ChannelNetwork _network;
     private readonly BlockingCollection<(byte[] Data, IPEndPoint From)> _inbox = new();

@@ -7,7 +7,7 @@ namespace WgEngine.Conn;
 /// The datagram transport under the device (wireguard-go's conn.Bind). Addresses are SocketAddress
 /// objects so that the data path can receive and send without allocating.
 /// </summary>
-public interface IBind : IDisposable
+internal interface IBind : IDisposable
 {
     /// <summary>The local port (never 0 once bound).</summary>
     int Port { get; }

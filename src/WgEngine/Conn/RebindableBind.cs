@@ -8,7 +8,7 @@ namespace WgEngine.Conn;
 /// socket under it is replaced, the call that was woken by closing the old socket simply retries on
 /// the new one. Endpoints stay valid: the new socket has the same address family and dual-stack mode.
 /// </summary>
-public sealed class RebindableBind : IBind
+internal sealed class RebindableBind : IBind
 {
     private readonly IPAddress? _bindAddress;
     private readonly bool _nativeBatching;

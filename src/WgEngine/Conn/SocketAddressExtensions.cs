@@ -2,7 +2,7 @@ using System.Net;
 
 namespace WgEngine.Conn;
 
-public static class SocketAddressExtensions
+internal static class SocketAddressExtensions
 {
     /// <summary>
     /// Same address and port. SocketAddress.Equals compares whole underlying buffers, which differ in

@@ -13,7 +13,7 @@ namespace WgEngine.Conn;
 /// destination. Everything native lives on the stack: no allocation per call beyond a per-thread pin
 /// table made once.
 /// </summary>
-public sealed unsafe partial class UdpBind
+internal sealed unsafe partial class UdpBind
 {
     /// <summary>Most datagrams one system call moves; larger batches are split.</summary>
     public const int MaxBatch = 64;

@@ -14,7 +14,7 @@ namespace WgEngine.Conn;
 /// Segments that do not fit the caller's batch wait in the slots for the next call, which returns them
 /// without a system call. The fallback (option refused, not Linux, batching off) is the plain path.
 /// </summary>
-public sealed unsafe partial class UdpBind
+internal sealed unsafe partial class UdpBind
 {
     /// <summary>Largest message the kernel coalesces (an IP datagram's 64 KB).</summary>
     private const int GroSlotSize = 65536;

@@ -7,7 +7,7 @@ namespace WgEngine.Conn;
 /// The portable bind: one dual-stack UDP socket (IPv6 with IPv4-mapped addresses) unless a specific
 /// IPv4 bind address is asked for. On Linux datagrams move in batches (UdpBind.Batch.cs).
 /// </summary>
-public sealed partial class UdpBind : IBind
+internal sealed partial class UdpBind : IBind
 {
     private readonly Socket _socket;
     private readonly SafeSocketHandle _handle;

@@ -10,7 +10,7 @@ namespace WgEngine.Crypto;
 /// <c>default(Blake2s)</c> / <c>new Blake2s()</c> behave as an unkeyed 32-byte hasher.
 /// After <see cref="Finish"/> the state is wiped and the instance refuses further use.
 /// </summary>
-public struct Blake2s
+internal struct Blake2s
 {
     public const int HashSize = 32;
     public const int MacSize = 16;

@@ -7,7 +7,7 @@ namespace WgEngine.Crypto;
 /// and XChaCha20-Poly1305 with a 24-byte nonce for cookie replies. Output layout is ciphertext || 16-byte tag.
 /// In-place operation (plaintext and ciphertext the same memory) is allowed.
 /// </summary>
-public static unsafe class ChaChaPoly
+internal static unsafe class ChaChaPoly
 {
     public const int KeySize = 32;
     public const int TagSize = 16;

@@ -8,7 +8,7 @@ namespace WgEngine.Crypto;
 /// Every output span may alias the key or input (e.g. <c>Kdf2(c, x, c, k)</c>): results are computed
 /// into stack temporaries, copied out last, and the temporaries are zeroed.
 /// </summary>
-public static class Kdf
+internal static class Kdf
 {
     public const int Size = Blake2s.HashSize;
     private const int Block = Blake2s.BlockSize;

@@ -8,7 +8,7 @@ namespace WgEngine.Crypto;
 /// tai64n.go does, the low 24 bits of the nanoseconds are cleared (a multiple of 2^24 ns, about 16.8 ms)
 /// so the timestamp does not leak a precise clock reading.
 /// </summary>
-public static class Tai64N
+internal static class Tai64N
 {
     public const int Size = 12;
     private const ulong Base = 0x400000000000000aUL;   // TAI64 label for 1970 (+10 s), per cr.yp.to/libtai/tai64.html

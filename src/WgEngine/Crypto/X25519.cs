@@ -1,7 +1,7 @@
 namespace WgEngine.Crypto;
 
 /// <summary>Curve25519 Diffie-Hellman (RFC 7748) through libsodium.</summary>
-public static unsafe class X25519
+internal static unsafe class X25519
 {
     public const int KeySize = 32;
 

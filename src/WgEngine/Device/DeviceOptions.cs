@@ -1,16 +1,10 @@
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Net;
 
 namespace WgEngine.Device;
 
-/// <summary>Where packets go that are neither for the gateway itself nor for another peer.</summary>
-public interface IEgress
-{
-    /// <summary>Called on a worker thread with a decrypted, source-checked packet. Must not keep the span.</summary>
-    void Deliver(WgKey fromPeer, ReadOnlySpan<byte> packet);
-}
-
-public sealed class DeviceOptions
+internal sealed class DeviceOptions
 {
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
     /// <summary>The gateway's own tunnel addresses: ICMP echo to these is answered.</summary>
@@ -47,7 +41,7 @@ public sealed class DeviceOptions
 }
 
 /// <summary>Device-wide counters; drops are counted by reason and never answered.</summary>
-public sealed class DeviceCounters
+internal sealed class DeviceCounters
 {
     internal long ReceivedBytes, SentBytes;
     internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,
@@ -80,4 +74,14 @@ public sealed class DeviceCounters
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
     public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource
         + NoRoute + HandshakeInvalid + HandshakeReplayed + QueueFull + ExpiredKey + RateLimited + Policy + RateLimitedData + QuotaExceeded;
+
+    /// <summary>Every drop counter by its name (the reasons <see cref="TotalDropped"/> adds up).</summary>
+    public Dictionary<string, long> DropsByReason() => new()
+    {
+        [nameof(Malformed)] = Malformed, [nameof(BadMac1)] = BadMac1, [nameof(UnknownIndex)] = UnknownIndex,
+        [nameof(AuthFailed)] = AuthFailed, [nameof(Replayed)] = Replayed, [nameof(NotAllowedSource)] = NotAllowedSource,
+        [nameof(NoRoute)] = NoRoute, [nameof(HandshakeInvalid)] = HandshakeInvalid, [nameof(HandshakeReplayed)] = HandshakeReplayed,
+        [nameof(QueueFull)] = QueueFull, [nameof(ExpiredKey)] = ExpiredKey, [nameof(RateLimited)] = RateLimited,
+        [nameof(Policy)] = Policy, [nameof(RateLimitedData)] = RateLimitedData, [nameof(QuotaExceeded)] = QuotaExceeded,
+    };
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using WgEngine.Crypto;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 

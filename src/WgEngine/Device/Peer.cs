@@ -3,15 +3,16 @@ using System.Net;
 using System.Net.Sockets;
 using WgEngine.Crypto;
 using WgEngine.Noise;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
 internal enum HandshakeState { Zeroed, InitiationCreated, InitiationConsumed, ResponseCreated }
 
 /// <summary>
-/// One remote peer: its configuration, its handshake, its keypairs (current / previous / next, as the
-/// kernel and wireguard-go keep them), endpoint, counters and timer timestamps. Timestamps are
-/// TimeProvider ticks (GetTimestamp); 0 means never.
+/// One remote peer: its configuration, its handshake, its sessions (<see cref="Keypairs"/>), its timers
+/// (<see cref="Timers"/>), endpoint and counters. The protocol state machines are in Session/; this type
+/// holds them with what the device adds (endpoint, policy, staging, sweep membership).
 /// Scale (100,000 mostly idle peers): what only a handshake or traffic needs (the Noise state, the
 /// ephemeral keys, the cookie/MAC keys, the staging queue) is allocated on first use, so an idle peer
 /// costs under 1 KB with its table entries (IdlePeerFootprintTests). Lazy members are created at most
@@ -77,16 +78,11 @@ internal sealed class Peer
     public readonly byte[] LastTimestamp = new byte[12];
     /// <summary>DH(our static, its static), computed at its first initiation; null until then or after our key changes.</summary>
     public volatile byte[]? StaticStatic;
-    public long LastInitiationConsumedAt;
-    public long LastInitiationSentAt;
-    public int HandshakeAttempts;
-    public long RetransmitAt;
 
-    // Keypairs: swapped under KeypairLock, read lock-free.
-    public readonly object KeypairLock = new();
-    public volatile Keypair? Current;
-    public volatile Keypair? Previous;
-    public volatile Keypair? Next;
+    /// <summary>Its sessions: current, previous, next (the rotation lives in Session.Keypairs).</summary>
+    public readonly Keypairs<Keypair> Keypairs = new();
+    /// <summary>Its timer state and the events that move it (Session.PeerTimers).</summary>
+    public readonly PeerTimers Timers = new();
 
     /// <summary>Packets waiting for a session (whitepaper: queued while the handshake completes).</summary>
     private ConcurrentQueue<PacketBuffer>? _staged;
@@ -94,19 +90,9 @@ internal sealed class Peer
     public ConcurrentQueue<PacketBuffer> Staged => LazyInitializer.EnsureInitialized(ref _staged);
     public int StagedCount;
 
-    // Counters and timer inputs (see WgDevice.Timers.cs for the events that set them).
+    // Counters.
     public long ReceivedBytes;
     public long SentBytes;
-    public long LastHandshakeUnixMs;     // wall clock of the last completed (confirmed) handshake
-    public long SessionDerivedAt;        // TimeProvider ticks of the last keys derived (erasure clock)
-    public long LastSentAt;              // any authenticated packet sent
-    public long LastReceivedAt;          // any authenticated packet received
-    /// <summary>First data received since we last sent anything: a keepalive is owed 10 s later (0 = none).</summary>
-    public long KeepaliveOwedSince;
-    /// <summary>First data sent since we last heard anything: a new handshake is due 15 s later (0 = none).</summary>
-    public long UnansweredSince;
-    /// <summary>The initiator's one handshake when receiving on a key near Reject-After-Time.</summary>
-    public volatile bool SentLastMinuteHandshake;
 
     /// <summary>Erases the handshake secrets (caller holds HandshakeLock); allocates nothing for a peer that never had any.</summary>
     public void ClearHandshakeSecrets()

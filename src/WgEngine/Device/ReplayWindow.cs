@@ -12,7 +12,7 @@ namespace WgEngine.Device;
 /// <para>Not thread-safe: the caller serialises all calls for one keypair (e.g. under the keypair's
 /// receive lock). Check a counter only after the packet's AEAD tag has verified.</para>
 /// </summary>
-public struct ReplayWindow
+internal struct ReplayWindow
 {
     /// <summary>Counters at or above this are never accepted (2^64 - 2^13 - 1, the WireGuard paper's
     /// Reject-After-Messages).</summary>

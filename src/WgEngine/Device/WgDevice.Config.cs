@@ -1,9 +1,10 @@
 using WgEngine.Crypto;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
 /// <summary>Interface-wide settings changed while running (UAPI `set` of private_key).</summary>
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     /// <summary>
     /// Replaces the interface's static key, as wireguard-go's SetPrivateKey does: every session and
@@ -33,7 +34,7 @@ public sealed partial class WgDevice
                 {
                     peer.StaticStatic = null;
                     Array.Clear(peer.LastTimestamp);
-                    peer.LastInitiationConsumedAt = 0;
+                    peer.Timers.ResetInitiationRate();
                 }
             }
         }

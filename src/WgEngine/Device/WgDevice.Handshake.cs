@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using WgEngine.Crypto;
 using WgEngine.Noise;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     // Scratch state of the handshake thread (it is the only thread that consumes initiations).
     private readonly NoiseHandshake _scratch = new();
@@ -100,14 +101,12 @@ public sealed partial class WgDevice
         lock (peer.HandshakeLock)
         {
             // Replay protection: the TAI64N must grow; flood protection: at most one every 20 ms.
-            if (Tai64N.Compare(timestamp, peer.LastTimestamp) <= 0 ||
-                (peer.LastInitiationConsumedAt != 0 && !Older(peer.LastInitiationConsumedAt, now, ProtocolConstants.HandshakeInitationRate)))
+            if (Tai64N.Compare(timestamp, peer.LastTimestamp) <= 0 || !peer.Timers.TryConsumeInitiation(now, _times))
             {
                 Interlocked.Increment(ref Counters.DroppedHandshakeReplay);
                 return;
             }
             timestamp.CopyTo(peer.LastTimestamp);
-            peer.LastInitiationConsumedAt = now;
 
             // Any initiation of ours in flight is superseded by theirs.
             if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
@@ -130,14 +129,8 @@ public sealed partial class WgDevice
             peer.State = HandshakeState.Zeroed;
             peer.Noise.Clear();
             Array.Clear(peer.LocalEphemeral);
-            lock (peer.KeypairLock)
-            {
-                // The responder keeps the new session as "next" until the initiator uses it.
-                DeleteKeypair(peer.Next);
-                DeleteKeypair(peer.Previous);
-                peer.Previous = null;
-                peer.Next = kp;
-            }
+            // The responder keeps the new session as "next" until the initiator uses it.
+            Erase(peer.Keypairs.StageAsResponder(kp));
             peer.Cookies.AddMacs(response);
         }
         Interlocked.Add(ref peer.ReceivedBytes, MessageLayout.InitiationSize);
@@ -177,23 +170,8 @@ public sealed partial class WgDevice
             peer.Noise.Clear();
             Array.Clear(peer.LocalEphemeral);
             OnHandshakeComplete(peer);
-            lock (peer.KeypairLock)
-            {
-                // The initiator may use the new session at once (whitepaper §5.4.6).
-                if (peer.Next is { } next)
-                {
-                    peer.Next = null;
-                    DeleteKeypair(peer.Previous);
-                    peer.Previous = next;
-                    DeleteKeypair(peer.Current);
-                }
-                else
-                {
-                    DeleteKeypair(peer.Previous);
-                    peer.Previous = peer.Current;
-                }
-                peer.Current = kp;
-            }
+            // The initiator may use the new session at once (whitepaper §5.4.6).
+            Erase(peer.Keypairs.UseAsInitiator(kp));
         }
         Interlocked.Add(ref peer.ReceivedBytes, MessageLayout.ResponseSize);
         UpdateEndpoint(peer, buf);
@@ -219,8 +197,8 @@ public sealed partial class WgDevice
         peer.Noise.Split(isInitiator, kp.SendKeySpan, kp.ReceiveKeySpan);
         kp.KeysDerived();
         _indices.Replace(localIndex, new IndexEntry(peer, kp));
-        OnSessionDerived(peer, now);
-        OnAuthenticatedPacketReceived(peer, now);
+        if (peer.Timers.SessionDerived(now)) MarkTimersDue(peer);
+        peer.Timers.AuthenticatedPacketReceived(now);
         return kp;
     }
 
@@ -235,12 +213,8 @@ public sealed partial class WgDevice
         lock (peer.HandshakeLock)
         {
             if (peer.Removed || peer.Endpoint is null) return;
-            if (!retry)
-            {
-                // New outgoing data restarts the attempt count; at most one initiation per Rekey-Timeout.
-                peer.HandshakeAttempts = 0;
-                if (peer.LastInitiationSentAt != 0 && !Older(peer.LastInitiationSentAt, now, ProtocolConstants.RekeyTimeout)) return;
-            }
+            // New outgoing data restarts the attempt count; at most one initiation per Rekey-Timeout.
+            if (!peer.Timers.MayInitiate(now, retry, _times)) return;
             if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
             Span<byte> peerPublic = stackalloc byte[32];
             peer.PublicKey.CopyTo(peerPublic);
@@ -263,10 +237,9 @@ public sealed partial class WgDevice
             }
             peer.HandshakeLocalIndex = localIndex;
             peer.State = HandshakeState.InitiationCreated;
-            MarkTimersDue(peer);   // retransmission and give-up are the sweep's
-            peer.LastInitiationSentAt = now;
-            peer.RetransmitAt = now + Ticks(ProtocolConstants.RekeyTimeout) +
-                Ticks(TimeSpan.FromMilliseconds(Random.Shared.Next(ProtocolConstants.RekeyTimeoutJitterMaxMs)));
+            // Retransmission and give-up are the sweep's.
+            long jitter = _times.Ticks(TimeSpan.FromMilliseconds(Random.Shared.Next(ProtocolConstants.RekeyTimeoutJitterMaxMs)));
+            if (peer.Timers.InitiationSent(now, jitter, _times)) MarkTimersDue(peer);
             peer.Cookies.AddMacs(msg);
         }
         SendRaw(peer, msg);
@@ -290,7 +263,7 @@ public sealed partial class WgDevice
         {
             Interlocked.Add(ref Counters.SentBytes, datagram.Length);
             Interlocked.Add(ref peer.SentBytes, datagram.Length);
-            OnAuthenticatedPacketSent(peer, Now);
+            peer.Timers.AuthenticatedPacketSent(Now);
         }
     }
 }

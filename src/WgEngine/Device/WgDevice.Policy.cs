@@ -1,11 +1,11 @@
+using WgEngine.Contracts;
 using WgEngine.Egress;
-using WgEngine.Gateway;
 using WgEngine.PacketPlane;
 using WgEngine.Policy;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     private TrafficPolicy? _policy;   // null until the first rule or isolation: the packet path then checks nothing
 

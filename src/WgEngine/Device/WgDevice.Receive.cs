@@ -3,10 +3,11 @@ using WgEngine.Conn;
 using WgEngine.Crypto;
 using WgEngine.Noise;
 using WgEngine.PacketPlane;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     internal void ReturnBuffer(PacketBuffer buffer) => _pool.Return(buffer);
     internal void CountMalformed() => Interlocked.Increment(ref Counters.DroppedMalformed);
@@ -126,7 +127,7 @@ public sealed partial class WgDevice
         var kp = buf.Keypair!;
         var peer = kp.Peer;
         long now = Now;
-        if (peer.Removed || Older(kp.CreatedAt, now, ProtocolConstants.RejectAfterTime))
+        if (peer.Removed || now - kp.CreatedAt >= _times.RejectAfterTime)
         {
             Drop(buf, ref Counters.DroppedExpiredKey);
             return;
@@ -146,18 +147,14 @@ public sealed partial class WgDevice
             return;
         }
 
-        if (ReferenceEquals(kp, peer.Next)) ConfirmNextKeypair(peer, kp);
+        if (ReferenceEquals(kp, peer.Keypairs.Next)) ConfirmNextKeypair(peer, kp);
         UpdateEndpoint(peer, buf);
         Interlocked.Add(ref peer.ReceivedBytes, buf.Length);
-        OnAuthenticatedPacketReceived(peer, now);
+        peer.Timers.AuthenticatedPacketReceived(now);
 
         // An initiator whose session nears Reject-After-Time makes one last-minute handshake (whitepaper §6.2).
-        if (kp.IsInitiator && ReferenceEquals(kp, peer.Current) && !peer.SentLastMinuteHandshake &&
-            Older(kp.CreatedAt, now, ProtocolConstants.RekeyOnReceiveAge))
-        {
-            peer.SentLastMinuteHandshake = true;
+        if (kp.IsInitiator && ReferenceEquals(kp, peer.Keypairs.Current) && peer.Timers.WantsLastMinuteHandshake(now, kp.CreatedAt, _times))
             InitiateHandshake(peer, retry: false);
-        }
 
         if (plain.Length == 0)
         {
@@ -176,7 +173,7 @@ public sealed partial class WgDevice
             Drop(buf, ref Counters.DroppedAllowedIps);
             return;
         }
-        OnDataReceived(peer, now);
+        if (peer.Timers.DataReceived(now)) MarkTimersDue(peer);
         buf.Length = ipLength;
         Route(peer, buf);
     }
@@ -194,14 +191,8 @@ public sealed partial class WgDevice
     /// <summary>The responder's new session becomes current once the initiator has used it.</summary>
     private void ConfirmNextKeypair(Peer peer, Keypair kp)
     {
-        lock (peer.KeypairLock)
-        {
-            if (!ReferenceEquals(peer.Next, kp)) return;
-            DeleteKeypair(peer.Previous);
-            peer.Previous = peer.Current;
-            peer.Current = kp;
-            peer.Next = null;
-        }
+        if (!peer.Keypairs.TryConfirm(kp, out var retired)) return;
+        Erase(retired);
         OnHandshakeComplete(peer);   // the responder's key confirmation
         FlushStaged(peer);
     }

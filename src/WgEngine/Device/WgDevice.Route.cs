@@ -2,7 +2,7 @@ using WgEngine.PacketPlane;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     /// <summary>
     /// The hub packet plane: echo requests to the gateway's own addresses are answered, a destination

@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using WgEngine.Crypto;
 using WgEngine.Noise;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     /// <summary>
     /// Encrypts the IP packet held in buf (at offset 16, buf.Length bytes; 0 = keepalive) for the peer
@@ -20,9 +21,9 @@ public sealed partial class WgDevice
             return;
         }
         long now = Now;
-        var kp = peer.Current;
+        var kp = peer.Keypairs.Current;
         ulong counter = 0;
-        if (kp is null || Older(kp.CreatedAt, now, ProtocolConstants.RejectAfterTime) || !kp.TryNextSendCounter(out counter))
+        if (kp is null || now - kp.CreatedAt >= _times.RejectAfterTime || !kp.TryNextSendCounter(out counter))
         {
             Stage(peer, buf);
             InitiateHandshake(peer, retry: false);
@@ -59,7 +60,7 @@ public sealed partial class WgDevice
         }
 
         // Rekey-After-Time applies to the initiator only (whitepaper §6.2); Rekey-After-Messages to both.
-        if ((kp.IsInitiator && Older(kp.CreatedAt, now, ProtocolConstants.RekeyAfterTime)) || counter >= ProtocolConstants.RekeyAfterMessages)
+        if ((kp.IsInitiator && now - kp.CreatedAt >= _times.RekeyAfterTime) || counter >= ProtocolConstants.RekeyAfterMessages)
             InitiateHandshake(peer, retry: false);
     }
 
@@ -132,8 +133,8 @@ public sealed partial class WgDevice
     {
         Interlocked.Add(ref Counters.SentBytes, bytes);
         Interlocked.Add(ref peer.SentBytes, bytes);
-        OnAuthenticatedPacketSent(peer, now);
-        if (carriesData) OnDataSent(peer, now);
+        peer.Timers.AuthenticatedPacketSent(now);
+        if (carriesData && peer.Timers.DataSent(now)) MarkTimersDue(peer);
     }
 
     /// <summary>Pads to a multiple of 16 but never past the MTU (whitepaper §5.4.6).</summary>
@@ -176,7 +177,7 @@ public sealed partial class WgDevice
         try
         {
             int n = Volatile.Read(ref peer.StagedCount);
-            for (int i = 0; i < n && peer.Current is not null && peer.Staged.TryDequeue(out var buf); i++)
+            for (int i = 0; i < n && peer.Keypairs.Current is not null && peer.Staged.TryDequeue(out var buf); i++)
             {
                 Interlocked.Decrement(ref peer.StagedCount);
                 SendToPeer(peer, buf);

@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
-public sealed partial class WgDevice
+internal sealed partial class WgDevice
 {
     private int _sweeping;
     // Peers that may have a timer due: only these are visited. A peer joins through MarkTimersDue when one
@@ -57,117 +58,58 @@ public sealed partial class WgDevice
         if (Interlocked.CompareExchange(ref peer.TimerListed, 1, 0) == 0) _timersDue.Enqueue(peer);
     }
 
+    /// <summary>Asks the peer's timers what is due (Session.PeerTimers.Tick) and does it.</summary>
     private void SweepPeer(Peer peer, long now)
     {
         if (IsIdle(peer)) return;
-        // Retransmit an unanswered initiation every Rekey-Timeout (+ jitter). Like wireguard-go and the
-        // kernel, give up once more than MaxTimerHandshakes retries went unanswered (20 initiations in
-        // all, ~90-100 s), dropping what was staged.
-        bool retransmit = false, giveUp = false;
+        TimerAction action;
         lock (peer.HandshakeLock)
         {
-            if (peer.State == HandshakeState.InitiationCreated && now >= peer.RetransmitAt)
+            var inputs = new TimerInputs(
+                InitiationInFlight: peer.State == HandshakeState.InitiationCreated,
+                HasCurrentSession: peer.Keypairs.Current is not null,
+                HasKeys: HasKeys(peer),
+                PersistentKeepaliveSeconds: peer.PersistentKeepaliveSeconds,
+                HasEndpoint: peer.Endpoint is not null);
+            action = peer.Timers.Tick(now, inputs, _times);
+            if (action == TimerAction.GiveUpHandshake)
             {
-                if (peer.HandshakeAttempts > ProtocolConstants.MaxTimerHandshakes)
-                {
-                    giveUp = true;
-                    _indices.Remove(peer.HandshakeLocalIndex);
-                    peer.State = HandshakeState.Zeroed;
-                    peer.Noise.Clear();
-                    Array.Clear(peer.LocalEphemeral);
-                }
-                else
-                {
-                    peer.HandshakeAttempts++;
-                    retransmit = true;
-                }
+                // Like wireguard-go and the kernel: after 20 unanswered initiations (~90-100 s) the attempt ends.
+                _indices.Remove(peer.HandshakeLocalIndex);
+                peer.State = HandshakeState.Zeroed;
+                peer.Noise.Clear();
+                Array.Clear(peer.LocalEphemeral);
             }
         }
-        if (giveUp)
+        switch (action)
         {
-            Volatile.Write(ref peer.KeepaliveOwedSince, 0);
-            while (peer.Staged.TryDequeue(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
-            return;
-        }
-        if (retransmit)
-        {
-            InitiateHandshake(peer, retry: true);
-            return;
-        }
-
-        // Passive keepalive: data arrived and we have sent nothing for Keepalive-Timeout.
-        long owedSince = Volatile.Read(ref peer.KeepaliveOwedSince);
-        if (owedSince != 0 && peer.Current is not null && Older(owedSince, now, ProtocolConstants.KeepaliveTimeout))
-        {
-            SendKeepalive(peer);
-            return;
-        }
-        // Data sent but nothing heard for Keepalive-Timeout + Rekey-Timeout: the session may be dead.
-        long unanswered = Volatile.Read(ref peer.UnansweredSince);
-        if (unanswered != 0 && Older(unanswered, now, ProtocolConstants.KeepaliveTimeout + ProtocolConstants.RekeyTimeout))
-        {
-            Volatile.Write(ref peer.UnansweredSince, 0);
-            InitiateHandshake(peer, retry: false);
-            return;
-        }
-        // Persistent keepalive: after the interval without any authenticated packet either way.
-        if (peer.PersistentKeepaliveSeconds > 0 && peer.Endpoint is not null)
-        {
-            long last = Math.Max(Volatile.Read(ref peer.LastSentAt), Volatile.Read(ref peer.LastReceivedAt));
-            if (last == 0 || Older(last, now, TimeSpan.FromSeconds(peer.PersistentKeepaliveSeconds)))
-            {
+            case TimerAction.GiveUpHandshake:
+                while (peer.Staged.TryDequeue(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
+                break;
+            case TimerAction.RetransmitInitiation:
+                InitiateHandshake(peer, retry: true);
+                break;
+            case TimerAction.NewHandshake:
+                InitiateHandshake(peer, retry: false);
+                break;
+            case TimerAction.SendKeepalive:
                 SendKeepalive(peer);
-                return;
-            }
-        }
-        // Erase all key material after 3 x Reject-After-Time without a new session.
-        long derived = Volatile.Read(ref peer.SessionDerivedAt);
-        if (derived != 0 && Older(derived, now, ProtocolConstants.ZeroKeysAfter))
-        {
-            if (HasKeys(peer)) ZeroPeer(peer);
-            // Nothing left to erase: the peer is idle again unless a new session was derived meanwhile.
-            Interlocked.CompareExchange(ref peer.SessionDerivedAt, 0, derived);
+                break;
+            case TimerAction.EraseKeys:
+                ZeroPeer(peer);
+                peer.Timers.KeysErased(now, _times);
+                break;
         }
     }
 
     /// <summary>
-    /// Nothing can be due: no handshake in flight, no keepalive owed, no unanswered data, no persistent
-    /// keepalive, no keys to erase. Most peers of a large gateway look like this, and checking it takes no
-    /// lock, so a sweep over 100,000 idle peers stays cheap. The reads race with the packet threads; a peer
-    /// that changes right after is seen by the next tick (100 ms), well inside every timer's tolerance.
+    /// Nothing can be due (Session.PeerTimers.IsIdle plus the handshake state). Most peers of a large
+    /// gateway look like this, and checking it takes no lock, so a sweep over 100,000 idle peers stays cheap.
     /// </summary>
     private static bool IsIdle(Peer p) =>
-        Volatile.Read(ref p.SessionDerivedAt) == 0
-        && Volatile.Read(ref p.KeepaliveOwedSince) == 0
-        && Volatile.Read(ref p.UnansweredSince) == 0
-        && (p.PersistentKeepaliveSeconds == 0 || p.Endpoint is null)
-        && p.State == HandshakeState.Zeroed;
+        p.Timers.IsIdle(p.State != HandshakeState.Zeroed, p.PersistentKeepaliveSeconds, p.Endpoint is not null);
 
-    private static bool HasKeys(Peer p) =>
-        p.Current is not null || p.Previous is not null || p.Next is not null || p.State != HandshakeState.Zeroed;
-
-    // Timer events, named as in the whitepaper and wireguard-go's timers.go.
-
-    /// <summary>Any authenticated packet sent (transport, keepalive or handshake message).</summary>
-    private void OnAuthenticatedPacketSent(Peer peer, long now)
-    {
-        Volatile.Write(ref peer.LastSentAt, now);
-        Volatile.Write(ref peer.KeepaliveOwedSince, 0);
-    }
-
-    /// <summary>Any authenticated packet received (transport, keepalive or handshake message).</summary>
-    private static void OnAuthenticatedPacketReceived(Peer peer, long now)
-    {
-        Volatile.Write(ref peer.LastReceivedAt, now);
-        Volatile.Write(ref peer.UnansweredSince, 0);
-    }
-
-    /// <summary>New keys on either side: the key-erasure clock restarts (3 x Reject-After-Time).</summary>
-    private void OnSessionDerived(Peer peer, long now)
-    {
-        Volatile.Write(ref peer.SessionDerivedAt, now);
-        MarkTimersDue(peer);
-    }
+    private static bool HasKeys(Peer p) => !p.Keypairs.IsEmpty || p.State != HandshakeState.Zeroed;
 
     /// <summary>
     /// A handshake is complete: the initiator got the response, or the responder got the first packet
@@ -175,24 +117,7 @@ public sealed partial class WgDevice
     /// </summary>
     private void OnHandshakeComplete(Peer peer)
     {
-        peer.HandshakeAttempts = 0;
-        peer.SentLastMinuteHandshake = false;
-        Volatile.Write(ref peer.LastHandshakeUnixMs, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        peer.Timers.HandshakeComplete(_time.GetUtcNow().ToUnixTimeMilliseconds());
         Interlocked.Increment(ref Counters.HandshakesCompleted);
-    }
-
-    // Only a field's change from 0 can make an idle peer due, so only then is the list touched.
-    private void OnDataSent(Peer peer, long now)
-    {
-        if (Volatile.Read(ref peer.UnansweredSince) != 0) return;
-        Volatile.Write(ref peer.UnansweredSince, now);
-        MarkTimersDue(peer);
-    }
-
-    private void OnDataReceived(Peer peer, long now)
-    {
-        if (Volatile.Read(ref peer.KeepaliveOwedSince) != 0) return;
-        Volatile.Write(ref peer.KeepaliveOwedSince, now);
-        MarkTimersDue(peer);
     }
 }

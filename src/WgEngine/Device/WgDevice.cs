@@ -2,10 +2,11 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Gateway;
 using WgEngine.Net;
 using WgEngine.PacketPlane;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
@@ -15,12 +16,14 @@ namespace WgEngine.Device;
 /// packets always go to the same worker, which keeps each peer's order), and one timer sweep.
 /// Split across WgDevice.*.cs by concern: receive, handshake, send, route, timers.
 /// </summary>
-public sealed partial class WgDevice : IDisposable
+internal sealed partial class WgDevice : IDisposable
 {
     private WgPrivateKey _privateKey;                // replaced by SetPrivateKey (WgDevice.Config.cs)
     private readonly IBind _bind;
     private readonly DeviceOptions _options;
     private readonly TimeProvider _time;
+    /// <summary>The §6 intervals in this clock's ticks (Session.ProtocolTimes).</summary>
+    private readonly ProtocolTimes _times;
     private readonly ConcurrentDictionary<WgKey, Peer> _peers = new();
     private readonly AllowedIps<Peer> _allowedIps = new();
     private readonly IndexTable _indices = new();
@@ -46,6 +49,7 @@ public sealed partial class WgDevice : IDisposable
         _bind = bind;
         _options = options ?? new DeviceOptions();
         _time = _options.TimeProvider;
+        _times = new ProtocolTimes(_time.TimestampFrequency);
         _pool = new PacketBufferPool(8192, _options.PreallocatedBuffers);
         _cookieChecker = new Noise.CookieChecker(privateKey.PublicKey, _time);
         Span<byte> pub = stackalloc byte[32];
@@ -72,6 +76,23 @@ public sealed partial class WgDevice : IDisposable
 
     /// <summary>No packet queued or in progress on the crypto workers or the handshake queue (tests step a fake
     /// clock and wait for this, together with the binds, instead of sleeping).</summary>
+    /// <summary>
+    /// For an unstarted device driven on one thread (fuzzing, deterministic tests): processes, or with
+    /// <paramref name="process"/> false discards, everything Dispatch queued, as the worker and handshake threads would.
+    /// </summary>
+    internal void DrainQueuesOnThisThread(bool process)
+    {
+        foreach (var w in _workers)
+            while (w.TryTakeQueued(out var buf)) { if (process) ProcessTransport(buf); }
+        while (_handshakes.TryTakeQueued(out var buf)) { if (process) ProcessHandshakeMessage(buf); }
+    }
+
+    /// <summary>The peer with this key (fuzzing and tests reach its protocol state); throws when absent.</summary>
+    internal Peer PeerOf(WgKey publicKey) => _peers[publicKey];
+
+    /// <summary>The index table (fuzzing registers sessions it made itself).</summary>
+    internal IndexTable Indices => _indices;
+
     internal bool QueuesIdle => _handshakes.IsIdle && Array.TrueForAll(_workers, w => w.IsIdle);
 
     public void Start()
@@ -164,7 +185,7 @@ public sealed partial class WgDevice : IDisposable
 
     private PeerStatus Status(Peer p)
     {
-        long ms = Volatile.Read(ref p.LastHandshakeUnixMs);
+        long ms = p.Timers.LastHandshakeUnixMs;
         var ep = p.Endpoint;
         return new PeerStatus
         {
@@ -186,7 +207,7 @@ public sealed partial class WgDevice : IDisposable
     }
 
     /// <summary>Test hook: sets the next send counter of the peer's current session.</summary>
-    internal void SetNextSendCounter(WgKey publicKey, ulong next) => _peers[publicKey].Current!.SetNextSendCounter(next);
+    internal void SetNextSendCounter(WgKey publicKey, ulong next) => _peers[publicKey].Keypairs.Current!.SetNextSendCounter(next);
 
     /// <summary>True while any session or handshake state exists for the peer (diagnostics, tests).</summary>
     internal bool HasKeyMaterial(WgKey publicKey) =>
@@ -201,18 +222,16 @@ public sealed partial class WgDevice : IDisposable
             peer.State = HandshakeState.Zeroed;
             peer.ClearHandshakeSecrets();
         }
-        lock (peer.KeypairLock)
-        {
-            DeleteKeypair(peer.Previous); peer.Previous = null;
-            DeleteKeypair(peer.Current); peer.Current = null;
-            DeleteKeypair(peer.Next); peer.Next = null;
-        }
+        Erase(peer.Keypairs.Clear());
         while (peer.TryTakeStaged(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
     }
 
-    private void DeleteKeypair(Keypair? kp)
+    /// <summary>Unregisters and erases the sessions a rotation retired.</summary>
+    private void Erase(Retired<Keypair> retired) => retired.ForEach(_eraseKeypair ??= DeleteKeypair);
+    private Action<Keypair>? _eraseKeypair;
+
+    private void DeleteKeypair(Keypair kp)
     {
-        if (kp is null) return;
         _indices.Remove(kp.LocalIndex);
         kp.Zero();
     }
@@ -234,8 +253,6 @@ public sealed partial class WgDevice : IDisposable
     }
 
     private long Now => _time.GetTimestamp();
-    private long Ticks(TimeSpan t) => (long)(t.TotalSeconds * _time.TimestampFrequency);
-    private bool Older(long stamp, long now, TimeSpan age) => now - stamp >= Ticks(age);
 }
 
 internal static class MessageLayoutOffsets

@@ -31,6 +31,15 @@ internal abstract class QueueThread
     public long AllocatedBytes => Volatile.Read(ref _allocated);
     private long _allocated;
 
+    /// <summary>Takes a queued item without processing it, for a caller that drives the device on its own
+    /// thread (the fuzzing driver: an unstarted device, Dispatch then drain).</summary>
+    internal bool TryTakeQueued(out PacketBuffer buffer)
+    {
+        if (!_queue.TryDequeue(out buffer!)) return false;
+        Interlocked.Decrement(ref _count);
+        return true;
+    }
+
     public bool TryEnqueue(PacketBuffer buffer)
     {
         if (Interlocked.Increment(ref _count) > _capacity)

@@ -4,7 +4,7 @@ namespace WgEngine.Egress;
 
 /// <summary>The way back into the tunnel: an IP packet addressed to a peer (WgDevice.SendPacket routes it
 /// by its destination through the allowed-IPs table). False when no peer owns the destination.</summary>
-public interface IPacketSink
+internal interface IPacketSink
 {
     bool SendPacket(ReadOnlySpan<byte> ipPacket);
 
@@ -21,7 +21,7 @@ public interface IPacketSink
 /// One transport protocol of the userspace egress (TCP, UDP, ICMP). The dispatcher hands it the peers'
 /// packets of that protocol after the destination passed <see cref="EgressPolicy"/>.
 /// </summary>
-public interface IEgressProtocol : IDisposable
+internal interface IEgressProtocol : IDisposable
 {
     /// <summary>Called on a crypto worker thread with a source-checked IP packet; must not keep the span
     /// and must not block (host I/O happens on the protocol's own threads or async callbacks).</summary>

@@ -31,4 +31,15 @@ public sealed class EgressCounters
     public long Malformed => Volatile.Read(ref malformed);
     /// <summary>Protocols other than TCP, UDP and ICMP echo.</summary>
     public long Unsupported => Volatile.Read(ref unsupported);
+
+    /// <summary>Every counter by its name (TcpActive and UdpFlowsActive are gauges).</summary>
+    public Dictionary<string, long> Snapshot() => new()
+    {
+        [nameof(TcpOpened)] = TcpOpened, [nameof(TcpActive)] = TcpActive, [nameof(TcpRefused)] = TcpRefused,
+        [nameof(TcpUnreachable)] = TcpUnreachable, [nameof(TcpLimited)] = TcpLimited, [nameof(TcpResets)] = TcpResets,
+        [nameof(TcpRetransmits)] = TcpRetransmits, [nameof(UdpFlowsOpened)] = UdpFlowsOpened, [nameof(UdpFlowsActive)] = UdpFlowsActive,
+        [nameof(UdpLimited)] = UdpLimited, [nameof(IcmpEchoSent)] = IcmpEchoSent, [nameof(IcmpEchoReplies)] = IcmpEchoReplies,
+        [nameof(IcmpUnavailable)] = IcmpUnavailable, [nameof(IcmpLimited)] = IcmpLimited, [nameof(Denied)] = Denied,
+        [nameof(Malformed)] = Malformed, [nameof(Unsupported)] = Unsupported,
+    };
 }

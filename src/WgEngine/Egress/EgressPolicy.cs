@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.NetworkInformation;
-using WgEngine.Device;
 using WgEngine.Net;
 
 namespace WgEngine.Egress;
@@ -31,7 +30,7 @@ public sealed record EgressRules(IReadOnlyList<IpPrefix> Allow, IReadOnlyList<Ip
 /// swapped in one write, so readers see the old or the new rules, never a mix. The host's addresses are
 /// re-read when the OS reports an address change. Lookups take no lock and allocate nothing.
 /// </summary>
-public sealed class EgressPolicy : IDisposable
+internal sealed class EgressPolicy : IDisposable
 {
     private static readonly object DenyVerdict = new(), AllowVerdict = new();
     private readonly Func<IEnumerable<IPAddress>> _hostAddresses;

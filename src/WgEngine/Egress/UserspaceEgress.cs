@@ -1,13 +1,13 @@
 using System.Net.Sockets;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Device;
 using WgEngine.Net;
 using WgEngine.PacketPlane;
 
 namespace WgEngine.Egress;
 
 /// <summary>Builds the TCP part of the userspace egress (the TCP stack plugs in here).</summary>
-public delegate IEgressProtocol TcpEgressFactory(IPacketSink sink, EgressOptions options, EgressCounters counters);
+internal delegate IEgressProtocol TcpEgressFactory(IPacketSink sink, EgressOptions options, EgressCounters counters);
 
 /// <summary>
 /// The userspace egress: takes the peers' packets that leave the tunnel, checks them, applies the
@@ -15,7 +15,7 @@ public delegate IEgressProtocol TcpEgressFactory(IPacketSink sink, EgressOptions
 /// from the host with ordinary sockets. Refused destinations get ICMP "administratively prohibited"
 /// so that the client fails fast; anything else not handled is counted and dropped.
 /// </summary>
-public sealed class UserspaceEgress : IEgress, IDisposable
+internal sealed class UserspaceEgress : IEgress, IDisposable
 {
     private readonly IPacketSink _sink;
     private readonly IEgressProtocol? _tcp;
@@ -150,35 +150,5 @@ public sealed class UserspaceEgress : IEgress, IDisposable
         _udp.Dispose();
         _icmp.Dispose();
         Policy.Dispose();
-    }
-}
-
-/// <summary>
-/// A sink attached after construction: the device takes the egress in its options, so the egress is
-/// built first and the device attached once it exists. Packets before that are dropped (false).
-/// </summary>
-public sealed class LateBoundPacketSink : IPacketSink
-{
-    private IPacketSink? _target;
-
-    public void Attach(IPacketSink target)
-    {
-        ArgumentNullException.ThrowIfNull(target);
-        if (Interlocked.CompareExchange(ref _target, target, null) is not null)
-            throw new InvalidOperationException("The sink is already attached.");
-    }
-
-    /// <summary>Attaches a device: its SendPacket routes the packet to the peer that owns the destination.</summary>
-    public void Attach(WgDevice device) => Attach(new DeviceSink(device));
-
-    public bool SendPacket(ReadOnlySpan<byte> ipPacket) => Volatile.Read(ref _target)?.SendPacket(ipPacket) ?? false;
-    public bool BeginBatch() => Volatile.Read(ref _target)?.BeginBatch() ?? false;
-    public void EndBatch() => Volatile.Read(ref _target)?.EndBatch();
-
-    private sealed class DeviceSink(WgDevice device) : IPacketSink
-    {
-        public bool SendPacket(ReadOnlySpan<byte> ipPacket) => device.SendPacket(ipPacket);
-        public bool BeginBatch() => device.BeginSendBatch();
-        public void EndBatch() => device.EndSendBatch();
     }
 }

@@ -10,7 +10,7 @@ namespace WgEngine.Gateway;
 /// addresses below the cursor wait in a sorted set (lowest first), so nothing scans all peers.
 /// Not thread-safe: the owner (VPNServer) serialises calls.
 /// </summary>
-public sealed class AddressPool
+internal sealed class AddressPool
 {
     private readonly UInt128 _first, _last;          // usable host range, inclusive
     private readonly bool _ipv4;

@@ -1,4 +1,5 @@
 using System.Net;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Egress;
 using WgEngine.Net;
@@ -11,10 +12,10 @@ public sealed class ServerOptions
     public string Name { get; init; } = "wg0";
 
     /// <summary>UDP port; 0 lets the OS pick one (VPNServer.ListenPort reports the real one).
-    /// Uapi backend: <see cref="KeepDevicePort"/> leaves the external device's port as it is.</summary>
+    /// A backend that does not own its socket (Uapi): <see cref="KeepDevicePort"/> leaves the device's port as it is.</summary>
     public int ListenPort { get; init; } = 51820;
 
-    /// <summary>For the Uapi backend: do not change the device's listen port.</summary>
+    /// <summary>For a backend that does not own its socket (Uapi): do not change the device's listen port.</summary>
     public const int KeepDevicePort = -1;
 
     /// <summary>Generated when null. A key passed in stays owned by the caller (not disposed on Stop).</summary>
@@ -23,15 +24,17 @@ public sealed class ServerOptions
     /// <summary>The gateway's own tunnel addresses; each prefix is also the pool clients are allocated from.</summary>
     public IReadOnlyList<IpPrefix> Addresses { get; init; } = [IpPrefix.Parse("10.8.0.1/24")];
 
-    /// <summary>Userspace (default: the in-process network stack re-dials the peers' traffic from the host) or None
-    /// (hub only). Tun comes later (Start refuses it clearly). The Uapi backend ignores it: the external device routes.</summary>
-    public EgressMode Egress { get; init; } = EgressMode.Userspace;
+    /// <summary>Userspace (the in-process network stack re-dials the peers' traffic from the host), Tun (a TUN
+    /// interface: the host routes) or None (hub only). Null: Userspace when the backend has an egress
+    /// (<see cref="BackendCapabilities.HasEgress"/>), else None; any other value there is an error (EgressNotApplicable).</summary>
+    public EgressMode? Egress { get; init; }
 
     /// <summary>Limits and allow list of the userspace egress; null = defaults.</summary>
     public EgressOptions? EgressOptions { get; init; }
 
-    /// <summary>"Userspace" (in-process engine). Ignored when <see cref="BackendFactory"/> is set.</summary>
-    public string Backend { get; init; } = "Userspace";
+    /// <summary>The engine to drive; <see cref="Gateway.BackendFactory"/> builds it. With <see cref="BackendFactory"/> set,
+    /// that builds it instead and this kind's capabilities still apply.</summary>
+    public BackendKind Backend { get; init; } = BackendKind.Userspace;
 
     /// <summary>IP address to bind the UDP socket to; null = all addresses.</summary>
     public IPAddress? BindAddress { get; init; }
@@ -69,8 +72,50 @@ public sealed class ServerOptions
     /// <summary>Client isolation: peer-to-peer traffic refused unless a rule allows it. Null: the config file's, else off.</summary>
     public bool? PeerIsolation { get; init; }
 
-    /// <summary>For tests and other front ends: builds the backend instead of the default one.</summary>
-    public Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
+    /// <summary>Told (on any thread: return at once) about conditions an operator should fix, e.g. no unprivileged ICMP sockets for the egress
+    /// null = not logged. Messages never hold key material.</summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>For tests: builds the backend instead of the factory's.</summary>
+    internal Func<InterfaceConfig, IWireGuardBackend>? BackendFactory { get; init; }
+
+    /// <summary>The capabilities of <see cref="Backend"/>. Throws WgException(BackendNotAvailable) for an unknown kind.</summary>
+    public BackendCapabilities Capabilities => Gateway.BackendFactory.CapabilitiesOf(Backend);
+
+    /// <summary>The egress the server runs with: <see cref="Egress"/>, or the backend's default.</summary>
+    public EgressMode EffectiveEgress => Egress ?? (Capabilities.HasEgress ? EgressMode.Userspace : EgressMode.None);
+
+    /// <summary>
+    /// Checks what can be checked without touching the system (name, port, and the settings that the backend's
+    /// capabilities rule out); VPNServer.Start does this first. Front ends call it to refuse before asking anything.
+    /// Throws <see cref="WgException"/> with a stable ErrorId.
+    /// </summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name))
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerName", "A server needs a non-empty name.");
+        var caps = Capabilities;
+        if (ListenPort is < 0 or > 65535 && !(!caps.OwnsPrivateKey && ListenPort == KeepDevicePort))
+            throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {ListenPort} is outside 0-65535.");
+        if (!caps.HasEgress && ((Egress is { } e && e != EgressMode.None) || EgressOptions is not null))
+            throw new WgException(WgErrorKind.InvalidArgument, "EgressNotApplicable",
+                $"-Egress and its -EgressAllow/-EgressDeny/-EgressUnprotected/-EgressLimit apply to the in-process engine; with -Backend {Backend} the external device routes its peers' traffic itself.");
+        if (!caps.OwnsSocket && BindAddress is not null)
+            throw new WgException(WgErrorKind.InvalidArgument, "SettingNotApplicable",
+                $"-BindAddress applies to the in-process engine's socket; -Backend {Backend} has its own socket (listening on all addresses).");
+        if (!caps.SetsMtu && Mtu is not null)
+            throw new WgException(WgErrorKind.InvalidArgument, "SettingNotApplicable",
+                $"-MTU applies to a device the server configures; an external device (-Backend {Backend}) has its own MTU.");
+        if (!caps.ServesUapi && !caps.ManagesUapiDevice && UapiPath is not null)
+            throw new WgException(WgErrorKind.InvalidArgument, "UapiNotServed",
+                $"-Backend {Backend} serves no UAPI socket: `wg` manages its device directly.");
+        if (!caps.EnforcesPolicy && PeerIsolation == true)
+            throw new WgException(WgErrorKind.InvalidOperation, "PolicyNotApplicable",
+                $"Client isolation, tags and ACLs are enforced by the in-process engine only; -Backend {Backend} cannot apply them.");
+        if (!caps.Persists && ConfigPath is not null)
+            throw new WgException(WgErrorKind.InvalidOperation, "ConfigPathNotSupported",
+                $"-ConfigPath works with the Userspace backend only; an external device (-Backend {Backend}) keeps its own configuration.");
+    }
 }
 
 /// <summary>A peer to add. Null/empty AllowedIPs means "allocate from the pool".</summary>

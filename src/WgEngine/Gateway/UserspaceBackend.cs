@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Device;
 using WgEngine.Egress;
@@ -7,7 +8,7 @@ using WgEngine.Egress;
 namespace WgEngine.Gateway;
 
 /// <summary>The in-process engine: a <see cref="WgDevice"/> on a UDP socket. Needs no privileges.</summary>
-public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
+internal sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings, IMetricsSource
 {
     private readonly WgDevice _device;
     private readonly RebindableBind? _rebindable;   // null with a test bind: port and mark then fixed
@@ -36,7 +37,7 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
                 else
                 {
                     egress = _egress = new UserspaceEgress(sink, config.EgressOptions ?? new EgressOptions { TimeProvider = config.TimeProvider },
-                        TcpFactory, config.Addresses, log: static m => System.Diagnostics.Trace.TraceWarning(m));
+                        TcpFactory, config.Addresses, log: config.Log);
                 }
             }
             _device = new WgDevice(config.PrivateKey, bind, new DeviceOptions
@@ -125,6 +126,17 @@ public sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings
         var c = _device.Counters;
         return new(c.Received, c.Sent, c.TotalDropped, c.Handshakes, c.CookieReplies, c.RateLimited, c.HandshakeInvalid);
     }
+    public ServerMetrics GetMetrics()
+    {
+        var c = _device.Counters;
+        return new ServerMetrics
+        {
+            ReceivedBytes = c.Received, SentBytes = c.Sent, HandshakesCompleted = c.Handshakes,
+            CookieRepliesSent = c.CookieReplies, IcmpEchoReplies = c.EchoReplies, Drops = c.DropsByReason(),
+            Egress = _egress?.Counters.Snapshot(), Tun = _tun?.Counters.Snapshot(), Policy = _device.Policy.CounterSnapshot(),
+        };
+    }
+
     /// <summary>What the userspace egress did and refused; null when this backend has none.</summary>
     public EgressCounters? EgressCounters => _egress?.Counters;
     /// <summary>The userspace egress, for diagnostics and tests; null when this backend has none.</summary>

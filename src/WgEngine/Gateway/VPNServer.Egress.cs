@@ -1,4 +1,5 @@
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Egress;
 
 namespace WgEngine.Gateway;
@@ -9,7 +10,7 @@ public sealed partial class VPNServer
     private EgressRules? _egressRules;   // what was asked for; the egress (when there is one) enforces it
 
     /// <summary>The in-process userspace egress (its options, policy and counters), when this server runs one.</summary>
-    public UserspaceEgress? UserspaceEgress => (_backend as UserspaceBackend)?.Egress;
+    internal UserspaceEgress? UserspaceEgress => (_backend as UserspaceBackend)?.Egress;
 
     /// <summary>The egress rules in force (Allow exceptions, Deny, Unprotected); the defaults when none were given.</summary>
     public EgressRules EgressRules

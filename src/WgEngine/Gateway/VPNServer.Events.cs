@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using WgEngine.Contracts;
 
 namespace WgEngine.Gateway;
 

@@ -1,3 +1,4 @@
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 
 namespace WgEngine.Gateway;
@@ -26,7 +27,7 @@ public sealed partial class VPNServer
                     $"The new key's public key belongs to peer {peer.Describe()} on server '{Name}'; a gateway cannot share a key with its peer.");
             settings.SetPrivateKey(key);
             _uapiKeys.Add(key);        // kept alive while the backend runs, erased on Stop
-            if (_backend is not IUapiClientBackend) _privateKey = key;   // an external device keeps its own
+            if (Capabilities.OwnsPrivateKey) _privateKey = key;   // an external device keeps its own
             Persist();
         }
     }

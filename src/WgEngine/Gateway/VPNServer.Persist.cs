@@ -1,5 +1,6 @@
 using System.Net;
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Net;
 

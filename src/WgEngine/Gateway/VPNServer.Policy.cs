@@ -1,4 +1,5 @@
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Policy;
 
 namespace WgEngine.Gateway;
@@ -58,15 +59,11 @@ public sealed partial class VPNServer
         }
     }
 
-    /// <summary>Tags are short names of letters, digits, '-', '_' and '.'.</summary>
-    public static bool IsValidTag(string? tag) =>
-        !string.IsNullOrEmpty(tag) && tag.Length <= 32 && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
-
     private static IReadOnlyList<string> CheckTags(IReadOnlyList<string>? tags)
     {
         if (tags is null) return [];
         foreach (var t in tags)
-            if (!IsValidTag(t))
+            if (!PeerTag.IsValid(t))
                 throw new WgException(WgErrorKind.InvalidArgument, "InvalidTag", $"Tag '{(t?.Length > 40 ? t[..40] + "..." : t)}' is not 1-32 letters, digits, '-', '_' or '.'.");
         return [.. tags.Distinct(StringComparer.OrdinalIgnoreCase)];
     }

@@ -1,10 +1,11 @@
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Policy;
 
 namespace WgEngine.Gateway;
 
 /// <summary>Why a peer is disabled (PeerStatus.DisabledReason).</summary>
-public static class DisabledReasons
+internal static class DisabledReasons
 {
     public const string Manual = "Manual", Expired = "Expired", QuotaExceeded = "QuotaExceeded";
 }

@@ -1,3 +1,4 @@
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Net;
 using WgEngine.Uapi;
@@ -22,7 +23,7 @@ public sealed partial class VPNServer : IUapiTarget
     private void StartUapi(ServerOptions options)
     {
         if (options.UapiPath is null) return;
-        if (_backend is IUapiClientBackend)
+        if (!Capabilities.ServesUapi)
         {
             _uapiPath = options.UapiPath;   // the external device's socket: managed, not served
             return;
@@ -169,6 +170,3 @@ public sealed partial class VPNServer : IUapiTarget
     private WgException Unsupported(string what) =>
         new(WgErrorKind.InvalidArgument, "UapiSettingNotSupported", $"Backend '{_backend.Kind}' of server '{Name}' cannot change {what}.");
 }
-
-/// <summary>Marks a backend that is itself a UAPI client (the facade then manages, not serves, the UapiPath).</summary>
-public interface IUapiClientBackend { }

@@ -1,4 +1,5 @@
 using System.Net;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Net;
 
@@ -23,11 +24,12 @@ public sealed partial class VPNServer : IDisposable
     {
         _backend = backend;
         _ownedKey = ownedKey;
-        _privateKey = backend is IUapiClientBackend ? null : options.PrivateKey ?? ownedKey;
+        Capabilities = options.Capabilities;
+        _privateKey = Capabilities.OwnsPrivateKey ? options.PrivateKey ?? ownedKey : null;
         _time = options.TimeProvider;
         Name = options.Name;
         Addresses = addresses;
-        Egress = backend is IUapiClientBackend ? EgressMode.None : options.Egress;   // an external device routes by itself
+        Egress = options.EffectiveEgress;
         StartedAt = options.TimeProvider.GetUtcNow();
         var own = addresses.Select(p => p.Address).ToList();
         foreach (var a in addresses) _index.Add(new IpPrefix(a.Address, a.MaxBits), Gateway);
@@ -55,25 +57,10 @@ public sealed partial class VPNServer : IDisposable
     public static VPNServer Start(ServerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(options.Name))
-            throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerName", "A server needs a non-empty name.");
-        bool isExternal = string.Equals(options.Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
-        if (options.ListenPort is < 0 or > 65535 && !(isExternal && options.ListenPort == ServerOptions.KeepDevicePort))
-            throw new WgException(WgErrorKind.InvalidArgument, "InvalidListenPort", $"ListenPort {options.ListenPort} is outside 0-65535.");
-        if (isExternal && options.Egress == EgressMode.Tun)
-            throw new WgException(WgErrorKind.InvalidArgument, "EgressNotApplicable",
-                "Egress Tun applies to the in-process engine; an external device (Backend Uapi) routes its peers' traffic itself.");
-        bool isKernel = options.BackendFactory is null && string.Equals(options.Backend, "Kernel", StringComparison.OrdinalIgnoreCase);
-        if (isKernel && options.UapiPath is not null)   // docs/kernel-backend.md: `wg` speaks netlink to the kernel link itself
-            throw new WgException(WgErrorKind.InvalidArgument, "UapiNotServed", "Backend 'Kernel' serves no UAPI socket: `wg` manages the kernel link directly.");
-        if (options.BackendFactory is null && !isExternal && !isKernel && !string.Equals(options.Backend, "Userspace", StringComparison.OrdinalIgnoreCase))
-            throw new WgException(WgErrorKind.InvalidOperation, "BackendNotAvailable",
-                $"Backend '{options.Backend}' is not available; use 'Userspace', 'Uapi' or 'Kernel'.");
+        options.Validate();
+        var caps = options.Capabilities;
         // With a config file: its key, port and addresses (see ServerOptions.ConfigPath for precedence).
-        ConfigLoad? load = options.ConfigPath is null ? null
-            : isExternal ? throw new WgException(WgErrorKind.InvalidOperation, "ConfigPathNotSupported",
-                "-ConfigPath works with the Userspace backend only; an external device keeps its own configuration.")
-            : ConfigLoad.Read(options);
+        ConfigLoad? load = options.ConfigPath is null ? null : ConfigLoad.Read(options);
         var addresses = load?.Addresses ?? options.Addresses;
         int listenPort = load?.ListenPort ?? options.ListenPort;
         if (addresses.Count == 0)
@@ -87,14 +74,13 @@ public sealed partial class VPNServer : IDisposable
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidServerAddress",
                 $"{bad} cannot be the gateway's own address: it needs a unicast host address and a prefix that is not /0 (e.g. 10.8.0.1/24, fd00:8::1/64).");
         }
-        if (options.BackendFactory is null && isExternal)
+        if (!caps.OwnsPrivateKey && options.BackendFactory is null)
         {
-            if (string.IsNullOrEmpty(options.UapiPath))
-                throw new WgException(WgErrorKind.InvalidArgument, "UapiPathRequired", "Backend 'Uapi' needs the device's UAPI socket (-UapiPath).");
-            // The external device keeps its own key and port unless they are given.
-            var external = new Uapi.UapiBackend(options.UapiPath, options.PrivateKey,
-                options.ListenPort == ServerOptions.KeepDevicePort ? null : options.ListenPort);
-            return new VPNServer(options, external, null, addresses) { _uapiPath = options.UapiPath };
+            // An external device: it keeps its own key, port and MTU unless they are given, and routes by itself.
+            var external = BackendFactory.Create(options.Backend, options, null);
+            var device = new VPNServer(options, external, null, addresses);
+            device.StartUapi(options);
+            return device;
         }
 
         if (options.Mtu is < 576 or > 65535)
@@ -112,7 +98,7 @@ public sealed partial class VPNServer : IDisposable
             PrivateKey = options.PrivateKey ?? owned!,
             ListenPort = listenPort,
             Addresses = addresses,
-            Egress = options.Egress,
+            Egress = options.EffectiveEgress,
             EgressOptions = EgressOptionsWithFileRules(options, load),
             PeerIsolation = options.PeerIsolation ?? load?.PeerIsolation ?? false,
             TagRules = load?.TagRules,
@@ -120,11 +106,18 @@ public sealed partial class VPNServer : IDisposable
             BindAddress = options.BindAddress,
             Mtu = mtu,
             TimeProvider = options.TimeProvider,
+            Log = options.Log,
         };
+        if (!caps.EnforcesPolicy && (config.PeerIsolation || config.TagRules is { Count: > 0 }))
+        {
+            owned?.Dispose();
+            throw new WgException(WgErrorKind.InvalidOperation, "PolicyNotApplicable",
+                $"Client isolation, tags and ACLs are enforced by the in-process engine only; -Backend {options.Backend} cannot apply them.");
+        }
         IWireGuardBackend backend;
         try
         {
-            backend = options.BackendFactory is { } f ? f(config) : isKernel ? new Kernel.KernelBackend(config) : new UserspaceBackend(config);
+            backend = options.BackendFactory is { } f ? f(config) : BackendFactory.Create(options.Backend, options, config);
         }
         catch
         {
@@ -170,6 +163,8 @@ public sealed partial class VPNServer : IDisposable
     public int ListenPort => _backend.ListenPort;
     public IReadOnlyList<IpPrefix> Addresses { get; }
     public string BackendKind => _backend.Kind;
+    /// <summary>What this server's backend does (from its kind: <see cref="ServerOptions.Backend"/>).</summary>
+    public BackendCapabilities Capabilities { get; }
     public EgressMode Egress { get; }
     public ServerState State => _backend.IsRunning ? ServerState.Running : ServerState.Stopped;
     public DateTimeOffset StartedAt { get; }
@@ -178,6 +173,15 @@ public sealed partial class VPNServer : IDisposable
     public long SentBytes => _backend.GetStats().SentBytes;
     /// <summary>A snapshot of the engine's interface counters.</summary>
     public InterfaceStats Stats => _backend.GetStats();
+    /// <summary>A snapshot of every counter the engine has (all drop reasons, egress, TUN, policy); a backend
+    /// that reports only <see cref="InterfaceStats"/> gives those, its drops under "Unclassified".</summary>
+    public ServerMetrics Metrics => _backend is IMetricsSource m ? m.GetMetrics() : FromStats(_backend.GetStats());
+
+    private static ServerMetrics FromStats(InterfaceStats s) => new()
+    {
+        ReceivedBytes = s.ReceivedBytes, SentBytes = s.SentBytes, HandshakesCompleted = s.HandshakesCompleted, CookieRepliesSent = s.CookieRepliesSent,
+        Drops = new Dictionary<string, long> { ["Unclassified"] = s.DroppedPackets },
+    };
     /// <summary>The userspace egress's counters (flows, limits, refusals); null without one.</summary>
     public Egress.EgressCounters? EgressCounters => (_backend as UserspaceBackend)?.EgressCounters;
     public Task Completion => _backend.Completion;

@@ -1,5 +1,5 @@
 using WgEngine.Crypto;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 using WgEngine.Net;
 
 namespace WgEngine.Kernel;
@@ -10,7 +10,7 @@ namespace WgEngine.Kernel;
 /// the "wireguard" generic netlink family for keys, port, fwmark and peers. Packets never pass
 /// through this process: the kernel routes the peers' traffic (no userspace egress, no ACLs).
 /// </summary>
-public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImport
+internal sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImport
 {
     private readonly object _lock = new();
     private readonly NetlinkSocket _genl;
@@ -23,27 +23,6 @@ public sealed class KernelBackend : IWireGuardBackend, IDeviceSettings, IPeerImp
     private WgKey _publicKey;
     private int _listenPort;
     private volatile bool _stopped;
-
-    /// <summary>Starts on the server's interface config: the link <see cref="InterfaceConfig.Name"/> (created
-    /// when missing), its private key, port, MTU and addresses, then up. Refuses what the kernel data plane cannot do.</summary>
-    public KernelBackend(InterfaceConfig config) : this(Refuse(config).Name ?? "", config.PrivateKey, config.ListenPort, config.Addresses, config.Mtu)
-    {
-    }
-
-    /// <summary>What needs the userspace data plane is refused before anything changes, never silently dropped.</summary>
-    private static InterfaceConfig Refuse(InterfaceConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        if (config.Egress != EgressMode.None)
-            throw new WgException(WgErrorKind.InvalidArgument, "EgressNotApplicable",
-                $"Egress {config.Egress} is the in-process engine's; with Backend Kernel the kernel routes the peers' traffic (use Egress None and the host's routing/NAT).");
-        if (config.PeerIsolation || config.TagRules is { Count: > 0 })
-            throw new WgException(WgErrorKind.InvalidOperation, "PolicyNotApplicable",
-                "Client isolation, tags and ACLs are enforced by the in-process engine only; the kernel backend cannot apply them.");
-        if (config.BindAddress is not null)
-            throw new WgException(WgErrorKind.InvalidArgument, "SettingNotApplicable", "The kernel's WireGuard socket listens on all addresses; -BindAddress does not apply to Backend Kernel.");
-        return config;
-    }
 
     /// <param name="ifName">The link's name (1-15 bytes).</param>
     /// <param name="privateKey">Set on the device when given (not owned); otherwise the device keeps its own.</param>

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 
 namespace WgEngine.Kernel;
 

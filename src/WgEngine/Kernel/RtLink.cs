@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 using WgEngine.Net;
 
 namespace WgEngine.Kernel;

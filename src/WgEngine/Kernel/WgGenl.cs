@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using WgEngine.Crypto;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 using WgEngine.Net;
 
 namespace WgEngine.Kernel;

@@ -11,7 +11,7 @@ namespace WgEngine.Noise;
 /// handshake message before any expensive work, checks mac2 under load, and builds cookie replies.
 /// The cookie secret is random and replaced every Cookie-Refresh-Time (120 s).
 /// </summary>
-public sealed class CookieChecker
+internal sealed class CookieChecker
 {
     public static readonly TimeSpan CookieRefreshTime = TimeSpan.FromSeconds(120);
 

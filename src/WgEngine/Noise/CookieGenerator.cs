@@ -6,7 +6,7 @@ namespace WgEngine.Noise;
 /// The sending side of the MACs, one per peer: writes mac1 (and mac2 when a fresh cookie is held)
 /// into our outgoing handshake messages, and takes the cookie out of a cookie reply (whitepaper §5.4.7).
 /// </summary>
-public sealed class CookieGenerator
+internal sealed class CookieGenerator
 {
     private readonly byte[] _mac1Key = new byte[32];
     private readonly byte[] _cookieKey = new byte[32];

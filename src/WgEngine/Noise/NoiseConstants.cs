@@ -4,7 +4,7 @@ using WgEngine.Crypto;
 namespace WgEngine.Noise;
 
 /// <summary>Protocol strings and the derived initial chaining key and hash (whitepaper §5.4).</summary>
-public static class NoiseConstants
+internal static class NoiseConstants
 {
     public const string Construction = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
     public const string Identifier = "WireGuard v1 zx2c4 Jason@zx2c4.com";
@@ -33,7 +33,7 @@ public static class NoiseConstants
 }
 
 /// <summary>Wire layouts of the four message types (whitepaper §5.4.2-5.4.7). All integers little-endian.</summary>
-public static class MessageLayout
+internal static class MessageLayout
 {
     public const byte TypeInitiation = 1;
     public const byte TypeResponse = 2;

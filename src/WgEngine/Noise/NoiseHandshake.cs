@@ -9,7 +9,7 @@ namespace WgEngine.Noise;
 /// its prologue and the TAI64N payload; the generic Noise test vector with its own. Each AEAD key is
 /// used once, with nonce 0. Failed reads leave the state unchanged.
 /// </summary>
-public sealed class NoiseHandshake
+internal sealed class NoiseHandshake
 {
     private readonly byte[] _ck = new byte[32];
     private readonly byte[] _h = new byte[32];
@@ -219,7 +219,7 @@ public sealed class NoiseHandshake
 }
 
 /// <summary>Supplies DH(local static, remote static) for a known remote static key; false for an unknown one.</summary>
-public interface IStaticStaticSource
+internal interface IStaticStaticSource
 {
     bool TryGetStaticStatic(ReadOnlySpan<byte> remoteStatic, Span<byte> sharedSecret);
 }

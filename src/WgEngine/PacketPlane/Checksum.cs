@@ -9,7 +9,7 @@ namespace WgEngine.PacketPlane;
 /// data as big-endian 16-bit words. All ushort values here are numeric big-endian word values, i.e.
 /// write them with <see cref="BinaryPrimitives.WriteUInt16BigEndian"/>.
 /// </summary>
-public static class Checksum
+internal static class Checksum
 {
     /// <summary>
     /// One's complement sum of <paramref name="data"/> (not complemented), folded to 16 bits. An odd

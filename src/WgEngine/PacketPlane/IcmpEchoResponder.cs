@@ -6,7 +6,7 @@ namespace WgEngine.PacketPlane;
 /// Answers pings to the gateway's own addresses by turning a decrypted ICMPv4/ICMPv6 echo request
 /// into the echo reply in place (no allocation, no copy of the echo data).
 /// </summary>
-public static class IcmpEchoResponder
+internal static class IcmpEchoResponder
 {
     public const byte ProtocolIcmp = 1;
     public const byte NextHeaderIcmpV6 = 58;

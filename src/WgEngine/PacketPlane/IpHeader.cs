@@ -7,7 +7,7 @@ namespace WgEngine.PacketPlane;
 /// so it can be stored or passed around freely; the address spans are cut from the packet on demand
 /// (no copy, no allocation).
 /// </summary>
-public readonly struct IpPacketInfo
+internal readonly struct IpPacketInfo
 {
     internal IpPacketInfo(int version, int totalLength, int headerLength, byte protocol)
     {
@@ -49,7 +49,7 @@ public readonly struct IpPacketInfo
 }
 
 /// <summary>Validating, allocation-free reader for IPv4/IPv6 headers of decrypted inner packets.</summary>
-public static class IpHeader
+internal static class IpHeader
 {
     public const int IPv4MinHeaderLength = 20;
     public const int IPv6HeaderLength = 40;

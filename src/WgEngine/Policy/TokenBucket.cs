@@ -19,7 +19,7 @@ public readonly record struct RateLimit(long BitsPerSecond, long BurstBytes = 0)
 /// lock per packet, no allocation. A refused packet is dropped: TCP backs off and, with a burst of
 /// half a second (the default), settles near the rate (measured by the iperf3 interop test, docs/policy.md).
 /// </summary>
-public sealed class TokenBucket
+internal sealed class TokenBucket
 {
     private readonly TimeProvider _time;
     private readonly long _perSecond;      // bytes per second
@@ -67,7 +67,7 @@ public sealed class TokenBucket
 }
 
 /// <summary>A peer's limits, by direction as the peer sees it: upload = what it sends, download = what it receives.</summary>
-public sealed class PeerLimits(TokenBucket? upload, TokenBucket? download)
+internal sealed class PeerLimits(TokenBucket? upload, TokenBucket? download)
 {
     public TokenBucket? Upload { get; } = upload;
     public TokenBucket? Download { get; } = download;

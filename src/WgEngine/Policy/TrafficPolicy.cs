@@ -4,7 +4,7 @@ using WgEngine.PacketPlane;
 namespace WgEngine.Policy;
 
 /// <summary>A peer's compiled rules: its own, then those of each of its tags, in order. Immutable; swapped whole.</summary>
-public sealed class PeerAcl
+internal sealed class PeerAcl
 {
     internal PeerAcl(IReadOnlyList<AclRule> own, IReadOnlyList<string> tags, AclRule[] effective)
     {
@@ -27,7 +27,7 @@ public sealed class PeerAcl
 /// can still reply. With no isolation and no rules anywhere it costs one check per packet. No allocation
 /// per packet.
 /// </summary>
-public sealed class TrafficPolicy
+internal sealed class TrafficPolicy
 {
     private readonly TimeProvider _time;
     private readonly Lock _write = new();
@@ -61,6 +61,9 @@ public sealed class TrafficPolicy
     public long Denied => Interlocked.Read(ref denied);
     /// <summary>Packets a rule or isolation would refuse that passed as replies of an allowed flow.</summary>
     public long RepliesAllowed => Interlocked.Read(ref replies);
+
+    /// <summary>Every counter by its name.</summary>
+    public Dictionary<string, long> CounterSnapshot() => new() { [nameof(Denied)] = Denied, [nameof(RepliesAllowed)] = RepliesAllowed };
 
     /// <summary>The rules of every tag (a copy).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<AclRule>> TagRules

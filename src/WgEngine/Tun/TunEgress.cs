@@ -1,5 +1,5 @@
+using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Device;
 using WgEngine.Egress;
 using WgEngine.Net;
 
@@ -13,7 +13,7 @@ namespace WgEngine.Tun;
 /// The reader drains the non-blocking descriptor until EAGAIN, then sleeps in poll(2) on it and on an
 /// eventfd that Dispose signals. No allocation per packet either way.
 /// </summary>
-public sealed unsafe class TunEgress : IEgress, IDisposable
+internal sealed unsafe class TunEgress : IEgress, IDisposable
 {
     /// <summary>Largest read: a vnet header and an IP packet, which cannot be larger than 64 KiB (also a
     /// TSO/USO super-packet).</summary>
@@ -191,7 +191,7 @@ public sealed unsafe class TunEgress : IEgress, IDisposable
 
 /// <summary>What the TUN egress moved and lost. "ToHost": peer packets written to the TUN;
 /// "FromHost": packets the host routed into the TUN, for the peers (after segmentation: what the peers get).</summary>
-public sealed class TunCounters
+internal sealed class TunCounters
 {
     internal long toHostPackets, toHostBytes, fromHostPackets, fromHostBytes, writeErrors, readErrors, noPeer, gsoReads, malformed;
 
@@ -208,4 +208,12 @@ public sealed class TunCounters
     public long GsoReads => Volatile.Read(ref gsoReads);
     /// <summary>Reads whose vnet header did not match the packet (the kernel never sends them): dropped.</summary>
     public long Malformed => Volatile.Read(ref malformed);
+
+    /// <summary>Every counter by its name.</summary>
+    public Dictionary<string, long> Snapshot() => new()
+    {
+        [nameof(ToHostPackets)] = ToHostPackets, [nameof(ToHostBytes)] = ToHostBytes, [nameof(FromHostPackets)] = FromHostPackets,
+        [nameof(FromHostBytes)] = FromHostBytes, [nameof(WriteErrors)] = WriteErrors, [nameof(ReadErrors)] = ReadErrors,
+        [nameof(NoPeer)] = NoPeer, [nameof(GsoReads)] = GsoReads, [nameof(Malformed)] = Malformed,
+    };
 }

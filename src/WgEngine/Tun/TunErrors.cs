@@ -1,5 +1,5 @@
 using System.Text;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 
 namespace WgEngine.Tun;
 
@@ -7,7 +7,7 @@ namespace WgEngine.Tun;
 /// What can go wrong creating a TUN interface, as WgExceptions that say what is missing and what to
 /// do instead. Pure functions of the errno, so the mapping is testable without privileges.
 /// </summary>
-public static class TunErrors
+internal static class TunErrors
 {
     private const string Alternative = "Or use -Egress Userspace, which needs no privileges.";
 

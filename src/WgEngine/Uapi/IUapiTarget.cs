@@ -8,7 +8,7 @@ namespace WgEngine.Uapi;
 /// What a UAPI server drives: the owner of the device's configuration (the VPNServer facade), so that
 /// changes made over the socket go through the same policy and peer table as the cmdlets.
 /// </summary>
-public interface IUapiTarget
+internal interface IUapiTarget
 {
     /// <summary>A consistent snapshot for `get=1`.</summary>
     UapiDeviceState GetUapiState();
@@ -18,7 +18,7 @@ public interface IUapiTarget
 }
 
 /// <summary>The device as `get=1` reports it. The private key is only read by the writer, never logged.</summary>
-public sealed class UapiDeviceState
+internal sealed class UapiDeviceState
 {
     public WgPrivateKey? PrivateKey { get; init; }
     public int ListenPort { get; init; }
@@ -26,7 +26,7 @@ public sealed class UapiDeviceState
     public IReadOnlyList<UapiPeerState> Peers { get; init; } = [];
 }
 
-public sealed class UapiPeerState
+internal sealed class UapiPeerState
 {
     public required WgKey PublicKey { get; init; }
     /// <summary>Null = none (sent as 64 zeros, as wireguard-go does).</summary>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
-using WgEngine.Gateway;
 
 namespace WgEngine.Uapi;
 
@@ -10,7 +10,7 @@ namespace WgEngine.Uapi;
 /// socket. Start configures it (private key and listen port when given); Stop only stops managing it:
 /// the device keeps running with its peers.
 /// </summary>
-public sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IUapiClientBackend, IPeerImport
+internal sealed class UapiBackend : IWireGuardBackend, IDeviceSettings, IPeerImport
 {
     private readonly UapiClient _client;
     private readonly object _lock = new();

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 
 namespace WgEngine.Uapi;
 
@@ -8,7 +8,7 @@ namespace WgEngine.Uapi;
 /// Talks to a UAPI socket (wireguard-go, boringtun, or our own server): one connection per operation,
 /// as `wg` does. Failures to reach the device become WgException(ResourceUnavailable).
 /// </summary>
-public sealed class UapiClient(string path, TimeSpan? timeout = null)
+internal sealed class UapiClient(string path, TimeSpan? timeout = null)
 {
     private readonly TimeSpan _timeout = timeout ?? TimeSpan.FromSeconds(5);
 

@@ -8,7 +8,7 @@ namespace WgEngine.Uapi;
 /// input, a client silent for longer than the idle timeout) closes the connection without an answer.
 /// Never throws for bad input.
 /// </summary>
-public sealed class UapiConnection
+internal sealed class UapiConnection
 {
     /// <summary>wireguard-go reads set lines with a bufio.Scanner, whose longest line is 64 KiB.</summary>
     public const int MaxLineLength = 64 * 1024;

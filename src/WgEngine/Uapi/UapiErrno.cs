@@ -4,7 +4,7 @@ namespace WgEngine.Uapi;
 /// The errno values a UAPI server answers with (`errno=N` line). Source of the values: wireguard-go
 /// ipc/uapi_unix.go, which sends the negated Linux errno; `wg` prints the absolute value.
 /// </summary>
-public static class UapiErrno
+internal static class UapiErrno
 {
     public const int Ok = 0;
     /// <summary>-EIO: reading the request failed (e.g. a line longer than the scanner allows).</summary>
@@ -22,7 +22,7 @@ public static class UapiErrno
 }
 
 /// <summary>A UAPI failure with the errno to answer.</summary>
-public sealed class UapiException(int errno, string message) : Exception(message)
+internal sealed class UapiException(int errno, string message) : Exception(message)
 {
     public int Errno { get; } = errno;
 }

@@ -3,7 +3,7 @@ using System.Net;
 using WgEngine.Crypto;
 using WgEngine.Net;
 
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 
 namespace WgEngine.Uapi;
 

@@ -5,7 +5,7 @@ using System.Text;
 namespace WgEngine.Uapi;
 
 /// <summary>Formats a <see cref="UapiDeviceState"/> as the body of a `get=1` answer (keys in wireguard-go's order).</summary>
-public static class UapiGetWriter
+internal static class UapiGetWriter
 {
     private const string ZeroKeyHex = "0000000000000000000000000000000000000000000000000000000000000000";
 

@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 
 namespace WgEngine.Uapi;
 
@@ -7,7 +7,7 @@ namespace WgEngine.Uapi;
 /// Listens on a unix socket (mode 0600) and serves each client on its own task with
 /// <see cref="UapiConnection"/>, so a slow or silent client never holds up the others.
 /// </summary>
-public sealed class UapiServer : IDisposable
+internal sealed class UapiServer : IDisposable
 {
     /// <summary>Connections served at once; more are closed at once (a local client flooding the socket).</summary>
     public const int MaxConnections = 256;

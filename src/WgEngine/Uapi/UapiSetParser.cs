@@ -12,7 +12,7 @@ namespace WgEngine.Uapi;
 /// that bad input gets the same errno. Parsing stops at the first bad line; what came before stays in
 /// <see cref="Request"/> and is applied, as wireguard-go applies lines as it reads them.
 /// </summary>
-public sealed class UapiSetParser
+internal sealed class UapiSetParser
 {
     private UapiPeerChange? _peer;     // null while in the device section
     private bool _peerIgnored;         // after remove=true: later lines are checked but change nothing

@@ -8,7 +8,7 @@ namespace WgEngine.Uapi;
 /// A parsed `set=1` request: the device section, then one entry per `public_key=` section, in order.
 /// The same key may appear in several sections; they are applied one after the other.
 /// </summary>
-public sealed class UapiSetRequest : IDisposable
+internal sealed class UapiSetRequest : IDisposable
 {
     /// <summary>New private key; null = unchanged. An all-zero key in the request is kept as <see cref="ClearPrivateKey"/>.</summary>
     public WgPrivateKey? PrivateKey { get; set; }
@@ -22,7 +22,7 @@ public sealed class UapiSetRequest : IDisposable
 }
 
 /// <summary>One `public_key=` section of a set request, folded in line order.</summary>
-public sealed class UapiPeerChange
+internal sealed class UapiPeerChange
 {
     public UapiPeerChange(WgKey publicKey) => PublicKey = publicKey;
 

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 
 namespace WgEngine.Uapi;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using WgApi;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 
 namespace WgHost.Api;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using WgApi;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
 using WgApi;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgPowerShell.Formatting;

@@ -1,4 +1,5 @@
 using WgApi;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 using static WgHost.Api.ServerEndpoints;
 

@@ -1,5 +1,6 @@
 using WgApi;
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 

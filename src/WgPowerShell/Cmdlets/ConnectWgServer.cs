@@ -2,6 +2,7 @@ using System.Management.Automation;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using WgApi;
+using WgEngine.Contracts;
 using WgPowerShell.Models;
 using WgPowerShell.Session;
 
@@ -83,10 +84,10 @@ public sealed class ConnectWgServerCommand : WgCmdletBase
         {
             names = connection.All().Select(s => s.Name).ToArray();
         }
-        catch (Exception e) when (e is WgRemoteException or WgEngine.Gateway.WgException)
+        catch (Exception e) when (e is WgRemoteException or WgEngine.Contracts.WgException)
         {
             connection.Dispose();
-            var id = e is WgRemoteException r ? r.Error.ErrorId : ((WgEngine.Gateway.WgException)e).ErrorId;
+            var id = e is WgRemoteException r ? r.Error.ErrorId : ((WgEngine.Contracts.WgException)e).ErrorId;
             ThrowTerminatingError(new ErrorRecord(e, id, ErrorCategory.ConnectionError, client.Endpoint));
             return;
         }

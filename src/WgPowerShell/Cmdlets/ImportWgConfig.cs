@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 using WgPowerShell.Models;
 

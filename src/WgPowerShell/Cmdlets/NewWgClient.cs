@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Management.Automation;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 using WgPowerShell.Models;
 

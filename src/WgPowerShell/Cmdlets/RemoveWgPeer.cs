@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgPowerShell.Completion;

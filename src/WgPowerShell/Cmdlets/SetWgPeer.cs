@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgEngine.Contracts;
 using WgPowerShell.Completion;
 using WgEngine.Gateway;
 using WgPowerShell.Models;

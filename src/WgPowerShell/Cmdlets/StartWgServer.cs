@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgEngine.Contracts;
 using WgPowerShell.Completion;
 using WgEngine.Crypto;
 using WgEngine.Egress;
@@ -36,8 +37,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
     public string[] Address { get; set; } = ["10.8.0.1/24"];
 
     [Parameter]
-    [ValidateSet("Userspace", "Uapi", "Kernel")]
-    public string Backend { get; set; } = "Userspace";
+    public BackendKind Backend { get; set; } = BackendKind.Userspace;
 
     /// <summary>Userspace (default): the in-process network stack re-dials the peers' traffic from the host.
     /// None: hub only. Not used with -Backend Uapi (the external device routes by itself).</summary>
@@ -100,50 +100,40 @@ public sealed class StartWgServerCommand : WgCmdletBase
     [ValidateNotNull]
     public System.Collections.Hashtable? EgressLimit { get; set; }
 
-    private VPNServer StartServer(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath, EgressMode egress, EgressOptions? egressOptions) =>
-        VPNServer.Start(new ServerOptions
+    /// <summary>The engine's options from the parameters; the engine validates them (ServerOptions.Validate).</summary>
+    private ServerOptions Options(WgPrivateKey? key, IReadOnlyList<IpPrefix> addresses, string? uapiPath, EgressOptions? egressOptions)
+    {
+        bool portGiven = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort));
+        return new ServerOptions
         {
-            // An external device keeps its port unless -ListenPort is given.
             Name = Name, PrivateKey = key, Addresses = addresses,
-            ListenPort = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase) && !MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort))
-                ? ServerOptions.KeepDevicePort : ListenPort,
-            Backend = Backend, Egress = egress, EgressOptions = egressOptions, UapiPath = uapiPath,
+            // A device with its own socket keeps its port unless -ListenPort is given.
+            ListenPort = portGiven || BackendFactory.CapabilitiesOf(Backend).OwnsPrivateKey ? ListenPort : ServerOptions.KeepDevicePort,
+            Backend = Backend,
+            Egress = MyInvocation.BoundParameters.ContainsKey(nameof(Egress)) ? Egress : null,
+            EgressOptions = egressOptions, UapiPath = uapiPath,
             ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
-            OverrideListenPort = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort)),
+            OverrideListenPort = portGiven,
             OverrideAddresses = MyInvocation.BoundParameters.ContainsKey(nameof(Address)),
             BindAddress = BindAddress, Mtu = MTU,
             PeerIsolation = MyInvocation.BoundParameters.ContainsKey(nameof(PeerIsolation)) ? PeerIsolation.IsPresent : null,
             OverrideEgressRules = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent,
-        });
+        };
+    }
 
     protected override void ProcessRecord()
     {
-        bool externalDevice = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
-        bool egressGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Egress));
         bool egressPolicyGiven = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent || EgressLimit is not null;
-        // An external device forwards by itself: the in-process egress does not apply to it.
-        if (externalDevice && ((egressGiven && Egress != EgressMode.None) || egressPolicyGiven))
-            ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException("-Egress and its -EgressAllow/-EgressDeny/-EgressUnprotected/-EgressLimit apply to the in-process engine; with -Backend Uapi the external device routes its peers' traffic itself."),
-                "EgressNotApplicable", ErrorCategory.InvalidArgument, Egress));
+        EgressOptions? egressOptions = null;
+        try { egressOptions = EgressParameters.ToOptions(EgressAllow, EgressDeny, EgressUnprotected, EgressLimit); }
+        catch (EgressParameterException e) { ThrowTerminatingError(e.ToErrorRecord()); }
+        // What the engine refuses for this backend (e.g. an egress for an external device), refused before anything is asked.
+        try { Options(null, [], null, egressOptions).Validate(); }
+        catch (WgException e) { ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, Category(e.Kind), Egress)); }
         if (egressPolicyGiven && Egress != EgressMode.Userspace)
             ThrowTerminatingError(new ErrorRecord(
                 new ArgumentException($"-EgressAllow, -EgressDeny, -EgressUnprotected and -EgressLimit apply to the userspace egress; they have no effect with -Egress {Egress}."),
                 "EgressAllowNotApplicable", ErrorCategory.InvalidArgument, Egress));
-        if (externalDevice && (BindAddress is not null || MTU is not null))
-            ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException("-BindAddress and -MTU apply to the in-process engine; an external device (-Backend Uapi) has its own socket and MTU."),
-                "SettingNotApplicable", ErrorCategory.InvalidArgument, null));
-        // The Linux kernel's WireGuard (docs/kernel-backend.md): the kernel routes, `wg` manages it directly.
-        bool kernel = string.Equals(Backend, "Kernel", StringComparison.OrdinalIgnoreCase);
-        if (kernel && ((egressGiven && Egress != EgressMode.None) || egressPolicyGiven || BindAddress is not null || UapiPath is not null))
-            ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException("-Egress, its policy parameters, -BindAddress and -UapiPath apply to the in-process engine; with -Backend Kernel the kernel routes the peers' traffic and `wg` manages the link directly."),
-                "SettingNotApplicable", ErrorCategory.InvalidArgument, null));
-        var egress = externalDevice || kernel ? EgressMode.None : Egress;
-        EgressOptions? egressOptions = null;
-        try { egressOptions = EgressParameters.ToOptions(EgressAllow, EgressDeny, EgressUnprotected, EgressLimit); }
-        catch (EgressParameterException e) { ThrowTerminatingError(e.ToErrorRecord()); }
         if (EgressUnprotected)
             WriteWarning($"-EgressUnprotected: peers of '{Name}' may reach the host's loopback, cloud metadata, private networks and the host's own addresses through the egress.");
 
@@ -164,20 +154,22 @@ public sealed class StartWgServerCommand : WgCmdletBase
 
         WgPrivateKey? key = PrivateKey is null ? null : WgPrivateKey.Parse(PrivateKey);
         VPNServer server;
-        bool external = externalDevice;
+        var caps = BackendFactory.CapabilitiesOf(Backend);
         string? uapiPath = UapiPath is null ? null : GetUnresolvedProviderPathFromPSPath(UapiPath);
         try
         {
-            if (uapiPath is null && !kernel)
-                uapiPath = external ? Path.Combine(UapiSocketFile.SystemDirectory, Name + ".sock") : UapiSocketFile.DefaultPath(Name);
-            server = StartServer(key, addresses, uapiPath, egress, egressOptions);
+            if (uapiPath is null && caps.ServesUapi)
+                uapiPath = UapiSocketFile.DefaultPath(Name);
+            else if (uapiPath is null && caps.ManagesUapiDevice)
+                uapiPath = Path.Combine(UapiSocketFile.SystemDirectory, Name + ".sock");
+            server = VPNServer.Start(Options(key, addresses, uapiPath, egressOptions));
         }
-        catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && !external && !kernel)
+        catch (WgException e) when (e.ErrorId == "UapiSocketInUse" && UapiPath is null && caps.ServesUapi)
         {
             // The default socket belongs to another live device of the same name (another session or
             // process): run without UAPI rather than fail; an explicit -UapiPath is never silently dropped.
             WriteWarning($"{e.Message} Server '{Name}' runs without a UAPI socket; give -UapiPath to serve one elsewhere.");
-            try { server = StartServer(key, addresses, null, egress, egressOptions); }
+            try { server = VPNServer.Start(Options(key, addresses, null, egressOptions)); }
             catch (WgException e2) { key?.Dispose(); WriteWgError(e2, Name); return; }
         }
         catch (WgException e)

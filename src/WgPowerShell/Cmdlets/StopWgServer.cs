@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using WgEngine.Contracts;
 using WgPowerShell.Completion;
 using WgPowerShell.Models;
 using WgPowerShell.Validation;
@@ -29,7 +30,7 @@ public sealed class StopWgServerCommand : WgCmdletBase
             if (server is null) continue;
             if (!ShouldProcess($"WireGuard server '{server.Name}' on UDP port {server.ListenPort}", "Stop")) continue;
             try { Session.Stop(server); }
-            catch (WgEngine.Gateway.WgException e) { WriteWgError(e, server.Name); continue; }
+            catch (WgEngine.Contracts.WgException e) { WriteWgError(e, server.Name); continue; }
             WriteVerbose($"Stopped WireGuard server '{server.Name}'.");
             if (PassThru) WriteObject(new WgServer(server));
         }

@@ -1,4 +1,5 @@
 using System.Net;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 
 namespace WgPowerShell.Models;

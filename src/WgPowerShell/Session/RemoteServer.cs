@@ -1,6 +1,7 @@
 using System.Net;
 using WgApi;
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Egress;
 using WgEngine.Gateway;

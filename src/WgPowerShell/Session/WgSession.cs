@@ -1,5 +1,6 @@
 using System.Management.Automation.Runspaces;
 using System.Runtime.CompilerServices;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 
 namespace WgPowerShell.Session;

@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 using WgEngine.Policy;
 
 namespace WgPowerShell.Validation;
@@ -27,7 +27,7 @@ public sealed class ValidateTagAttribute : ValidateEnumeratedArgumentsAttribute
     {
         var text = (element is PSObject pso ? pso.BaseObject : element)?.ToString() ?? "";
         foreach (var t in Split([text]))
-            if (!VPNServer.IsValidTag(t))
+            if (!PeerTag.IsValid(t))
                 throw new ValidationMetadataException($"'{(t.Length > 40 ? t[..40] + "..." : t)}' is not a tag: 1-32 letters, digits, '-', '_' or '.'.");
     }
 

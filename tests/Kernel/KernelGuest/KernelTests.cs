@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.NetworkInformation;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Kernel;
@@ -198,7 +199,7 @@ internal static class KernelTests
     public static void FacadePolicyWorksOverTheKernelBackend()
     {
         string name = Link("f");
-        using var server = VPNServer.Start(new ServerOptions { Name = name, Backend = "Kernel", Egress = EgressMode.None, Addresses = [P("10.73.0.1/24")], ListenPort = 0 });
+        using var server = VPNServer.Start(new ServerOptions { Name = name, Backend = BackendKind.Kernel, Egress = EgressMode.None, Addresses = [P("10.73.0.1/24")], ListenPort = 0 });
         Check.Equal("Kernel", server.BackendKind, "backend kind");
         Check.True(RtLink.IndexOf(name) > 0, "the facade created the link");
         var a = WgPrivateKey.Generate().PublicKey;

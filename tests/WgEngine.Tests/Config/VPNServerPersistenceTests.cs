@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;

@@ -1,4 +1,5 @@
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Tests.TestSupport;
 
@@ -57,7 +58,7 @@ public class IdlePeerFootprintTests
         using var net = new TestNet();
         var (gw, _, _) = net.Create(["10.8.0.1/16"]);
         const int n = 2000;
-        var configs = new WgEngine.Gateway.PeerConfig[n];
+        var configs = new WgEngine.Contracts.PeerConfig[n];
         for (int i = 0; i < n; i++)
             configs[i] = TestNet.Peer(RandomKey(), [$"10.8.{i / 250 + 1}.{i % 250 + 1}/32"]);
         gw.AddPeer(configs[0]);   // first-use costs (JIT, dictionary growth) out of the figure

@@ -1,5 +1,6 @@
 using System.Net;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Device;
 using WgEngine.Net;

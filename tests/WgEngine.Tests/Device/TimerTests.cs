@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using WgEngine.Device;
+using WgEngine.Session;
 using WgEngine.Noise;
 using WgEngine.Tests.TestSupport;
 

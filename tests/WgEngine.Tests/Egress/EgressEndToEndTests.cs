@@ -1,5 +1,7 @@
 using System.Net;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
+using WgEngine.Device;
 using WgEngine.Egress;
 using WgEngine.Gateway;
 using WgEngine.Net;

@@ -1,3 +1,4 @@
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 

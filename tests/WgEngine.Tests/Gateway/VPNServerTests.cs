@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;

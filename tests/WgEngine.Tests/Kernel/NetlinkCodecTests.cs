@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using WgEngine.Crypto;
-using WgEngine.Gateway;
+using WgEngine.Contracts;
 using WgEngine.Kernel;
 using WgEngine.Net;
 

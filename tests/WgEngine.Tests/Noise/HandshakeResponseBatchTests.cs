@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using WgEngine.Conn;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Device;
 using WgEngine.Gateway;

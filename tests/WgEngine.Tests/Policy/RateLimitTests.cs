@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using WgEngine.Config;
+using WgEngine.Contracts;
 using WgEngine.Policy;
 using WgEngine.Tests.TestSupport;
 using static WgEngine.Tests.Policy.TrafficPolicyTests;
@@ -94,7 +95,7 @@ public class RateLimitTests
         var back = Assert.Single(WgConfigParser.Parse(WgConfigWriter.Write(new WgConfig { Peers = { peer } }), "t").Peers);
         Assert.Equal(peer.UploadLimit, back.UploadLimit);
         Assert.Equal(peer.DownloadLimit, back.DownloadLimit);
-        var e = Assert.Throws<global::WgEngine.Gateway.WgException>(() => WgConfigParser.Parse(text.Replace("20000000", "fast"), "t"));
+        var e = Assert.Throws<global::WgEngine.Contracts.WgException>(() => WgConfigParser.Parse(text.Replace("20000000", "fast"), "t"));
         Assert.Contains("UploadLimit 'fast'", e.Message);
     }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Runtime.InteropServices;
+using WgEngine.Contracts;
 using WgEngine.Gateway;
 using WgEngine.Tun;
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Egress;
 using WgEngine.Gateway;

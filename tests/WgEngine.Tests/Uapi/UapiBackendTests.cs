@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Net;

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Gateway;
 using WgEngine.Uapi;

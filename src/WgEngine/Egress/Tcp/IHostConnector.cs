@@ -3,7 +3,7 @@ using System.Net;
 namespace WgEngine.Egress.Tcp;
 
 /// <summary>How the TCP egress reaches a destination from the host (real sockets, or a test double).</summary>
-public interface IHostConnector
+internal interface IHostConnector
 {
     /// <summary>Connects to <paramref name="remote"/>. Network failures come back as <see cref="HostConnectResult.Error"/>,
     /// not as exceptions; cancellation (connect timeout, peer RST) ends the attempt.</summary>
@@ -11,13 +11,13 @@ public interface IHostConnector
 }
 
 /// <summary>A connected stream, or why there is none.</summary>
-public readonly record struct HostConnectResult(IHostStream? Stream, HostConnectError Error)
+internal readonly record struct HostConnectResult(IHostStream? Stream, HostConnectError Error)
 {
     public static HostConnectResult Failed(HostConnectError error) => new(null, error);
 }
 
 /// <summary>One host-side connection. Reads and writes may run concurrently (one of each at a time).</summary>
-public interface IHostStream : IDisposable
+internal interface IHostStream : IDisposable
 {
     /// <summary>Reads into <paramref name="buffer"/>; 0 at end of stream; throws when the connection breaks.</summary>
     ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken);

@@ -4,7 +4,7 @@ using System.Net.Sockets;
 namespace WgEngine.Egress.Tcp;
 
 /// <summary>Host connections over ordinary non-blocking sockets (async on the thread pool), no privileges needed.</summary>
-public sealed class SocketHostConnector : IHostConnector
+internal sealed class SocketHostConnector : IHostConnector
 {
     public async ValueTask<HostConnectResult> ConnectAsync(IPEndPoint remote, CancellationToken cancellationToken)
     {

@@ -14,7 +14,7 @@ internal enum TcpState
 }
 
 /// <summary>Why a host-side connect failed.</summary>
-public enum HostConnectError { None, Refused, Unreachable, TimedOut }
+internal enum HostConnectError { None, Refused, Unreachable, TimedOut }
 
 /// <summary>
 /// One terminated TCP flow, I/O-free: segments from the peer and the clock go in, segments to the peer

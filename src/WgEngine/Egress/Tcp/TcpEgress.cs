@@ -11,7 +11,7 @@ namespace WgEngine.Egress.Tcp;
 /// per peer and in total (pending connects included) refuse further SYNs with a RST. One timer sweeps all
 /// flows for retransmission, persist, delayed ACK, TIME_WAIT and idle deadlines.
 /// </summary>
-public sealed class TcpEgress : IEgressProtocol
+internal sealed class TcpEgress : IEgressProtocol
 {
     /// <summary>Granularity of every TCP timer (RTO minimum is 200 ms; delayed ACKs wait at most this long).</summary>
     internal static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(20);

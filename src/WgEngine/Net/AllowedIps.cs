@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
-using WgEngine.Net;
 
-namespace WgEngine.Device;
+namespace WgEngine.Net;
 
 /// <summary>
 /// Cryptokey routing table: maps IPv4/IPv6 prefixes to an owner (a peer) with longest-prefix match,
@@ -12,7 +11,7 @@ namespace WgEngine.Device;
 /// Writers (Insert/Remove/RemoveAll/Clear) serialise on an internal lock. Owners are compared by
 /// reference.</para>
 /// </summary>
-public sealed class AllowedIps<T> where T : class
+internal sealed class AllowedIps<T> where T : class
 {
     private readonly PrefixTrie<uint, T> _v4 = new();
     private readonly PrefixTrie<UInt128, T> _v6 = new();

@@ -1,4 +1,4 @@
-namespace WgEngine.Gateway;
+namespace WgEngine.Contracts;
 
 /// <summary>What kind of failure, so that front ends (cmdlets) can map it to their own categories.</summary>
 public enum WgErrorKind

@@ -1,16 +1,16 @@
 using WgEngine.Crypto;
 
-namespace WgEngine.Gateway;
+namespace WgEngine.Contracts;
 
 /// <summary>
 /// What the VPNServer facade drives: one WireGuard interface. Implementations: the in-process
-/// userspace engine (<see cref="UserspaceBackend"/>); later an external device over UAPI, the kernel.
+/// userspace engine (Gateway.UserspaceBackend), an external device over UAPI (Uapi.UapiBackend).
 /// Implementations validate nothing about policy (overlaps, pools): the facade does that.
 /// All members are thread-safe.
 /// </summary>
-public interface IWireGuardBackend : IDisposable
+internal interface IWireGuardBackend : IDisposable
 {
-    /// <summary>"Userspace", "Uapi", ...</summary>
+    /// <summary>The backend's name as shown ("Userspace", "Uapi"; its BackendKind's name).</summary>
     string Kind { get; }
 
     WgKey PublicKey { get; }

@@ -1,7 +1,7 @@
-namespace WgEngine.Device;
+namespace WgEngine.Session;
 
 /// <summary>Timer and counter limits from the whitepaper §6 (values as in wireguard-go device/constants.go).</summary>
-public static class ProtocolConstants
+internal static class ProtocolConstants
 {
     public const ulong RekeyAfterMessages = 1UL << 60;
     public const ulong RejectAfterMessages = ulong.MaxValue - (1UL << 13); // 2^64 - 2^13 - 1

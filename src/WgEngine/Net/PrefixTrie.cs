@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
-namespace WgEngine.Device;
+namespace WgEngine.Net;
 
 /// <summary>
 /// A path-compressed binary trie over fixed-width keys (uint for IPv4, UInt128 for IPv6), the

@@ -1,12 +1,12 @@
 using WgEngine.Crypto;
 
-namespace WgEngine.Gateway;
+namespace WgEngine.Contracts;
 
 /// <summary>
 /// Interface-wide settings a backend can change while running (what UAPI `set` may ask for beyond
 /// peers). Optional: the facade answers EINVAL when its backend does not implement it.
 /// </summary>
-public interface IDeviceSettings
+internal interface IDeviceSettings
 {
     /// <summary>SO_MARK of the UDP socket(s); 0 = none.</summary>
     uint Fwmark { get; }
@@ -25,7 +25,7 @@ public interface IDeviceSettings
 }
 
 /// <summary>A backend that may already hold peers when started (an external device): the facade adopts them.</summary>
-public interface IPeerImport
+internal interface IPeerImport
 {
     IReadOnlyList<PeerConfig> ExportPeers();
 }

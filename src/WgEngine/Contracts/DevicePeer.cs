@@ -2,7 +2,7 @@ using System.Net;
 using WgEngine.Crypto;
 using WgEngine.Net;
 
-namespace WgEngine.Gateway;
+namespace WgEngine.Contracts;
 
 /// <summary>
 /// A peer as an external device reports it: the UAPI get answer (Uapi backend) and the kernel's
