@@ -64,7 +64,7 @@ Describe 'Start-WgServer -Egress / -EgressAllow / -EgressDeny / -EgressUnprotect
 
     It 'applies -EgressLimit to the engine''s egress options' {
         $s = Start-WgServer -ListenPort 0 -EgressLimit @{ MaxUdpFlowsPerPeer = 7; udpidletimeout = '00:00:30'; TcpConnectTimeout = 4 }
-        $o = (Get-WgEngineServer $s).UserspaceEgress.Options
+        $o = (Get-WgEngineServer $s).EgressOptions
         $o.MaxUdpFlowsPerPeer | Should -Be 7
         $o.UdpIdleTimeout | Should -Be ([TimeSpan]::FromSeconds(30))
         $o.TcpConnectTimeout | Should -Be ([TimeSpan]::FromSeconds(4))
@@ -99,18 +99,18 @@ Describe 'Set-WgServer -EgressAllow / -EgressDeny / -EgressUnprotected' {
 
     It 'changes the rules of a running server at once and keeps the parts not given' {
         $s = Start-WgServer -ListenPort 0 -EgressDeny 8.8.8.0/24
-        $policy = (Get-WgEngineServer $s).UserspaceEgress.Policy
-        $policy.IsAllowed([System.Net.IPAddress]::Parse('10.1.2.3')) | Should -BeFalse
+        $engine = Get-WgEngineServer $s
+        $engine.IsEgressAllowed([System.Net.IPAddress]::Parse('10.1.2.3')) | Should -BeFalse
         Set-WgServer -EgressAllow 10.1.0.0/16
-        $policy.IsAllowed([System.Net.IPAddress]::Parse('10.1.2.3')) | Should -BeTrue
-        $policy.IsAllowed([System.Net.IPAddress]::Parse('8.8.8.8')) | Should -BeFalse          # -EgressDeny kept
+        $engine.IsEgressAllowed([System.Net.IPAddress]::Parse('10.1.2.3')) | Should -BeTrue
+        $engine.IsEgressAllowed([System.Net.IPAddress]::Parse('8.8.8.8')) | Should -BeFalse          # -EgressDeny kept
         Set-WgServer -EgressDeny @()
-        $policy.IsAllowed([System.Net.IPAddress]::Parse('8.8.8.8')) | Should -BeTrue
+        $engine.IsEgressAllowed([System.Net.IPAddress]::Parse('8.8.8.8')) | Should -BeTrue
         @((Get-WgServer).EgressRules.Allow | ForEach-Object ToString) | Should -Be @('10.1.0.0/16')
         Set-WgServer -EgressUnprotected -WarningAction SilentlyContinue
-        $policy.IsAllowed([System.Net.IPAddress]::Parse('127.0.0.1')) | Should -BeTrue
+        $engine.IsEgressAllowed([System.Net.IPAddress]::Parse('127.0.0.1')) | Should -BeTrue
         Set-WgServer -EgressUnprotected:$false
-        $policy.IsAllowed([System.Net.IPAddress]::Parse('127.0.0.1')) | Should -BeFalse
+        $engine.IsEgressAllowed([System.Net.IPAddress]::Parse('127.0.0.1')) | Should -BeFalse
     }
 
     It 'changes nothing with -WhatIf or a malformed CIDR' {
@@ -131,7 +131,7 @@ Describe 'Set-WgServer -EgressAllow / -EgressDeny / -EgressUnprotected' {
         Get-WgServer | Stop-WgServer
         $s = Start-WgServer -ListenPort 0 -ConfigPath $conf
         @($s.EgressRules.Allow | ForEach-Object ToString) | Should -Be @('10.1.0.0/16')
-        (Get-WgEngineServer $s).UserspaceEgress.Policy.IsAllowed([System.Net.IPAddress]::Parse('8.8.8.8')) | Should -BeFalse
+        (Get-WgEngineServer $s).IsEgressAllowed([System.Net.IPAddress]::Parse('8.8.8.8')) | Should -BeFalse
     }
 
     It 'refuses rules on a server without a userspace egress and changes nothing' {

@@ -12,6 +12,17 @@ public sealed partial class VPNServer
     /// <summary>The in-process userspace egress (its options, policy and counters), when this server runs one.</summary>
     internal UserspaceEgress? UserspaceEgress => (_backend as UserspaceBackend)?.Egress;
 
+    /// <summary>The userspace egress's options and limits in force; null when this server runs no userspace egress.</summary>
+    public EgressOptions? EgressOptions => UserspaceEgress?.Options;
+
+    /// <summary>Whether the userspace egress lets peers reach <paramref name="destination"/> now, by the rules in force;
+    /// null when this server runs no userspace egress.</summary>
+    public bool? IsEgressAllowed(System.Net.IPAddress destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        return UserspaceEgress?.Policy.IsAllowed(destination);
+    }
+
     /// <summary>The egress rules in force (Allow exceptions, Deny, Unprotected); the defaults when none were given.</summary>
     public EgressRules EgressRules
     {
