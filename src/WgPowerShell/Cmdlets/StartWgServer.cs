@@ -14,7 +14,7 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>Start-WgServer: starts a gateway in this session and outputs its WgServer.</summary>
 [Cmdlet(VerbsLifecycle.Start, "WgServer", SupportsShouldProcess = true)]
 [OutputType(typeof(WgServer))]
-public sealed class StartWgServerCommand : WgCmdletBase
+public sealed partial class StartWgServerCommand : WgCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -118,6 +118,7 @@ public sealed class StartWgServerCommand : WgCmdletBase
 
     protected override void ProcessRecord()
     {
+        if (Registry is not null || Fleet is not null) { StartFleetInstance(); return; }   // StartWgServer.Fleet.cs
         bool externalDevice = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
         bool egressGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Egress));
         bool egressPolicyGiven = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent || EgressLimit is not null;
