@@ -187,6 +187,7 @@ public sealed class FleetInstance : IDisposable
             if (_applied.TryGetValue(p.PublicKey, out var old) && !old.AllowedIPs.SequenceEqual(p.AllowedIPs))
                 Server.UpdatePeer(p.PublicKey, new PeerUpdate { AllowedIPs = [] });
         var added = new List<PeerSpec>();
+        var addedRows = new List<FleetPeer>();
         foreach (var p in changes.Changed)
         {
             try
@@ -197,7 +198,7 @@ public sealed class FleetInstance : IDisposable
                     if (old.Enabled != p.Enabled) { if (p.Enabled) Server.EnablePeer(p.PublicKey); else Server.DisablePeer(p.PublicKey); }
                     _applied[p.PublicKey] = p;
                 }
-                else added.Add(ToSpec(p));
+                else { added.Add(ToSpec(p)); addedRows.Add(p); }
             }
             catch (WgException) { RejectedPeers++; }
         }
@@ -206,7 +207,7 @@ public sealed class FleetInstance : IDisposable
             var results = Server.AddPeers(added, allocateWhenEmpty: false);
             for (int i = 0; i < results.Count; i++)
             {
-                if (results[i].Error is null) _applied[added[i].PublicKey] = changes.Changed.First(c => c.PublicKey == added[i].PublicKey);
+                if (results[i].Error is null) _applied[addedRows[i].PublicKey] = addedRows[i];
                 else RejectedPeers++;
             }
         }
