@@ -100,6 +100,27 @@ Describe 'A fleet behind a UDP load balancer' -Skip:$skip {
         } finally { $ps.Dispose() }
     }
 
+    It 'runs an instance in a session: Get-WgServer shows it, Stop-WgServer stops it and the session is its own again' {
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript({
+                param($m, $r, $f, $s, $k)
+                Import-Module $m
+                $srv = Start-WgServer -Name inproc -Registry $r -Fleet $f -FleetSecretPath $s -PrivateKeyPath $k -ListenPort 0 -BindAddress 127.0.0.1 -Egress None -InstanceId "inproc-$PID" -ErrorAction Stop
+                $seen = Get-WgServer
+                Stop-WgServer -Name inproc -Confirm:$false
+                $deadline = [DateTime]::UtcNow.AddSeconds(10)
+                while (@(Get-WgServer).Count -gt 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+                [pscustomobject]@{ Backend = $seen.Backend; PeerCount = $seen.PeerCount; After = @(Get-WgServer).Count; Key = $srv.PublicKey }
+            }).AddArgument($manifest).AddArgument($pg.ConnectionString).AddArgument($fleet).AddArgument($secretPath).AddArgument($keyPath)
+            $r = $ps.Invoke()
+            $ps.Streams.Error | Should -BeNullOrEmpty
+            $r.Backend | Should -Be 'Fleet/Userspace'
+            $r.Key | Should -Be $created.PublicKey
+            $r.After | Should -Be 0
+        } finally { $ps.Dispose() }
+    }
+
     It 'manages the fleet from this session: allocation, overlap refused, and every instance applies a change' {
         $k = (New-WgKey).PublicKey
         $p = Add-WgPeer -PublicKey $k -Name 'managed'

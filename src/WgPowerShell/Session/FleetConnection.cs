@@ -17,7 +17,7 @@ internal sealed class FleetConnection : IServerConnection
         _gateway = gateway;
         Endpoint = location;
         if (gateway.Instance is not null)
-            gateway.Completion.ContinueWith(_ => session.CloseRemote(this), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            gateway.Completion.ContinueWith(_ => session.CloseRemote(this), CancellationToken.None, TaskContinuationOptions.RunContinuationsAsynchronously, TaskScheduler.Default);
     }
 
     public string Endpoint { get; }
