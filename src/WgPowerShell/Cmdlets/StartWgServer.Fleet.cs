@@ -38,10 +38,21 @@ public sealed partial class StartWgServerCommand
     [ValidatePattern("^[A-Za-z0-9_.:-]{1,64}$")]
     public string? InstanceId { get; set; }
 
+    /// <summary>-PrivateKeyPath of a single gateway: the file's key as -PrivateKey (PrivateKeyConflict when both are given).</summary>
+    private void UsePrivateKeyPath()
+    {
+        if (PrivateKeyPath is null) return;
+        if (PrivateKey is not null)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-PrivateKey and -PrivateKeyPath: give one of them."),
+                "PrivateKeyConflict", ErrorCategory.InvalidArgument, null));
+        using var key = FleetParameters.ReadPrivateKey(this, PrivateKeyPath);
+        PrivateKey = key.ExportBase64();
+    }
+
     private void StartFleetInstance()
     {
         if (Registry is null || Fleet is null || FleetSecretPath is null)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("A fleet instance needs -Registry, -Fleet and -FleetSecretPath together."),
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("A fleet instance needs -Registry, -Fleet and -FleetSecretPath together (-InstanceId only applies to one)."),
                 "FleetParameterMissing", ErrorCategory.InvalidArgument, null));
         string[] notApplicable = [nameof(ConfigPath), nameof(Address), nameof(Backend), nameof(PeerIsolation), nameof(MTU)];
         if (notApplicable.FirstOrDefault(MyInvocation.BoundParameters.ContainsKey) is { } given)

@@ -118,7 +118,8 @@ public sealed partial class StartWgServerCommand : WgCmdletBase
 
     protected override void ProcessRecord()
     {
-        if (Registry is not null || Fleet is not null) { StartFleetInstance(); return; }   // StartWgServer.Fleet.cs
+        if (Registry is not null || Fleet is not null || FleetSecretPath is not null || InstanceId is not null) { StartFleetInstance(); return; }   // StartWgServer.Fleet.cs
+        UsePrivateKeyPath();
         bool externalDevice = string.Equals(Backend, "Uapi", StringComparison.OrdinalIgnoreCase);
         bool egressGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Egress));
         bool egressPolicyGiven = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent || EgressLimit is not null;
