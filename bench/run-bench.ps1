@@ -15,6 +15,9 @@
     micro         BenchmarkDotNet: AEAD, handshake, BLAKE2s, allowed-IPs, UDP batching, with allocations
     host-api      the gateway host: API requests/s (wrk) for a peer list and for creation, RSS with
                   100,000 peers, SIGTERM to exit (bench/host/host-api.ps1)
+    fleet         a fleet on a private PostgreSQL: 100,000 peers, an instance's join time and memory, change
+                  propagation p50/p99 under ~1,000 changes/s, DB transactions/s of an idle instance
+                  (bench/fleet/fleet-scale.ps1; written into docs/fleet.md)
   A part that fails is reported and the others still run; the exit code is 1 if any failed. Every
   load loop of the parts is bounded in time; traffic stays on loopback and in namespaces they create.
   The whole set takes about 15 minutes on the 2-core CI machine.
@@ -30,7 +33,7 @@ param(
     [int]$ScalePeers = 100000,
     [string]$MicroJob = 'short',      # BenchmarkDotNet job: short (3 iterations) or default (claims)
     [string]$MicroFilter = '*',
-    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'flood-client', 'scale', 'micro', 'host-api')]
+    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'flood-client', 'scale', 'micro', 'host-api', 'fleet')]
     [string[]]$Only,                  # run only these parts
     [string[]]$Skip = @(),            # leave these parts out
     [switch]$NoDocUpdate,             # measure and print, leave docs/performance.md as it is
@@ -173,6 +176,25 @@ Invoke-Part 'micro' {
         "#### $($r.BaseName -replace '-report-github$' -replace '^WgEngine\.Bench\.', '')`n`n$($table -join "`n")`n"
     }
     Write-Part 'micro' "dotnet run -c Release --project bench/WgEngine.Bench -- --filter '$MicroFilter' --job $MicroJob --memory" ($body -join "`n")
+}
+
+Invoke-Part 'fleet' {
+    $json = Join-Path $OutDir 'fleet.json'
+    Invoke-ChildPwsh @('-File', (Join-Path $PSScriptRoot 'fleet/fleet-scale.ps1'), '-Peers', "$ScalePeers", '-OutJson', $json)
+    $r = Get-Content -Raw $json | ConvertFrom-Json
+    $rows = @(
+        [pscustomobject]@{ measurement = "instance join and ready ($($r.Peers) peers in the registry)"; result = "**$($r.JoinAndReadySeconds) s**"; detail = "read every peer in one snapshot, all in the engine" }
+        [pscustomobject]@{ measurement = 'memory of the instance'; result = "**$($r.InstanceRssMiB) MiB RSS**"; detail = "$($r.InstanceRssBytesPerPeer) B/peer RSS, $($r.InstanceHeapBytesPerPeer) B/peer managed heap" }
+        [pscustomobject]@{ measurement = "change propagation, $($r.Changes) renames at a target of $($r.TargetChangesPerSecond)/s"; result = "**p50 $($r.PropagationP50Ms) ms, p99 $($r.PropagationP99Ms) ms**"; detail = "max $($r.PropagationMaxMs) ms; achieved $($r.AchievedChangesPerSecond) changes/s (8 writers); $($r.ChangesApplied) applied" }
+        [pscustomobject]@{ measurement = 'registry writes through the API, one writer'; result = "**$($r.ApiAddsPerSecond) adds/s**"; detail = 'allocation + overlap check + notify, one transaction each' }
+        [pscustomobject]@{ measurement = "database load of one idle instance ($($r.IdleSeconds) s window)"; result = "**$($r.IdleTransactionsPerSecond) transactions/s**"; detail = "pg_stat_database xact_commit delta minus a baseline of $($r.BaselineTransactionsPerSecond)/s without the instance" }
+    )
+    $md = New-BenchSection -Command "bench/fleet/fleet-scale.ps1 -Peers $ScalePeers" -Body (ConvertTo-BenchTable $rows @('measurement', 'result', 'detail'))
+    Set-Content -LiteralPath (Join-Path $OutDir 'fleet.md') -Value $md
+    $fleetDoc = Join-Path (Split-Path $Doc) 'fleet.md'
+    if ($NoDocUpdate) { Write-Host $md }
+    elseif (Set-BenchDocSection -Doc $fleetDoc -Name 'fleet' -Markdown $md) { Write-Host "fleet: written into $fleetDoc" }
+    else { $failed.Add("fleet (no markers in $fleetDoc)") }
 }
 
 if ($failed.Count) { Write-Warning "bench parts that failed: $($failed -join ', ')"; exit 1 }

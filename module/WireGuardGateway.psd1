@@ -14,7 +14,8 @@
         'Add-WgPeer', 'Remove-WgPeer', 'Get-WgPeer', 'Set-WgPeer',
         'New-WgClient', 'ConvertTo-WgQRCode', 'Set-WgServer',
         'Disable-WgPeer', 'Enable-WgPeer', 'Export-WgConfig', 'Import-WgConfig',
-        'Connect-WgServer', 'Disconnect-WgServer', 'Get-WgTag', 'Set-WgTag'
+        'Connect-WgServer', 'Disconnect-WgServer', 'Get-WgTag', 'Set-WgTag',
+        'New-WgFleet'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -15,7 +15,7 @@ namespace WgPowerShell.Cmdlets;
 /// </summary>
 [Cmdlet(VerbsCommunications.Connect, "WgServer", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(WgConnection))]
-public sealed class ConnectWgServerCommand : WgCmdletBase
+public sealed partial class ConnectWgServerCommand : WgCmdletBase
 {
     private const string PathSet = "Path", TokenSet = "Token", CredentialSet = "Credential";
 
@@ -52,6 +52,7 @@ public sealed class ConnectWgServerCommand : WgCmdletBase
 
     protected override void ProcessRecord()
     {
+        if (ParameterSetName == RegistrySet) { ConnectFleet(); return; }   // ConnectWgServer.Fleet.cs
         var timeout = TimeSpan.FromSeconds(TimeoutSeconds);
         WgApiClient client;
         string kind;

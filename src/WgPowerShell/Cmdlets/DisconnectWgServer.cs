@@ -12,10 +12,10 @@ public sealed class DisconnectWgServerCommand : WgCmdletBase
         var remote = Session.Remote;
         if (remote is null)
         {
-            WriteVerbose("Not connected to a gateway host.");
+            WriteVerbose("Not connected to a gateway host or a fleet.");
             return;
         }
         Session.SetRemote(null);
-        WriteVerbose($"Disconnected from the gateway host at {remote.Client.Endpoint}.");
+        WriteVerbose($"Disconnected from {remote.Endpoint}.");
     }
 }

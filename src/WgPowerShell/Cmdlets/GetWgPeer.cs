@@ -33,7 +33,7 @@ public sealed class GetWgPeerCommand : WgPeerCmdletBase
                 if (p is null)
                     WritePeerNotFound(server, text);
                 else if (NameMatches(p.Name))
-                    WriteObject(WgPeer.From(server.Name, p));
+                    WriteObject(WgPeer.From(server.Name, p, (server as WgFleet.FleetGateway)?.SessionInstance(p.PublicKey)));
             }
             return;
         }
@@ -41,11 +41,11 @@ public sealed class GetWgPeerCommand : WgPeerCmdletBase
         var matched = new bool[Name?.Length ?? 0];
         foreach (var p in server.GetPeers())
         {
-            if (patterns is null) { WriteObject(WgPeer.From(server.Name, p)); continue; }
+            if (patterns is null) { WriteObject(WgPeer.From(server.Name, p, (server as WgFleet.FleetGateway)?.SessionInstance(p.PublicKey))); continue; }
             bool any = false;
             for (int i = 0; i < patterns.Length; i++)
                 if (patterns[i].IsMatch(p.Name ?? "")) { matched[i] = true; any = true; }
-            if (any) WriteObject(WgPeer.From(server.Name, p));
+            if (any) WriteObject(WgPeer.From(server.Name, p, (server as WgFleet.FleetGateway)?.SessionInstance(p.PublicKey)));
         }
         for (int i = 0; i < matched.Length; i++)
             if (!matched[i] && !WildcardPattern.ContainsWildcardCharacters(Name![i]))

@@ -15,7 +15,7 @@ namespace WgPowerShell.Cmdlets;
 /// <summary>Start-WgServer: starts a gateway in this session and outputs its WgServer.</summary>
 [Cmdlet(VerbsLifecycle.Start, "WgServer", SupportsShouldProcess = true)]
 [OutputType(typeof(WgServer))]
-public sealed class StartWgServerCommand : WgCmdletBase
+public sealed partial class StartWgServerCommand : WgCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -123,6 +123,8 @@ public sealed class StartWgServerCommand : WgCmdletBase
 
     protected override void ProcessRecord()
     {
+        if (Registry is not null || Fleet is not null || FleetSecretPath is not null || InstanceId is not null) { StartFleetInstance(); return; }   // StartWgServer.Fleet.cs
+        UsePrivateKeyPath();
         bool egressPolicyGiven = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent || EgressLimit is not null;
         EgressOptions? egressOptions = null;
         try { egressOptions = EgressParameters.ToOptions(EgressAllow, EgressDeny, EgressUnprotected, EgressLimit); }

@@ -5,7 +5,7 @@ public sealed class WgConnection
 {
     /// <summary>The unix socket's path or the HTTPS base URI.</summary>
     public required string Endpoint { get; init; }
-    /// <summary>UnixSocket or Https.</summary>
+    /// <summary>UnixSocket, Https or Fleet.</summary>
     public required string Kind { get; init; }
     /// <summary>The host's gateways when connecting.</summary>
     public string[] Servers { get; init; } = [];

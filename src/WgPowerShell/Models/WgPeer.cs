@@ -39,9 +39,13 @@ public sealed class WgPeer
     /// <summary>Why the peer is disabled: Manual, Expired or QuotaExceeded; null while enabled.</summary>
     public string? DisabledReason { get; init; }
 
-    internal static WgPeer From(string server, PeerStatus p) => new()
+    /// <summary>In a fleet: the instance holding the peer's current WireGuard session (the latest handshake); null otherwise.</summary>
+    public string? Instance { get; init; }
+
+    internal static WgPeer From(string server, PeerStatus p, string? instance = null) => new()
     {
         Server = server,
+        Instance = instance,
         Name = p.Name,
         PublicKey = p.PublicKey.ToBase64(),
         AllowedIPs = Format(p.AllowedIPs),

@@ -244,7 +244,7 @@ internal sealed class WgRemoteException(ErrorDto error) : Exception(error.Messag
 }
 
 /// <summary>A runspace's connection to a gateway host (Connect-WgServer); the cmdlets then act on its servers.</summary>
-internal sealed class RemoteConnection : IDisposable
+internal sealed class RemoteConnection : IServerConnection
 {
     private readonly CancellationTokenSource _closing = new();
 
@@ -255,6 +255,7 @@ internal sealed class RemoteConnection : IDisposable
     }
 
     public WgApiClient Client { get; }
+    public string Endpoint => Client.Endpoint;
     /// <summary>"UnixSocket" or "Https".</summary>
     public string Kind { get; }
     public CancellationToken Closing => _closing.Token;

@@ -13,24 +13,35 @@ internal sealed class WgSession
 {
     private readonly object _lock = new();
     private readonly Dictionary<string, VPNServer> _servers = new(StringComparer.OrdinalIgnoreCase);
-    private RemoteConnection? _remote;
+    private IServerConnection? _remote;
 
-    /// <summary>The open connection to a gateway host; null when the cmdlets act on this process's servers.</summary>
-    public RemoteConnection? Remote
+    /// <summary>The open connection to a gateway host or a fleet; null when the cmdlets act on this process's servers.</summary>
+    public IServerConnection? Remote
     {
         get { lock (_lock) return _remote; }
     }
 
-    /// <summary>Opens (replacing any earlier) or, with null, closes the connection to a gateway host.</summary>
-    public void SetRemote(RemoteConnection? connection)
+    /// <summary>Opens (replacing any earlier) or, with null, closes the connection to a gateway host or a fleet.</summary>
+    public void SetRemote(IServerConnection? connection)
     {
-        RemoteConnection? old;
+        IServerConnection? old;
         lock (_lock)
         {
             old = _remote;
             _remote = connection;
         }
         if (!ReferenceEquals(old, connection)) old?.Dispose();
+    }
+
+    /// <summary>Closes <paramref name="connection"/> if it is still the open one (a fleet instance that stopped).</summary>
+    public void CloseRemote(IServerConnection connection)
+    {
+        lock (_lock)
+        {
+            if (!ReferenceEquals(_remote, connection)) return;
+            _remote = null;
+        }
+        connection.Dispose();
     }
 
     public bool TryGet(string name, out IGatewayServer server)

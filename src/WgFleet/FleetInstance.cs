@@ -1,0 +1,290 @@
+using System.Net;
+using WgEngine.Crypto;
+using WgEngine.Egress;
+using WgEngine.Contracts;
+using WgEngine.Gateway;
+using WgEngine.Net;
+
+namespace WgFleet;
+
+/// <summary>How an instance joins its fleet.</summary>
+public sealed class FleetInstanceOptions
+{
+    /// <summary>The fleet's private key: its public key must be the fleet's (FleetKeyMismatch otherwise). The instance disposes it when it stops.</summary>
+    public required WgPrivateKey PrivateKey { get; init; }
+    /// <summary>The local server's name (UAPI socket, messages).</summary>
+    public string Name { get; init; } = "wg0";
+    /// <summary>Unique in the fleet; default host name, process id and a random suffix.</summary>
+    public string? InstanceId { get; init; }
+    /// <summary>The UDP port; null = the fleet's (several instances on one host need their own).</summary>
+    public int? ListenPort { get; init; }
+    public IPAddress? BindAddress { get; init; }
+    public EgressMode Egress { get; init; } = EgressMode.Userspace;
+    public EgressOptions? EgressOptions { get; init; }
+    public string? UapiPath { get; init; }
+    /// <summary>What the instance reports as its endpoint (e.g. its address behind the load balancer); informational.</summary>
+    public string? AdvertisedEndpoint { get; init; }
+    /// <summary>How often the fleet version is checked even without a notification (repairs a lost one).</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>How often the heartbeat and the live peer state are written.</summary>
+    public TimeSpan ReportInterval { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}
+
+/// <summary>
+/// One instance of a fleet: a <see cref="VPNServer"/> (userspace backend) with the fleet's identity, kept equal to
+/// the registry's peer list. A change committed anywhere arrives by LISTEN/NOTIFY and is applied at once; a
+/// periodic version check repairs a missed notification. While the registry is unreachable the server keeps
+/// serving what it last applied, and catches up by version when the registry is back. Every
+/// <see cref="FleetInstanceOptions.ReportInterval"/> it writes its heartbeat and the live state of the peers
+/// whose handshake or counters changed.
+/// </summary>
+public sealed class FleetInstance : IDisposable
+{
+    private readonly IFleetRegistry _registry;
+    private readonly FleetInstanceOptions _options;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Dictionary<WgKey, FleetPeer> _applied = new();
+    private readonly Dictionary<WgKey, (DateTimeOffset? Handshake, long Rx, long Tx)> _reported = new();
+    private readonly object _versionLock = new();
+    private readonly List<(long Version, TaskCompletionSource Done)> _waiters = new();
+    private Task _sync = Task.CompletedTask, _listen = Task.CompletedTask, _report = Task.CompletedTask;
+    private long _version;
+    private int _disposed;
+
+    private FleetInstance(IFleetRegistry registry, FleetInstanceOptions options, VPNServer server, FleetInfo fleet, string id)
+    {
+        _registry = registry;
+        _options = options;
+        _time = options.TimeProvider;
+        Server = server;
+        Fleet = fleet;
+        InstanceId = id;
+    }
+
+    public VPNServer Server { get; }
+    public FleetInfo Fleet { get; }
+    public string InstanceId { get; }
+    /// <summary>The fleet version this instance's peers are at.</summary>
+    public long AppliedVersion => Interlocked.Read(ref _version);
+    /// <summary>False after the last attempt to reach the registry failed (the instance serves its last known configuration).</summary>
+    public bool RegistryReachable { get; private set; } = true;
+    /// <summary>Registry peers the engine refused (e.g. a rule it cannot parse): skipped, counted, never fatal.</summary>
+    public int RejectedPeers { get; private set; }
+
+    /// <summary>Loads the fleet, starts the server with every peer, then keeps it in sync. The registry is the caller's.</summary>
+    public static FleetInstance Start(IFleetRegistry registry, FleetInstanceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(options);
+        var fleet = registry.GetFleet();
+        if (options.PrivateKey.PublicKey != fleet.PublicKey)
+            throw new WgException(WgErrorKind.InvalidArgument, "FleetKeyMismatch",
+                $"The private key given is not fleet '{fleet.Name}''s: its public key is {options.PrivateKey.PublicKey}, the fleet's {fleet.PublicKey}.");
+        var changes = registry.GetChanges(0);
+        var server = VPNServer.Start(new ServerOptions
+        {
+            Name = options.Name, PrivateKey = options.PrivateKey, Addresses = fleet.Addresses,
+            ListenPort = options.ListenPort ?? fleet.ListenPort, BindAddress = options.BindAddress,
+            Egress = options.Egress, EgressOptions = options.EgressOptions, UapiPath = options.UapiPath,
+            TimeProvider = options.TimeProvider, Backend = BackendKind.Userspace,
+        });
+        string id = options.InstanceId ?? $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
+        var instance = new FleetInstance(registry, options, server, fleet, id);
+        try
+        {
+            instance.Apply(changes);
+            instance.Report();
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+        instance._sync = Task.Run(instance.SyncLoopAsync);
+        instance._listen = Task.Run(instance.ListenLoopAsync);
+        instance._report = Task.Run(instance.ReportLoopAsync);
+        return instance;
+    }
+
+    /// <summary>Completes once this instance has applied <paramref name="version"/> (or later); false on timeout.</summary>
+    public async Task<bool> WaitForVersionAsync(long version, TimeSpan timeout)
+    {
+        TaskCompletionSource done;
+        lock (_versionLock)
+        {
+            if (_version >= version) return true;
+            done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiters.Add((version, done));
+        }
+        _wake.Release();
+        try
+        {
+            await done.Task.WaitAsync(timeout, _time).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException) { return false; }
+    }
+
+    /// <summary>Asks for a sync now (a change was just written through this process).</summary>
+    public void Wake() => _wake.Release();
+
+    private async Task ListenLoopAsync()
+    {
+        var ct = _stop.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await _registry.ListenAsync(v => { if (v > AppliedVersion) _wake.Release(); }, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (WgException) { RegistryReachable = false; }
+            // Reconnected (or not): a sync catches up whatever was committed while not listening.
+            _wake.Release();
+            try { await Task.Delay(_options.PollInterval, _time, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    private async Task SyncLoopAsync()
+    {
+        var ct = _stop.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            // A notification, a local write or the poll interval (on the injected clock), whichever comes first.
+            using (var poll = new CancellationTokenSource(_options.PollInterval, _time))
+            using (var either = CancellationTokenSource.CreateLinkedTokenSource(poll.Token, ct))
+            {
+                try { await _wake.WaitAsync(either.Token).ConfigureAwait(false); }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested) { }
+                catch (OperationCanceledException) { return; }
+            }
+            while (_wake.CurrentCount > 0 && _wake.Wait(0)) { }   // one sync serves every wake-up so far
+            try { SyncOnce(); }
+            catch (WgException) { RegistryReachable = false; }
+        }
+    }
+
+    /// <summary>Reads the changes since the applied version and applies them. RegistryUnavailable leaves everything as it was.</summary>
+    internal void SyncOnce()
+    {
+        long current = _registry.GetVersion();
+        RegistryReachable = true;
+        if (current > AppliedVersion) Apply(_registry.GetChanges(AppliedVersion));
+    }
+
+    private void Apply(FleetChanges changes)
+    {
+        foreach (var key in changes.Removed)
+        {
+            _applied.Remove(key);
+            Server.RemovePeer(key);
+        }
+        // A peer's old ranges may be a later peer's new ones: clear every moving peer's ranges first.
+        foreach (var p in changes.Changed)
+            if (_applied.TryGetValue(p.PublicKey, out var old) && !old.AllowedIPs.SequenceEqual(p.AllowedIPs))
+                Server.UpdatePeer(p.PublicKey, new PeerUpdate { AllowedIPs = [] });
+        var added = new List<PeerSpec>();
+        var addedRows = new List<FleetPeer>();
+        foreach (var p in changes.Changed)
+        {
+            try
+            {
+                if (_applied.TryGetValue(p.PublicKey, out var old) && Server.GetPeerInfo(p.PublicKey) is not null)
+                {
+                    Server.UpdatePeer(p.PublicKey, Difference(old, p));
+                    if (old.Enabled != p.Enabled) { if (p.Enabled) Server.EnablePeer(p.PublicKey); else Server.DisablePeer(p.PublicKey); }
+                    _applied[p.PublicKey] = p;
+                }
+                else { added.Add(ToSpec(p)); addedRows.Add(p); }
+            }
+            catch (WgException) { RejectedPeers++; }
+        }
+        if (added.Count > 0)
+        {
+            var results = Server.AddPeers(added, allocateWhenEmpty: false);
+            for (int i = 0; i < results.Count; i++)
+            {
+                if (results[i].Error is null) _applied[addedRows[i].PublicKey] = addedRows[i];
+                else RejectedPeers++;
+            }
+        }
+        lock (_versionLock)
+        {
+            Interlocked.Exchange(ref _version, Math.Max(_version, changes.Version));
+            for (int i = _waiters.Count - 1; i >= 0; i--)
+                if (_waiters[i].Version <= _version) { _waiters[i].Done.TrySetResult(); _waiters.RemoveAt(i); }
+        }
+    }
+
+    private static PeerSpec ToSpec(FleetPeer p) => new()
+    {
+        PublicKey = p.PublicKey, AllowedIPs = p.AllowedIPs, Name = p.Name, PresharedKey = p.PresharedKey,
+        Endpoint = ParseEndpoint(p.Endpoint), PersistentKeepalive = p.PersistentKeepalive, Disabled = !p.Enabled,
+        ExpiresAt = p.ExpiresAt, Tags = p.Tags, Acl = p.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
+    };
+
+    /// <summary>Only what changed: an unchanged endpoint is not re-set (that would undo the peer's roaming).</summary>
+    private static PeerUpdate Difference(FleetPeer old, FleetPeer p) => new()
+    {
+        AllowedIPs = old.AllowedIPs.SequenceEqual(p.AllowedIPs) ? null : p.AllowedIPs,
+        Name = p.Name != old.Name ? p.Name ?? "" : null,
+        PresharedKey = p.PresharedKey != old.PresharedKey ? p.PresharedKey : null,
+        ClearPresharedKey = old.PresharedKey is not null && p.PresharedKey is null,
+        Endpoint = p.Endpoint != old.Endpoint ? ParseEndpoint(p.Endpoint) : null,
+        PersistentKeepalive = p.PersistentKeepalive != old.PersistentKeepalive ? p.PersistentKeepalive : null,
+        ExpiresAt = p.ExpiresAt != old.ExpiresAt ? p.ExpiresAt : null,
+        ClearExpiresAt = old.ExpiresAt is not null && p.ExpiresAt is null,
+        Tags = p.Tags.SequenceEqual(old.Tags) ? null : p.Tags,
+        Acl = p.Acl.SequenceEqual(old.Acl) ? null : p.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
+    };
+
+    private static IPEndPoint? ParseEndpoint(string? text) => IPEndPoint.TryParse(text ?? "", out var e) && e.Port != 0 ? e : null;
+
+    private async Task ReportLoopAsync()
+    {
+        var ct = _stop.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            try { await Task.Delay(_options.ReportInterval, _time, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            try { Report(); }
+            catch (WgException) { RegistryReachable = false; }
+        }
+    }
+
+    /// <summary>The heartbeat and the peers whose live state changed since the last report that got through.</summary>
+    internal void Report()
+    {
+        var changed = new List<PeerLive>();
+        var now = new List<(WgKey, (DateTimeOffset?, long, long))>();
+        foreach (var p in Server.GetPeers())
+        {
+            if (p.LatestHandshake is null && p.ReceivedBytes == 0) continue;
+            var state = (p.LatestHandshake, p.ReceivedBytes, p.SentBytes);
+            if (_reported.TryGetValue(p.PublicKey, out var last) && last == state) continue;
+            changed.Add(new PeerLive(p.PublicKey, p.Endpoint?.ToString(), p.LatestHandshake, p.ReceivedBytes, p.SentBytes));
+            now.Add((p.PublicKey, state));
+        }
+        var stats = Server.Stats;
+        _registry.ReportInstance(new InstanceReport(InstanceId, _options.AdvertisedEndpoint, Server.PeerCount, stats.ReceivedBytes, stats.SentBytes, changed));
+        foreach (var (key, state) in now) _reported[key] = state;
+    }
+
+    /// <summary>Stops syncing and the server; tells the registry this instance is gone (best effort).</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _stop.Cancel();
+        try { Task.WaitAll([_sync, _listen, _report], TimeSpan.FromSeconds(10)); }
+        catch (AggregateException) { }
+        try { _registry.RemoveInstance(InstanceId); }
+        catch (WgException) { }
+        Server.Dispose();
+        _options.PrivateKey.Dispose();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,128 @@
+using Npgsql;
+
+namespace WgFleet.Postgres;
+
+/// <summary>
+/// The registry's schema as ordered migrations: each step runs in its own transaction together with the row
+/// in schema_version that records it, under an advisory lock, so that instances starting at once migrate
+/// exactly once and a failed step leaves the previous version intact. Steps are append-only: a change is a
+/// new step, never an edit of a shipped one.
+/// </summary>
+internal static class Schema
+{
+    /// <summary>Any 64-bit number unique to this schema: serialises migrations across processes.</summary>
+    private const long MigrationLock = 0x5767_466c_6565_7401;
+
+    internal static readonly string[] Steps =
+    [
+        // 1: fleets, peers, address allocations, instances and their live peer state.
+        """
+        CREATE TABLE fleets (
+            name          text PRIMARY KEY,
+            public_key    text NOT NULL,
+            listen_port   integer NOT NULL CHECK (listen_port BETWEEN 0 AND 65535),
+            addresses     text[] NOT NULL,
+            secret_check  bytea NOT NULL,
+            version       bigint NOT NULL DEFAULT 0,
+            created_at    timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE peers (
+            fleet         text NOT NULL REFERENCES fleets(name) ON DELETE CASCADE,
+            public_key    text NOT NULL,
+            name          text,
+            allowed_ips   text[] NOT NULL DEFAULT '{}',
+            endpoint      text,
+            keepalive     integer NOT NULL DEFAULT 0,
+            enabled       boolean NOT NULL DEFAULT true,
+            expires_at    timestamptz,
+            tags          text[] NOT NULL DEFAULT '{}',
+            acl           text[] NOT NULL DEFAULT '{}',
+            psk_sealed    bytea,
+            row_version   bigint NOT NULL,
+            PRIMARY KEY (fleet, public_key)
+        );
+        CREATE INDEX peers_by_version ON peers (fleet, row_version);
+        CREATE TABLE removed_peers (
+            fleet         text NOT NULL REFERENCES fleets(name) ON DELETE CASCADE,
+            public_key    text NOT NULL,
+            row_version   bigint NOT NULL,
+            PRIMARY KEY (fleet, public_key)
+        );
+        CREATE INDEX removed_by_version ON removed_peers (fleet, row_version);
+        -- One row per prefix a peer (or, with a null peer, the gateway itself) holds. UNIQUE makes a collision
+        -- impossible even if two writers got past the overlap check; the check itself runs with the fleet row
+        -- locked, so writers of one fleet are serialised.
+        CREATE TABLE address_allocations (
+            fleet         text NOT NULL REFERENCES fleets(name) ON DELETE CASCADE,
+            prefix        cidr NOT NULL,
+            public_key    text,
+            UNIQUE (fleet, prefix)
+        );
+        CREATE INDEX allocations_by_peer ON address_allocations (fleet, public_key);
+        CREATE TABLE instances (
+            fleet         text NOT NULL REFERENCES fleets(name) ON DELETE CASCADE,
+            id            text NOT NULL,
+            endpoint      text,
+            started_at    timestamptz NOT NULL DEFAULT now(),
+            heartbeat     timestamptz NOT NULL DEFAULT now(),
+            peer_count    integer NOT NULL DEFAULT 0,
+            rx_bytes      bigint NOT NULL DEFAULT 0,
+            tx_bytes      bigint NOT NULL DEFAULT 0,
+            stopped       boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (fleet, id)
+        );
+        CREATE TABLE live_peers (
+            fleet            text NOT NULL,
+            instance_id      text NOT NULL,
+            public_key       text NOT NULL,
+            endpoint         text,
+            latest_handshake timestamptz,
+            rx_bytes         bigint NOT NULL DEFAULT 0,
+            tx_bytes         bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (fleet, public_key, instance_id),
+            FOREIGN KEY (fleet, instance_id) REFERENCES instances(fleet, id) ON DELETE CASCADE
+        );
+        """,
+    ];
+
+    public static int Latest => Steps.Length;
+
+    /// <summary>Brings the database to <see cref="Latest"/>; returns the version it was at.</summary>
+    public static int Migrate(NpgsqlConnection connection)
+    {
+        using (var tx = connection.BeginTransaction())
+        {
+            Exec(connection, tx, $"SELECT pg_advisory_xact_lock({MigrationLock})");
+            Exec(connection, tx, "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+            tx.Commit();
+        }
+        int from = -1;
+        for (int step = 1; step <= Steps.Length; step++)
+        {
+            using var tx = connection.BeginTransaction();
+            Exec(connection, tx, $"SELECT pg_advisory_xact_lock({MigrationLock})");
+            using (var cmd = new NpgsqlCommand("SELECT coalesce(max(version), 0) FROM schema_version", connection, tx))
+            {
+                int current = Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+                if (from < 0) from = current;
+                if (current >= step) { tx.Commit(); continue; }
+            }
+            Exec(connection, tx, Steps[step - 1]);
+            using (var cmd = new NpgsqlCommand("INSERT INTO schema_version (version) VALUES ($1)", connection, tx))
+            {
+                cmd.Parameters.AddWithValue(step);
+                cmd.ExecuteNonQuery();
+            }
+            tx.Commit();
+        }
+        return Math.Max(from, 0);
+    }
+
+    private static void Exec(NpgsqlConnection c, NpgsqlTransaction tx, string sql)
+    {
+#pragma warning disable CA2100 // the migration steps are constants of this file
+        using var cmd = new NpgsqlCommand(sql, c, tx);
+#pragma warning restore CA2100
+        cmd.ExecuteNonQuery();
+    }
+}

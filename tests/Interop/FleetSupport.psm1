@@ -1,0 +1,188 @@
+# FleetSupport: the real components of the fleet tests (docs/fleet.md), each started on loopback with
+# unique names and removed afterwards: a private PostgreSQL cluster (initdb in a temp folder, its own port
+# and unix-socket folder, run as the `postgres` system user since postgres refuses root), fleet instances
+# as pwsh child processes (Start-WgServer -Registry), and nginx's stream module as the UDP load balancer
+# (its own config, pid and log files in the temp folder).
+
+Set-StrictMode -Version Latest
+
+$script:PgBin = '/usr/lib/postgresql/15/bin'
+
+function Test-FleetPrerequisite {
+    <# What the fleet tests need beyond the interop tools; IsCI says whether a skip must fail. #>
+    $missing = [System.Collections.Generic.List[string]]::new()
+    if (-not (Test-Path "$script:PgBin/initdb")) { $missing.Add('postgresql (initdb, pg_ctl)') }
+    if (-not (Get-Command nginx -CommandType Application -ErrorAction Ignore)) { $missing.Add('nginx') }
+    if (-not (Test-Path '/usr/lib/nginx/modules/ngx_stream_module.so')) { $missing.Add('libnginx-mod-stream') }
+    if (-not (Get-Command runuser -CommandType Application -ErrorAction Ignore)) { $missing.Add('runuser') }
+    [pscustomobject]@{ Ok = $missing.Count -eq 0; Missing = [string[]]$missing; IsCI = $env:CI -eq 'true' }
+}
+
+function Get-FreePort([ValidateSet('Tcp', 'Udp')][string]$Protocol = 'Tcp') {
+    if ($Protocol -eq 'Tcp') {
+        $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $l.Start(); try { $l.LocalEndpoint.Port } finally { $l.Stop() }
+    } else {
+        $u = [System.Net.Sockets.UdpClient]::new([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, 0))
+        try { $u.Client.LocalEndPoint.Port } finally { $u.Dispose() }
+    }
+}
+
+function Invoke-AsPostgres([string]$Tool, [string[]]$ArgumentList) {
+    $out = & runuser -u postgres -- "$script:PgBin/$Tool" @ArgumentList 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "$Tool $($ArgumentList -join ' ') failed ($LASTEXITCODE): $($out -join "`n")" }
+}
+
+function New-FleetPostgres {
+    <# A private cluster in $Folder/pg on 127.0.0.1 and a free port; returns its object (ConnectionString). #>
+    param([Parameter(Mandatory)][string]$Folder)
+    $root = Join-Path $Folder 'pg'
+    $sock = Join-Path $root 'sock'
+    New-Item -ItemType Directory -Force $sock | Out-Null
+    & chown -R postgres: $root
+    $pg = [pscustomobject]@{
+        Root = $root; Data = (Join-Path $root 'data'); Socket = $sock; Log = (Join-Path $root 'server.log'); Port = (Get-FreePort)
+        ConnectionString = $null
+    }
+    $pg.ConnectionString = "Host=127.0.0.1;Port=$($pg.Port);Username=wg;Database=postgres;Timeout=3;Command Timeout=10"
+    Invoke-AsPostgres initdb @('-D', $pg.Data, '-U', 'wg', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C')
+    Start-FleetPostgres $pg
+    $pg
+}
+
+function Start-FleetPostgres($Pg) {
+    Invoke-AsPostgres pg_ctl @('-D', $Pg.Data, '-l', $Pg.Log, '-w', '-t', '60', '-o', "-p $($Pg.Port) -k $($Pg.Socket) -c listen_addresses=127.0.0.1 -c fsync=off", 'start')
+}
+
+function Stop-FleetPostgres($Pg) {
+    Invoke-AsPostgres pg_ctl @('-D', $Pg.Data, '-m', 'immediate', '-w', 'stop')
+}
+
+function Remove-FleetPostgres($Pg) {
+    <# Never throws. #>
+    if ($null -eq $Pg) { return }
+    if (Test-Path (Join-Path $Pg.Data 'postmaster.pid')) { try { Stop-FleetPostgres $Pg } catch { Write-Warning "cleanup: $_" } }
+    Remove-Item -LiteralPath $Pg.Root -Recurse -Force -ErrorAction Ignore
+}
+
+function Start-FleetInstance {
+    <#
+      A fleet instance in its own pwsh process: Start-WgServer -Registry ... -ListenPort $Port with a UAPI
+      socket /var/run/wireguard/$Name.sock (so `wg show $Name` reads it). Returns once it serves (its ready file).
+    #>
+    param(
+        [Parameter(Mandatory)][string]$Manifest, [Parameter(Mandatory)]$Pg, [Parameter(Mandatory)][string]$Fleet,
+        [Parameter(Mandatory)][string]$SecretPath, [Parameter(Mandatory)][string]$KeyPath,
+        [Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][string]$Name, [Parameter(Mandatory)][string]$Folder
+    )
+    $ready = Join-Path $Folder "$Name.ready"
+    $log = Join-Path $Folder "$Name.log"
+    Remove-Item $ready -ErrorAction Ignore
+    $script = Join-Path $Folder "instance.ps1"
+    Set-Content -Path $script -Value @'
+param($Manifest, $Fleet, $SecretPath, $KeyPath, $Port, $Name, $Ready)
+$ErrorActionPreference = 'Stop'
+Import-Module $Manifest
+$s = Start-WgServer -Name $Name -Registry $env:WG_TEST_REGISTRY -Fleet $Fleet -FleetSecretPath $SecretPath -PrivateKeyPath $KeyPath `
+    -ListenPort $Port -BindAddress 127.0.0.1 -UapiPath "/var/run/wireguard/$Name.sock" -InstanceId $Name -Egress None
+Set-Content -Path $Ready -Value $s.PublicKey
+$s | Wait-WgServer
+'@
+    $exe = Join-Path $PSHOME 'pwsh'
+    $psi = if (Test-Path $exe) { [System.Diagnostics.ProcessStartInfo]::new($exe) } else { $p = [System.Diagnostics.ProcessStartInfo]::new('dotnet'); $p.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')); $p }
+    foreach ($a in '-NoProfile', '-NonInteractive', '-File', $script, $Manifest, $Fleet, $SecretPath, $KeyPath, "$Port", $Name, $ready) { $psi.ArgumentList.Add($a) }
+    # The connection string by environment, not on the command line.
+    $psi.Environment['WG_TEST_REGISTRY'] = $Pg.ConnectionString
+    $psi.UseShellExecute = $false
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $proc = [System.Diagnostics.Process]::new()
+    $proc.StartInfo = $psi
+    $out = [System.Collections.Concurrent.ConcurrentQueue[string]]::new()
+    $handler = { if ($null -ne $EventArgs.Data) { $Event.MessageData.Enqueue($EventArgs.Data) } }
+    Register-ObjectEvent $proc OutputDataReceived -Action $handler -MessageData $out | Out-Null
+    Register-ObjectEvent $proc ErrorDataReceived -Action $handler -MessageData $out | Out-Null
+    [void]$proc.Start()
+    $proc.BeginOutputReadLine(); $proc.BeginErrorReadLine()
+    $instance = [pscustomobject]@{ Name = $Name; Port = $Port; Process = $proc; Output = $out; Uapi = "/var/run/wireguard/$Name.sock" }
+    $sw = [System.Diagnostics.Stopwatch]::StartNew()
+    while (-not (Test-Path $ready)) {
+        if ($proc.HasExited) { throw "instance $Name exited ($($proc.ExitCode)): $($out.ToArray() -join "`n")" }
+        if ($sw.Elapsed.TotalSeconds -gt 60) { Stop-FleetInstance $instance -Kill; throw "instance $Name did not start within 60 s: $($out.ToArray() -join "`n")" }
+        Start-Sleep -Milliseconds 100
+    }
+    $instance
+}
+
+function Stop-FleetInstance {
+    <# -Kill: SIGKILL (a crash); else SIGTERM. Never throws. #>
+    param($Instance, [switch]$Kill)
+    if ($null -eq $Instance) { return }
+    $p = $Instance.Process
+    if (-not $p.HasExited) {
+        & kill ($Kill ? '-KILL' : '-TERM') $p.Id 2>$null
+        if (-not $p.WaitForExit(10000)) { try { $p.Kill($true) } catch { } ; [void]$p.WaitForExit(5000) }
+    }
+    Remove-Item -LiteralPath $Instance.Uapi -Force -ErrorAction Ignore
+}
+
+function Start-FleetBalancer {
+    <#
+      nginx's stream module on 127.0.0.1:$Port (UDP), `hash $remote_addr consistent` over the instances' ports:
+      a client's packets go to one instance; one that refuses (ICMP port unreachable) is skipped for 30 s.
+    #>
+    param([Parameter(Mandatory)][string]$Folder, [Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][int[]]$Upstream)
+    $dir = Join-Path $Folder 'nginx'
+    New-Item -ItemType Directory -Force $dir | Out-Null
+    $servers = ($Upstream | ForEach-Object { "        server 127.0.0.1:$_ max_fails=1 fail_timeout=30s;" }) -join "`n"
+    $conf = Join-Path $dir 'nginx.conf'
+    Set-Content -Path $conf -Value @"
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log info;
+events { worker_connections 256; }
+stream {
+    upstream fleet {
+        hash `$remote_addr consistent;
+$servers
+    }
+    server {
+        listen 127.0.0.1:$Port udp;
+        proxy_pass fleet;
+        proxy_timeout 20s;
+        proxy_next_upstream on;
+    }
+}
+"@
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('nginx')
+    foreach ($a in '-c', $conf, '-p', $dir, '-e', (Join-Path $dir 'error.log')) { $psi.ArgumentList.Add($a) }
+    $psi.UseShellExecute = $false
+    $proc = [System.Diagnostics.Process]::Start($psi)
+    $lb = [pscustomobject]@{ Port = $Port; Process = $proc; Folder = $dir }
+    $sw = [System.Diagnostics.Stopwatch]::StartNew()
+    while (-not (Test-Path (Join-Path $dir 'nginx.pid'))) {
+        if ($proc.HasExited) { throw "nginx exited ($($proc.ExitCode)): $(Get-Content -Raw -ErrorAction Ignore (Join-Path $dir 'error.log'))" }
+        if ($sw.Elapsed.TotalSeconds -gt 20) { Stop-FleetBalancer $lb; throw 'nginx did not start within 20 s' }
+        Start-Sleep -Milliseconds 100
+    }
+    $lb
+}
+
+function Stop-FleetBalancer($Balancer) {
+    if ($null -eq $Balancer) { return }
+    $p = $Balancer.Process
+    if (-not $p.HasExited) { & kill -TERM $p.Id 2>$null; if (-not $p.WaitForExit(5000)) { try { $p.Kill() } catch { } } }
+}
+
+function Get-UapiPeerKey([string]$Name) {
+    <# The public keys of the peers a device (an instance's UAPI socket) has; none when unreachable. #>
+    $out = & wg show $Name peers 2>$null
+    if ($LASTEXITCODE -ne 0) { return @() }
+    @($out | Where-Object { $_ })
+}
+
+Export-ModuleMember -Function Test-FleetPrerequisite, Get-FreePort, New-FleetPostgres, Start-FleetPostgres, Stop-FleetPostgres,
+    Remove-FleetPostgres, Start-FleetInstance, Stop-FleetInstance, Start-FleetBalancer, Stop-FleetBalancer, Get-UapiPeerKey
