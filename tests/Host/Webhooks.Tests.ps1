@@ -78,15 +78,19 @@ Describe 'Webhooks of the host' -Skip:$skip {
             Wait-Until { (Get-Delivered $t $key).Count -ge 1 } -Seconds 20 | Should -BeTrue -Because "$t must be delivered (after one retry)"
         }
         $created = @(Get-Hooks | Where-Object { $_.'X-WgHost-Event' -eq 'PeerCreated' -and ($_.body | ConvertFrom-Json).peer.publicKey -eq $key })
-        $created.Count | Should -Be 2                               # attempt 1 got 500, attempt 2 got 204
-        $created.'X-WgHost-Attempt' | Should -Be @('1', '2')
-        $created[0].'X-WgHost-Delivery' | Should -Be $created[1].'X-WgHost-Delivery'
+        # Attempt 1 got 500, so at least one retry followed; on a loaded machine a retry can itself fail
+        # on the way (CI once logged attempts 1 and 3), so the attempts are checked as an increasing series.
+        $created.Count | Should -BeGreaterOrEqual 2
+        $attempts = @($created | ForEach-Object { [int]$_.'X-WgHost-Attempt' })
+        $attempts[0] | Should -Be 1
+        for ($i = 1; $i -lt $attempts.Count; $i++) { $attempts[$i] | Should -BeGreaterThan $attempts[$i - 1] }
+        @($created.'X-WgHost-Delivery' | Sort-Object -Unique).Count | Should -Be 1   # one delivery id throughout
         foreach ($h in $created) { $h.'X-WgHost-Signature' | Should -Be (Get-Signature $h.body) }
-        $e = $created[1].body | ConvertFrom-Json
+        $e = $created[-1].body | ConvertFrom-Json
         $e.type | Should -Be 'PeerCreated'
         $e.server | Should -Be $name
         $e.peer.name | Should -Be 'hooked'
-        ($created[1].body) | Should -Not -Match '"privateKey"|"presharedKey"'
+        ($created[-1].body) | Should -Not -Match '"privateKey"|"presharedKey"'
         (Get-Delivered 'PeerDisabled' $key)[0].body | ConvertFrom-Json | ForEach-Object { $_.peer.enabled } | Should -BeFalse
     }
 
