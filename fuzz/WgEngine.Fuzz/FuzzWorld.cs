@@ -128,12 +128,9 @@ internal sealed class FuzzWorld
         // A: the fixed session, and the gateway's own initiation in flight.
         var a = NewKeypair(PeerA, TransportIndex, TransportRemoteIndex, AToGatewayKey, GatewayToAKey);
         PeerA.Keypairs.UseAsInitiator(a);
-        lock (PeerA.HandshakeLock)
+        lock (PeerA.Session.Lock)
         {
-            PeerA.Noise.CopyFrom(_inFlightNoise);
-            GatewayEphemeral.CopyTo(PeerA.LocalEphemeral);
-            PeerA.HandshakeLocalIndex = HandshakeIndex;
-            PeerA.State = HandshakeState.InitiationCreated;
+            PeerA.Session.RestoreInitiationInFlight(_inFlightNoise, GatewayEphemeral, HandshakeIndex);
             PeerA.Timers.InitiationSent(Time.GetTimestamp(), 0, new ProtocolTimes(Time.TimestampFrequency));
         }
         _indices.Replace(HandshakeIndex, new IndexEntry(PeerA, null));
@@ -146,22 +143,14 @@ internal sealed class FuzzWorld
     private void ResetPeer(Peer peer, SocketAddress endpoint)
     {
         peer.Keypairs.Clear().ForEach(kp => _indices.Remove(kp.LocalIndex));
-        lock (peer.HandshakeLock)
-        {
-            if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
-            peer.State = HandshakeState.Zeroed;
-            peer.Noise.Clear();
-            Array.Clear(peer.LocalEphemeral);
-            Array.Clear(peer.LastTimestamp);
-            peer.Timers.Reset();
-        }
+        lock (peer.Session.Lock) peer.Session.ResetHandshake();
         while (peer.Staged.TryDequeue(out _)) Interlocked.Decrement(ref peer.StagedCount);
         peer.Endpoint = endpoint;
     }
 
     private Keypair NewKeypair(Peer peer, uint local, uint remote, byte[] receiveKey, byte[] sendKey)
     {
-        var kp = new Keypair(peer, isInitiator: false, local, remote, Time.GetTimestamp());
+        var kp = new Keypair(isInitiator: false, local, remote, Time.GetTimestamp());
         receiveKey.CopyTo(kp.ReceiveKeySpan);
         sendKey.CopyTo(kp.SendKeySpan);
         kp.KeysDerived();

@@ -1,4 +1,4 @@
-using WgEngine.Device;
+using WgEngine.Session;
 
 namespace WgEngine.Fuzz;
 

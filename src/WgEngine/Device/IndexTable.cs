@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using WgEngine.Crypto;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using WgEngine.Session;
 
 namespace WgEngine.Device;
 
@@ -18,6 +19,7 @@ internal sealed class PacketBuffer
     public readonly SocketAddress Address = new(AddressFamily.InterNetworkV6);
     public int Length;
     public Keypair? Keypair;
+    /// <summary>The peer the keypair belongs to (set with it on receive).</summary>
     public Peer? Peer;
 
     public Span<byte> Span => Data.AsSpan(0, Length);

@@ -7,26 +7,28 @@ using WgEngine.Session;
 
 namespace WgEngine.Device;
 
-internal enum HandshakeState { Zeroed, InitiationCreated, InitiationConsumed, ResponseCreated }
-
 /// <summary>
 /// One remote peer: its configuration, its handshake, its sessions (<see cref="Keypairs"/>), its timers
-/// (<see cref="Timers"/>), endpoint and counters. The protocol state machines are in Session/; this type
-/// holds them with what the device adds (endpoint, policy, staging, sweep membership).
+/// (<see cref="Timers"/>), endpoint and counters. The protocol state machine is <see cref="Session"/>
+/// (Session/PeerSession); this type holds it with what the device adds (endpoint, policy, staging, sweep
+/// membership, its entries in the index table).
 /// Scale (100,000 mostly idle peers): what only a handshake or traffic needs (the Noise state, the
 /// ephemeral keys, the cookie/MAC keys, the staging queue) is allocated on first use, so an idle peer
 /// costs under 1 KB with its table entries (IdlePeerFootprintTests). Lazy members are created at most
 /// once and never replaced.
 /// </summary>
-internal sealed class Peer
+internal sealed class Peer : ISessionIndices
 {
     private readonly TimeProvider _time;
+    private readonly IndexTable _indices;
 
-    public Peer(WgKey publicKey, TimeProvider time, int worker)
+    public Peer(WgKey publicKey, TimeProvider time, int worker, IndexTable indices)
     {
         PublicKey = publicKey;
         _time = time;
         Worker = worker;
+        _indices = indices;
+        Session = new PeerSession(this);
     }
 
     public WgKey PublicKey { get; }
@@ -65,24 +67,12 @@ internal sealed class Peer
         }
     }
 
-    // Handshake state: guarded by HandshakeLock.
-    public readonly object HandshakeLock = new();
-    private NoiseHandshake? _noise;
-    private byte[]? _localEphemeral, _remoteEphemeral;
-    public NoiseHandshake Noise => LazyInitializer.EnsureInitialized(ref _noise);
-    public HandshakeState State;
-    public byte[] LocalEphemeral => LazyInitializer.EnsureInitialized(ref _localEphemeral, static () => new byte[32]);
-    public byte[] RemoteEphemeral => LazyInitializer.EnsureInitialized(ref _remoteEphemeral, static () => new byte[32]);
-    public uint HandshakeLocalIndex;
-    public uint HandshakeRemoteIndex;
-    public readonly byte[] LastTimestamp = new byte[12];
-    /// <summary>DH(our static, its static), computed at its first initiation; null until then or after our key changes.</summary>
-    public volatile byte[]? StaticStatic;
-
-    /// <summary>Its sessions: current, previous, next (the rotation lives in Session.Keypairs).</summary>
-    public readonly Keypairs<Keypair> Keypairs = new();
-    /// <summary>Its timer state and the events that move it (Session.PeerTimers).</summary>
-    public readonly PeerTimers Timers = new();
+    /// <summary>Its protocol state: sessions, timers, handshake (Session.PeerSession).</summary>
+    public readonly PeerSession Session;
+    /// <summary>Its sessions: current, previous, next.</summary>
+    public Keypairs<Keypair> Keypairs => Session.Keypairs;
+    /// <summary>Its timer state and the events that move it.</summary>
+    public PeerTimers Timers => Session.Timers;
 
     /// <summary>Packets waiting for a session (whitepaper: queued while the handshake completes).</summary>
     private ConcurrentQueue<PacketBuffer>? _staged;
@@ -94,14 +84,6 @@ internal sealed class Peer
     public long ReceivedBytes;
     public long SentBytes;
 
-    /// <summary>Erases the handshake secrets (caller holds HandshakeLock); allocates nothing for a peer that never had any.</summary>
-    public void ClearHandshakeSecrets()
-    {
-        _noise?.Clear();
-        if (_localEphemeral is { } l) Array.Clear(l);
-        if (_remoteEphemeral is { } r) Array.Clear(r);
-    }
-
     /// <summary>Takes a staged packet; false when none (also when nothing was ever staged).</summary>
     public bool TryTakeStaged(out PacketBuffer buffer)
     {
@@ -111,6 +93,11 @@ internal sealed class Peer
         return false;
     }
 
+    // Its sessions' and handshake's entries in the device's receiver-index table (ISessionIndices).
+    uint ISessionIndices.Reserve() => _indices.Add(new IndexEntry(this, null));
+    void ISessionIndices.Bind(uint index, Keypair session) => _indices.Replace(index, new IndexEntry(this, session));
+    void ISessionIndices.Release(uint index) => _indices.Remove(index);
+
     /// <summary>Whether the lazy handshake/staging state exists (tests: an idle peer has none).</summary>
-    internal bool HasLazyState => _noise is not null || _localEphemeral is not null || _staged is not null || _cookies is not null;
+    internal bool HasLazyState => Session.HasHandshakeState || _staged is not null || _cookies is not null;
 }

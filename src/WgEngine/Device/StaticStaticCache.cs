@@ -15,12 +15,12 @@ internal sealed class StaticStaticCache(WgDevice device) : IStaticStaticSource
     public bool TryGetStaticStatic(ReadOnlySpan<byte> remoteStatic, Span<byte> sharedSecret)
     {
         if (!device.TryGetPeer(new WgKey(remoteStatic), out var peer)) return false;
-        var cached = peer.StaticStatic;
+        var cached = peer.Session.StaticStatic;
         if (cached is null)
         {
             cached = new byte[32];
             if (!X25519.SharedSecret(device.PrivateKeySpan, remoteStatic, cached)) return false;
-            peer.StaticStatic = cached;
+            peer.Session.StaticStatic = cached;
         }
         cached.CopyTo(sharedSecret);
         return true;

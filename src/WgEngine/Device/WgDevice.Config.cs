@@ -30,12 +30,7 @@ internal sealed partial class WgDevice
                 // Replay state belongs to the old identity: an old initiation cannot decrypt under the
                 // new key, and keeping it would refuse a peer's prompt re-handshake whose TAI64N falls in
                 // the same 2^24 ns step as its last one (or within the 20 ms flood gap).
-                lock (peer.HandshakeLock)
-                {
-                    peer.StaticStatic = null;
-                    Array.Clear(peer.LastTimestamp);
-                    peer.Timers.ResetInitiationRate();
-                }
+                peer.Session.ForgetRemoteHistory();
             }
         }
     }

@@ -98,41 +98,20 @@ internal sealed partial class WgDevice
 
         long now = Now;
         Span<byte> response = stackalloc byte[MessageLayout.ResponseSize];
-        lock (peer.HandshakeLock)
+        var session = peer.Session;
+        lock (session.Lock)
         {
-            // Replay protection: the TAI64N must grow; flood protection: at most one every 20 ms.
-            if (Tai64N.Compare(timestamp, peer.LastTimestamp) <= 0 || !peer.Timers.TryConsumeInitiation(now, _times))
+            var outcome = session.ConsumeInitiation(_scratch, timestamp, remoteEphemeral, remoteStatic, peer.PresharedKey,
+                sender, now, _times, response);
+            if (outcome != InitiationOutcome.Responded)
             {
-                Interlocked.Increment(ref Counters.DroppedHandshakeReplay);
+                if (outcome == InitiationOutcome.Replayed) Interlocked.Increment(ref Counters.DroppedHandshakeReplay);
+                else Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
                 return;
             }
-            timestamp.CopyTo(peer.LastTimestamp);
-
-            // Any initiation of ours in flight is superseded by theirs.
-            if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
-            peer.Noise.CopyFrom(_scratch);
-            X25519.GeneratePrivateKey(peer.LocalEphemeral);
-            response.Clear();
-            response[0] = MessageLayout.TypeResponse;
-            uint localIndex = _indices.Add(new IndexEntry(peer, null));
-            BinaryPrimitives.WriteUInt32LittleEndian(response[MessageLayout.ResponseSenderOffset..], localIndex);
-            BinaryPrimitives.WriteUInt32LittleEndian(response[MessageLayout.ResponseReceiverOffset..], sender);
-            if (!peer.Noise.WriteResponse(peer.LocalEphemeral, remoteEphemeral, remoteStatic, peer.PresharedKey,
-                    ReadOnlySpan<byte>.Empty, response.Slice(MessageLayout.ResponseBodyOffset, MessageLayout.ResponseBodySize)))
-            {
-                _indices.Remove(localIndex);
-                peer.State = HandshakeState.Zeroed;
-                Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
-                return;
-            }
-            var kp = DeriveKeypair(peer, isInitiator: false, localIndex, sender, now);
-            peer.State = HandshakeState.Zeroed;
-            peer.Noise.Clear();
-            Array.Clear(peer.LocalEphemeral);
-            // The responder keeps the new session as "next" until the initiator uses it.
-            Erase(peer.Keypairs.StageAsResponder(kp));
             peer.Cookies.AddMacs(response);
         }
+        MarkTimersDue(peer);   // a session was derived: the key-erasure clock runs
         Interlocked.Add(ref peer.ReceivedBytes, MessageLayout.InitiationSize);
         UpdateEndpoint(peer, buf);
         SendRaw(peer, response);
@@ -151,28 +130,20 @@ internal sealed partial class WgDevice
             return;
         }
         var peer = entry.Peer;
+        var session = peer.Session;
         long now = Now;
-        lock (peer.HandshakeLock)
+        lock (session.Lock)
         {
-            if (peer.State != HandshakeState.InitiationCreated || peer.HandshakeLocalIndex != receiver)
+            var outcome = session.ConsumeResponse(receiver, sender,
+                msg.Slice(MessageLayout.ResponseBodyOffset, MessageLayout.ResponseBodySize), _privateKey.Span, peer.PresharedKey, now);
+            if (outcome != ResponseOutcome.Accepted)
             {
                 Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
                 return;
             }
-            if (!peer.Noise.ReadResponse(msg.Slice(MessageLayout.ResponseBodyOffset, MessageLayout.ResponseBodySize),
-                    peer.LocalEphemeral, _privateKey.Span, peer.PresharedKey, Span<byte>.Empty))
-            {
-                Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
-                return;
-            }
-            var kp = DeriveKeypair(peer, isInitiator: true, receiver, sender, now);
-            peer.State = HandshakeState.Zeroed;
-            peer.Noise.Clear();
-            Array.Clear(peer.LocalEphemeral);
             OnHandshakeComplete(peer);
-            // The initiator may use the new session at once (whitepaper §5.4.6).
-            Erase(peer.Keypairs.UseAsInitiator(kp));
         }
+        MarkTimersDue(peer);
         Interlocked.Add(ref peer.ReceivedBytes, MessageLayout.ResponseSize);
         UpdateEndpoint(peer, buf);
         // Confirm the session to the responder: staged data, or else a keepalive.
@@ -190,18 +161,6 @@ internal sealed partial class WgDevice
         if (!entry.Peer.Cookies.ConsumeReply(buf.Span)) Interlocked.Increment(ref Counters.DroppedHandshakeInvalid);
     }
 
-    /// <summary>Split() into a new keypair registered under the handshake's local index.</summary>
-    private Keypair DeriveKeypair(Peer peer, bool isInitiator, uint localIndex, uint remoteIndex, long now)
-    {
-        var kp = new Keypair(peer, isInitiator, localIndex, remoteIndex, now);
-        peer.Noise.Split(isInitiator, kp.SendKeySpan, kp.ReceiveKeySpan);
-        kp.KeysDerived();
-        _indices.Replace(localIndex, new IndexEntry(peer, kp));
-        if (peer.Timers.SessionDerived(now)) MarkTimersDue(peer);
-        peer.Timers.AuthenticatedPacketReceived(now);
-        return kp;
-    }
-
     /// <summary>
     /// Sends a handshake initiation to the peer's endpoint. Without <paramref name="retry"/> it is rate
     /// limited to one per Rekey-Timeout and does nothing while one is in flight (the timers retry).
@@ -209,39 +168,24 @@ internal sealed partial class WgDevice
     internal void InitiateHandshake(Peer peer, bool retry)
     {
         Span<byte> msg = stackalloc byte[MessageLayout.InitiationSize];
+        Span<byte> peerPublic = stackalloc byte[32];
+        Span<byte> ourPublic = stackalloc byte[32];
+        Span<byte> timestamp = stackalloc byte[12];
         long now = Now;
-        lock (peer.HandshakeLock)
+        var session = peer.Session;
+        lock (session.Lock)
         {
             if (peer.Removed || peer.Endpoint is null) return;
-            // New outgoing data restarts the attempt count; at most one initiation per Rekey-Timeout.
-            if (!peer.Timers.MayInitiate(now, retry, _times)) return;
-            if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
-            Span<byte> peerPublic = stackalloc byte[32];
             peer.PublicKey.CopyTo(peerPublic);
-            peer.Noise.InitializeWireGuard(peerPublic);
-            X25519.GeneratePrivateKey(peer.LocalEphemeral);
-            msg.Clear();
-            msg[0] = MessageLayout.TypeInitiation;
-            uint localIndex = _indices.Add(new IndexEntry(peer, null));
-            BinaryPrimitives.WriteUInt32LittleEndian(msg[MessageLayout.InitiationSenderOffset..], localIndex);
-            Span<byte> timestamp = stackalloc byte[12];
-            Tai64N.Write(_time.GetUtcNow(), timestamp);
-            Span<byte> ourPublic = stackalloc byte[32];
             PublicKey.CopyTo(ourPublic);
-            if (!peer.Noise.WriteInitiation(peer.LocalEphemeral, _privateKey.Span, ourPublic, peerPublic, timestamp,
-                    msg.Slice(MessageLayout.InitiationBodyOffset, MessageLayout.InitiationBodySize)))
-            {
-                _indices.Remove(localIndex);
-                peer.State = HandshakeState.Zeroed;
-                return;
-            }
-            peer.HandshakeLocalIndex = localIndex;
-            peer.State = HandshakeState.InitiationCreated;
-            // Retransmission and give-up are the sweep's.
+            Tai64N.Write(_time.GetUtcNow(), timestamp);
             long jitter = _times.Ticks(TimeSpan.FromMilliseconds(Random.Shared.Next(ProtocolConstants.RekeyTimeoutJitterMaxMs)));
-            if (peer.Timers.InitiationSent(now, jitter, _times)) MarkTimersDue(peer);
+            if (!session.TryCreateInitiation(now, retry, jitter, _times, new LocalStatic(_privateKey.Span, ourPublic),
+                    peerPublic, timestamp, msg))
+                return;
             peer.Cookies.AddMacs(msg);
         }
+        MarkTimersDue(peer);   // the retransmission is due after Rekey-Timeout
         SendRaw(peer, msg);
     }
 

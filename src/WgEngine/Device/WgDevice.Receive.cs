@@ -90,6 +90,7 @@ internal sealed partial class WgDevice
                     return;
                 }
                 buf.Keypair = entry.Keypair;
+                buf.Peer = entry.Peer;
                 var worker = _workers[entry.Peer.Worker];
                 if (inline && worker.TryProcessInline(buf)) return;
                 if (!worker.TryEnqueue(buf)) Drop(buf, ref Counters.DroppedQueueFull);
@@ -121,47 +122,41 @@ internal sealed partial class WgDevice
         _pool.Return(buf);
     }
 
-    /// <summary>Worker: authenticate, replay-check, confirm a new session, roam, source-check, route.</summary>
+    /// <summary>Worker: the session core authenticates, replay-checks and confirms (Session.PeerSession);
+    /// here the result is carried out: roam, account, source-check, route.</summary>
     internal void ProcessTransport(PacketBuffer buf)
     {
-        var kp = buf.Keypair!;
-        var peer = kp.Peer;
-        long now = Now;
-        if (peer.Removed || now - kp.CreatedAt >= _times.RejectAfterTime)
+        var peer = buf.Peer!;
+        if (peer.Removed)
         {
             Drop(buf, ref Counters.DroppedExpiredKey);
             return;
         }
-        var data = buf.Data.AsSpan(0, buf.Length);
-        ulong counter = BinaryPrimitives.ReadUInt64LittleEndian(data[MessageLayout.TransportCounterOffset..]);
-        var sealedPart = data[MessageLayout.TransportHeaderSize..];
-        var plain = buf.Data.AsSpan(MessageLayout.TransportHeaderSize, sealedPart.Length - ChaChaPoly.TagSize);
-        if (!ChaChaPoly.Open(kp.ReceiveKey, counter, sealedPart, ReadOnlySpan<byte>.Empty, plain))
+        long now = Now;
+        var received = peer.Session.ReceiveTransport(buf.Keypair!, buf.Data.AsSpan(0, buf.Length), now, _times);
+        switch (received.Verdict)
         {
-            Drop(buf, ref Counters.DroppedAuthFailed);
-            return;
-        }
-        if (!kp.AcceptCounter(counter))
-        {
-            Drop(buf, ref Counters.DroppedReplay);
-            return;
+            case TransportVerdict.Expired: Drop(buf, ref Counters.DroppedExpiredKey); return;
+            case TransportVerdict.AuthFailed: Drop(buf, ref Counters.DroppedAuthFailed); return;
+            case TransportVerdict.Replayed: Drop(buf, ref Counters.DroppedReplay); return;
         }
 
-        if (ReferenceEquals(kp, peer.Keypairs.Next)) ConfirmNextKeypair(peer, kp);
         UpdateEndpoint(peer, buf);
         Interlocked.Add(ref peer.ReceivedBytes, buf.Length);
-        peer.Timers.AuthenticatedPacketReceived(now);
-
-        // An initiator whose session nears Reject-After-Time makes one last-minute handshake (whitepaper §6.2).
-        if (kp.IsInitiator && ReferenceEquals(kp, peer.Keypairs.Current) && peer.Timers.WantsLastMinuteHandshake(now, kp.CreatedAt, _times))
-            InitiateHandshake(peer, retry: false);
-
-        if (plain.Length == 0)
+        if (received.ConfirmedSession)
         {
-            _pool.Return(buf); // keepalive
+            OnHandshakeComplete(peer);   // the responder's key confirmation
+            FlushStaged(peer);
+        }
+        if (received.WantsHandshake) InitiateHandshake(peer, retry: false);
+
+        if (received.Verdict == TransportVerdict.Keepalive)
+        {
+            _pool.Return(buf);
             return;
         }
 
+        var plain = buf.Data.AsSpan(MessageLayout.TransportHeaderSize, received.PlaintextLength);
         if (!IpHeader.TryParse(plain, out var ip))
         {
             Drop(buf, ref Counters.DroppedMalformed);
@@ -186,14 +181,5 @@ internal sealed partial class WgDevice
         peer.Endpoint = buf.Address.Copy();
         // A first endpoint starts the persistent keepalive.
         if (current is null && peer.PersistentKeepaliveSeconds > 0) MarkTimersDue(peer);
-    }
-
-    /// <summary>The responder's new session becomes current once the initiator has used it.</summary>
-    private void ConfirmNextKeypair(Peer peer, Keypair kp)
-    {
-        if (!peer.Keypairs.TryConfirm(kp, out var retired)) return;
-        Erase(retired);
-        OnHandshakeComplete(peer);   // the responder's key confirmation
-        FlushStaged(peer);
     }
 }

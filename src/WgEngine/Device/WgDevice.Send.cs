@@ -21,9 +21,8 @@ internal sealed partial class WgDevice
             return;
         }
         long now = Now;
-        var kp = peer.Keypairs.Current;
-        ulong counter = 0;
-        if (kp is null || now - kp.CreatedAt >= _times.RejectAfterTime || !kp.TryNextSendCounter(out counter))
+        var session = peer.Session;
+        if (!session.TryTakeSendCounter(now, _times, out var kp, out ulong counter))
         {
             Stage(peer, buf);
             InitiateHandshake(peer, retry: false);
@@ -37,15 +36,8 @@ internal sealed partial class WgDevice
         }
 
         int length = buf.Length;
-        int padded = PaddedLength(length, _options.Mtu);
         var data = buf.Data.AsSpan();
-        data.Slice(MessageLayout.TransportHeaderSize + length, padded - length).Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(data, MessageLayout.TypeTransport);
-        BinaryPrimitives.WriteUInt32LittleEndian(data[MessageLayout.TransportReceiverOffset..], kp.RemoteIndex);
-        BinaryPrimitives.WriteUInt64LittleEndian(data[MessageLayout.TransportCounterOffset..], counter);
-        var plain = data.Slice(MessageLayout.TransportHeaderSize, padded);
-        kp.Seal(counter, plain, data.Slice(MessageLayout.TransportHeaderSize, padded + ChaChaPoly.TagSize));
-        int total = MessageLayout.TransportHeaderSize + padded + ChaChaPoly.TagSize;
+        int total = kp.SealTransport(counter, data, length, PaddedLength(length, _options.Mtu));
         var batch = t_outgoing;
         if (batch is not null && ReferenceEquals(batch.Owner, this))
         {
@@ -59,9 +51,7 @@ internal sealed partial class WgDevice
             _pool.Return(buf);
         }
 
-        // Rekey-After-Time applies to the initiator only (whitepaper §6.2); Rekey-After-Messages to both.
-        if ((kp.IsInitiator && now - kp.CreatedAt >= _times.RekeyAfterTime) || counter >= ProtocolConstants.RekeyAfterMessages)
-            InitiateHandshake(peer, retry: false);
+        if (PeerSession.RekeyDue(kp, counter, now, _times)) InitiateHandshake(peer, retry: false);
     }
 
     // The calling thread's pending sends: a crypto worker's for its lifetime, another thread's between
@@ -137,13 +127,8 @@ internal sealed partial class WgDevice
         if (carriesData && peer.Timers.DataSent(now)) MarkTimersDue(peer);
     }
 
-    /// <summary>Pads to a multiple of 16 but never past the MTU (whitepaper §5.4.6).</summary>
-    internal static int PaddedLength(int length, int mtu)
-    {
-        int padded = (length + MessageLayout.PaddingMultiple - 1) & ~(MessageLayout.PaddingMultiple - 1);
-        if (padded > mtu) padded = Math.Max(length, mtu);
-        return Math.Min(padded, PacketBuffer.Capacity - MessageLayout.TransportHeaderSize - ChaChaPoly.TagSize);
-    }
+    /// <summary>Pads to a multiple of 16 but never past the MTU (whitepaper §5.4.6) or the buffer.</summary>
+    internal static int PaddedLength(int length, int mtu) => PeerSession.PaddedLength(length, mtu, PacketBuffer.Capacity);
 
     private void SendKeepalive(Peer peer)
     {

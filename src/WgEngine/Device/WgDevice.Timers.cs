@@ -63,24 +63,7 @@ internal sealed partial class WgDevice
     {
         if (IsIdle(peer)) return;
         TimerAction action;
-        lock (peer.HandshakeLock)
-        {
-            var inputs = new TimerInputs(
-                InitiationInFlight: peer.State == HandshakeState.InitiationCreated,
-                HasCurrentSession: peer.Keypairs.Current is not null,
-                HasKeys: HasKeys(peer),
-                PersistentKeepaliveSeconds: peer.PersistentKeepaliveSeconds,
-                HasEndpoint: peer.Endpoint is not null);
-            action = peer.Timers.Tick(now, inputs, _times);
-            if (action == TimerAction.GiveUpHandshake)
-            {
-                // Like wireguard-go and the kernel: after 20 unanswered initiations (~90-100 s) the attempt ends.
-                _indices.Remove(peer.HandshakeLocalIndex);
-                peer.State = HandshakeState.Zeroed;
-                peer.Noise.Clear();
-                Array.Clear(peer.LocalEphemeral);
-            }
-        }
+        lock (peer.Session.Lock) action = peer.Session.Tick(now, peer.PersistentKeepaliveSeconds, peer.Endpoint is not null, _times);
         switch (action)
         {
             case TimerAction.GiveUpHandshake:
@@ -107,9 +90,7 @@ internal sealed partial class WgDevice
     /// gateway look like this, and checking it takes no lock, so a sweep over 100,000 idle peers stays cheap.
     /// </summary>
     private static bool IsIdle(Peer p) =>
-        p.Timers.IsIdle(p.State != HandshakeState.Zeroed, p.PersistentKeepaliveSeconds, p.Endpoint is not null);
-
-    private static bool HasKeys(Peer p) => !p.Keypairs.IsEmpty || p.State != HandshakeState.Zeroed;
+        p.Timers.IsIdle(p.Session.InitiationInFlight, p.PersistentKeepaliveSeconds, p.Endpoint is not null);
 
     /// <summary>
     /// A handshake is complete: the initiator got the response, or the responder got the first packet

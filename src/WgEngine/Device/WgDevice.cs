@@ -126,7 +126,7 @@ internal sealed partial class WgDevice : IDisposable
     {
         lock (_configLock)
         {
-            var peer = new Peer(config.PublicKey, _time, (int)((uint)Interlocked.Increment(ref _nextWorker) % (uint)_workers.Length));
+            var peer = new Peer(config.PublicKey, _time, (int)((uint)Interlocked.Increment(ref _nextWorker) % (uint)_workers.Length), _indices);
             if (config.PublicKey == PublicKey)
                 throw new WgException(WgErrorKind.InvalidArgument, "PeerIsSelf", "A peer cannot have the interface's own public key.");
             if (!_peers.TryAdd(config.PublicKey, peer))
@@ -211,29 +211,13 @@ internal sealed partial class WgDevice : IDisposable
 
     /// <summary>True while any session or handshake state exists for the peer (diagnostics, tests).</summary>
     internal bool HasKeyMaterial(WgKey publicKey) =>
-        _peers.TryGetValue(publicKey, out var p) && HasKeys(p);
+        _peers.TryGetValue(publicKey, out var p) && p.Session.HasKeys;
 
-    /// <summary>Drops every session and handshake of a peer and erases their keys.</summary>
+    /// <summary>Drops every session and handshake of a peer, erases their keys, and frees what waited.</summary>
     private void ZeroPeer(Peer peer)
     {
-        lock (peer.HandshakeLock)
-        {
-            if (peer.State != HandshakeState.Zeroed) _indices.Remove(peer.HandshakeLocalIndex);
-            peer.State = HandshakeState.Zeroed;
-            peer.ClearHandshakeSecrets();
-        }
-        Erase(peer.Keypairs.Clear());
+        peer.Session.EraseKeys();
         while (peer.TryTakeStaged(out var b)) { Interlocked.Decrement(ref peer.StagedCount); _pool.Return(b); }
-    }
-
-    /// <summary>Unregisters and erases the sessions a rotation retired.</summary>
-    private void Erase(Retired<Keypair> retired) => retired.ForEach(_eraseKeypair ??= DeleteKeypair);
-    private Action<Keypair>? _eraseKeypair;
-
-    private void DeleteKeypair(Keypair kp)
-    {
-        _indices.Remove(kp.LocalIndex);
-        kp.Zero();
     }
 
     /// <summary>Sends an IP packet into the tunnel, routed by destination through the allowed-IPs table

@@ -97,5 +97,8 @@ internal readonly struct Retired<TKeypair>(TKeypair? a = null, TKeypair? b = nul
         if (c is not null) erase(c);
     }
 
+    /// <summary>The retired sessions one by one (0 to <see cref="Count"/> - 1 over the non-null ones).</summary>
+    public TKeypair? this[int slot] => slot switch { 0 => a, 1 => b, 2 => c, _ => null };
+
     public bool Contains(TKeypair session) => ReferenceEquals(a, session) || ReferenceEquals(b, session) || ReferenceEquals(c, session);
 }

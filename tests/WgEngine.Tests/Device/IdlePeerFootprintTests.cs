@@ -47,9 +47,9 @@ public class IdlePeerFootprintTests
 
         // The initiator's ephemeral key was erased when the handshake completed, so set a marker to
         // see that removal clears the existing arrays.
-        initiatorSide.LocalEphemeral[0] = 0xAB;
+        initiatorSide.Session.EphemeralKeyForTests[0] = 0xAB;
         Assert.True(client.RemovePeer(gwKey.PublicKey));
-        Assert.All(initiatorSide.LocalEphemeral, b => Assert.Equal(0, b));
+        Assert.All(initiatorSide.Session.EphemeralKeyForTests.ToArray(), b => Assert.Equal(0, b));
     }
 
     [Fact]

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace WgEngine.Device;
+namespace WgEngine.Session;
 
 /// <summary>
 /// Sliding-window replay filter for the receive counter of one keypair, with the window geometry of

@@ -1,13 +1,15 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 using WgEngine.Crypto;
-using WgEngine.Session;
+using WgEngine.Noise;
 
-namespace WgEngine.Device;
+namespace WgEngine.Session;
 
 /// <summary>
-/// One session's transport keys (whitepaper §5.4.6). Send counters are taken atomically so that
-/// several workers can encrypt for the same peer; the receive replay window is guarded by a lock
-/// because decryption of one keypair may also happen on several threads.
+/// One session's transport keys (whitepaper §5.4.6) with its indices, its send counter and its replay
+/// window. Send counters are taken atomically so that several workers can encrypt for the same peer; the
+/// receive replay window is guarded by a lock because decryption of one keypair may also happen on several
+/// threads. Which peer it belongs to is the index table's business (a session knows only its own keys).
 /// </summary>
 internal sealed class Keypair
 {
@@ -17,16 +19,14 @@ internal sealed class Keypair
     private ReplayWindow _replay;
     private long _sendCounter = -1;
 
-    public Keypair(Peer peer, bool isInitiator, uint localIndex, uint remoteIndex, long createdAt)
+    public Keypair(bool isInitiator, uint localIndex, uint remoteIndex, long createdAt)
     {
-        Peer = peer;
         IsInitiator = isInitiator;
         LocalIndex = localIndex;
         RemoteIndex = remoteIndex;
         CreatedAt = createdAt;
     }
 
-    public Peer Peer { get; }
     public bool IsInitiator { get; }
     public uint LocalIndex { get; }
     public uint RemoteIndex { get; }
@@ -46,6 +46,23 @@ internal sealed class Keypair
     /// <summary>Encrypts a transport payload (destination: plaintext.Length + 16 bytes).</summary>
     public void Seal(ulong counter, ReadOnlySpan<byte> plaintext, Span<byte> destination) =>
         _sealer!.Seal(counter, plaintext, destination);
+
+    /// <summary>
+    /// Frames and seals one transport message in place (whitepaper §5.4.6): <paramref name="message"/> holds
+    /// the plaintext at offset 16 (<paramref name="length"/> bytes, 0 for a keepalive); the header is written in
+    /// front, the plaintext zero-padded to <paramref name="padded"/> bytes and the tag appended. Returns the
+    /// message's length.
+    /// </summary>
+    public int SealTransport(ulong counter, Span<byte> message, int length, int padded)
+    {
+        message.Slice(MessageLayout.TransportHeaderSize + length, padded - length).Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(message, MessageLayout.TypeTransport);
+        BinaryPrimitives.WriteUInt32LittleEndian(message[MessageLayout.TransportReceiverOffset..], RemoteIndex);
+        BinaryPrimitives.WriteUInt64LittleEndian(message[MessageLayout.TransportCounterOffset..], counter);
+        var plain = message.Slice(MessageLayout.TransportHeaderSize, padded);
+        Seal(counter, plain, message.Slice(MessageLayout.TransportHeaderSize, padded + ChaChaPoly.TagSize));
+        return MessageLayout.TransportHeaderSize + padded + ChaChaPoly.TagSize;
+    }
 
     /// <summary>Next send counter, or false when the keypair has sent its last allowed message.</summary>
     public bool TryNextSendCounter(out ulong counter)

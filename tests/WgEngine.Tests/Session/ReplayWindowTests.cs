@@ -1,6 +1,6 @@
-using WgEngine.Device;
+using WgEngine.Session;
 
-namespace WgEngine.Tests.Device;
+namespace WgEngine.Tests.Session;
 
 /// <summary>
 /// The cases of the Linux kernel's replay-counter self-test (drivers/net/wireguard/selftest/counter.c),

@@ -1,0 +1,89 @@
+using System.Buffers.Binary;
+using WgEngine.Crypto;
+using WgEngine.Noise;
+
+namespace WgEngine.Session;
+
+/// <summary>What became of a transport message received on one of the peer's sessions.</summary>
+internal enum TransportVerdict
+{
+    /// <summary>Authentic and new: the plaintext (an IP packet, still to be source-checked) is the device's.</summary>
+    Deliver,
+    /// <summary>Authentic and new, and empty: a keepalive, nothing to deliver.</summary>
+    Keepalive,
+    /// <summary>The session is older than Reject-After-Time.</summary>
+    Expired,
+    /// <summary>The tag did not verify (forged, corrupted, or under another key).</summary>
+    AuthFailed,
+    /// <summary>A counter already seen or too far behind the window.</summary>
+    Replayed,
+}
+
+/// <summary>The result of <see cref="PeerSession.ReceiveTransport"/>: the verdict and what else the device must do.</summary>
+internal readonly struct TransportReceived(TransportVerdict verdict, int plaintextLength, bool confirmedSession, bool wantsHandshake)
+{
+    public TransportVerdict Verdict { get; } = verdict;
+    /// <summary>Bytes of plaintext after the 16-byte header, where the ciphertext was.</summary>
+    public int PlaintextLength { get; } = plaintextLength;
+    /// <summary>This packet confirmed the responder's new session: the handshake is complete, and what waited
+    /// for a session can go.</summary>
+    public bool ConfirmedSession { get; } = confirmedSession;
+    /// <summary>The initiator's session nears Reject-After-Time: start the last-minute handshake (§6.2).</summary>
+    public bool WantsHandshake { get; } = wantsHandshake;
+    public bool Authentic => Verdict is TransportVerdict.Deliver or TransportVerdict.Keepalive;
+}
+
+internal sealed partial class PeerSession
+{
+    /// <summary>
+    /// A transport message arrived on <paramref name="session"/> (one of this peer's, found by its receiver
+    /// index): rejects an expired session, authenticates and decrypts in place (the plaintext replaces the
+    /// ciphertext at offset 16), checks the counter against the replay window, confirms a responder's "next"
+    /// session, and records the receipt with the timers. No lock.
+    /// </summary>
+    public TransportReceived ReceiveTransport(Keypair session, Span<byte> message, long now, in ProtocolTimes times)
+    {
+        if (now - session.CreatedAt >= times.RejectAfterTime) return new(TransportVerdict.Expired, 0, false, false);
+        ulong counter = BinaryPrimitives.ReadUInt64LittleEndian(message[MessageLayout.TransportCounterOffset..]);
+        var sealedPart = message[MessageLayout.TransportHeaderSize..];
+        var plain = message.Slice(MessageLayout.TransportHeaderSize, sealedPart.Length - ChaChaPoly.TagSize);
+        if (!ChaChaPoly.Open(session.ReceiveKey, counter, sealedPart, ReadOnlySpan<byte>.Empty, plain))
+            return new(TransportVerdict.AuthFailed, 0, false, false);
+        if (!session.AcceptCounter(counter)) return new(TransportVerdict.Replayed, 0, false, false);
+
+        bool confirmed = Keypairs.TryConfirm(session, out var retired);
+        if (confirmed) Erase(retired);
+        Timers.AuthenticatedPacketReceived(now);
+        // An initiator whose session nears Reject-After-Time makes one last-minute handshake (whitepaper §6.2).
+        bool wantsHandshake = session.IsInitiator && ReferenceEquals(session, Keypairs.Current)
+            && Timers.WantsLastMinuteHandshake(now, session.CreatedAt, times);
+        var verdict = plain.Length == 0 ? TransportVerdict.Keepalive : TransportVerdict.Deliver;
+        return new(verdict, plain.Length, confirmed, wantsHandshake);
+    }
+
+    /// <summary>
+    /// A packet is to be sent: the session and counter to seal it with, or false when there is no usable
+    /// session (none, older than Reject-After-Time, or out of counters): then the packet waits and a
+    /// handshake starts (whitepaper §6.1). No lock.
+    /// </summary>
+    public bool TryTakeSendCounter(long now, in ProtocolTimes times, out Keypair session, out ulong counter)
+    {
+        counter = 0;
+        session = Keypairs.Current!;
+        return session is not null && now - session.CreatedAt < times.RejectAfterTime && session.TryNextSendCounter(out counter);
+    }
+
+    /// <summary>After sending with <paramref name="counter"/> on <paramref name="session"/>: is a new handshake
+    /// due? Rekey-After-Time applies to the initiator only (whitepaper §6.2), Rekey-After-Messages to both.</summary>
+    public static bool RekeyDue(Keypair session, ulong counter, long now, in ProtocolTimes times) =>
+        (session.IsInitiator && now - session.CreatedAt >= times.RekeyAfterTime) || counter >= ProtocolConstants.RekeyAfterMessages;
+
+    /// <summary>Pads a plaintext to a multiple of 16 but never past the MTU (whitepaper §5.4.6), nor past what
+    /// a buffer of <paramref name="capacity"/> bytes holds with the header and the tag.</summary>
+    public static int PaddedLength(int length, int mtu, int capacity)
+    {
+        int padded = (length + MessageLayout.PaddingMultiple - 1) & ~(MessageLayout.PaddingMultiple - 1);
+        if (padded > mtu) padded = Math.Max(length, mtu);
+        return Math.Min(padded, capacity - MessageLayout.TransportHeaderSize - ChaChaPoly.TagSize);
+    }
+}
