@@ -90,7 +90,8 @@ Describe 'Prometheus metrics of the host' -Skip:$skip {
         $m = Get-Http "http://127.0.0.1:$metricsPort/metrics"
         $m.Status | Should -Be 200
         foreach ($t in 'wireguard_sent_bytes_total counter', 'wireguard_received_bytes_total counter', 'wireguard_latest_handshake_seconds gauge',
-            'wireguard_gateway_handshakes_completed_total counter', 'wireguard_gateway_dropped_packets_total counter', 'wireguard_gateway_peers gauge') {
+            'wireguard_gateway_handshakes_completed_total counter', 'wireguard_gateway_dropped_packets_total counter', 'wireguard_gateway_peers gauge',
+            'wireguard_gateway_send_batches_total counter', 'wireguard_gateway_receive_batch_datagrams_total counter') {
             $m.Body | Should -Match "(?m)^# TYPE $t$"
         }
         $labels = "interface=`"$name`",public_key=`"$([regex]::Escape($clientKey))`",allowed_ips=`"[^`"]+`",friendly_name=`"prom-client`""
@@ -119,6 +120,9 @@ Describe 'Prometheus metrics of the host' -Skip:$skip {
         [double]$hs[0].value[1] | Should -BeGreaterThan ([DateTimeOffset]::UtcNow.AddMinutes(-5).ToUnixTimeSeconds())
         (Invoke-PromQuery "wireguard_gateway_peers{interface=`"$name`",state=`"connected`"}")[0].value[1] | Should -Be '1'
         [double](Invoke-PromQuery "wireguard_gateway_handshakes_completed_total{interface=`"$name`"}")[0].value[1] | Should -BeGreaterOrEqual 1
+        # The pings came in and went out through batched socket calls, whose sizes are exported.
+        [double](Invoke-PromQuery "wireguard_gateway_receive_batch_datagrams_total{interface=`"$name`"}")[0].value[1] | Should -BeGreaterOrEqual 3
+        [double](Invoke-PromQuery "wireguard_gateway_send_batches_total{interface=`"$name`"}")[0].value[1] | Should -BeGreaterOrEqual 1
     }
 
     It 'splits the drops by reason, with every reason exported from zero' {

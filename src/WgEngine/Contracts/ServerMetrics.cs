@@ -14,6 +14,13 @@ public sealed record ServerMetrics
     public long CookieRepliesSent { get; init; }
     /// <summary>ICMP echo requests to the gateway's own addresses answered.</summary>
     public long IcmpEchoReplies { get; init; }
+    /// <summary>Batched sends to the bind (sendmmsg, with GSO runs) and the datagrams they carried: their ratio is
+    /// the send batch size reached.</summary>
+    public long SendBatches { get; init; }
+    public long SentInBatches { get; init; }
+    /// <summary>Receive calls that returned datagrams (recvmmsg, with GRO) and the datagrams they returned.</summary>
+    public long ReceiveBatches { get; init; }
+    public long ReceivedInBatches { get; init; }
     /// <summary>Packets dropped, by reason (every reason the engine counts, zeros included; names as in Device.DeviceCounters).</summary>
     public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
     /// <summary>The sum of <see cref="Drops"/>.</summary>

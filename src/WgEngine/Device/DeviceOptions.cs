@@ -47,6 +47,8 @@ internal sealed class DeviceCounters
     internal long DroppedMalformed, DroppedBadMac1, DroppedUnknownIndex, DroppedAuthFailed, DroppedReplay,
         DroppedAllowedIps, DroppedNoRoute, DroppedHandshakeInvalid, DroppedHandshakeReplay, DroppedQueueFull,
         DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies, DroppedPolicy, DroppedRateLimitedData, DroppedQuota;
+    // Batch sizes reached: bind calls and the datagrams they carried (sendmmsg/GSO out, recvmmsg/GRO in).
+    internal long SendBatchCalls, SendBatchDatagrams, ReceiveBatchCalls, ReceiveBatchDatagrams;
 
     public long Received => Volatile.Read(ref ReceivedBytes);
     public long Sent => Volatile.Read(ref SentBytes);
@@ -70,6 +72,10 @@ internal sealed class DeviceCounters
     /// <summary>Handshakes over the per-source rate limit while under load.</summary>
     public long RateLimited => Volatile.Read(ref DroppedRateLimited);
     public long Handshakes => Volatile.Read(ref HandshakesCompleted);
+    public long SendBatches => Volatile.Read(ref SendBatchCalls);
+    public long SentInBatches => Volatile.Read(ref SendBatchDatagrams);
+    public long ReceiveBatches => Volatile.Read(ref ReceiveBatchCalls);
+    public long ReceivedInBatches => Volatile.Read(ref ReceiveBatchDatagrams);
     public long CookieReplies => Volatile.Read(ref CookieRepliesSent);
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);
     public long TotalDropped => Malformed + BadMac1 + UnknownIndex + AuthFailed + Replayed + NotAllowedSource

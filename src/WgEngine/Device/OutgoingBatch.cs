@@ -9,7 +9,12 @@ namespace WgEngine.Device;
 /// </summary>
 internal sealed class OutgoingBatch(WgDevice owner)
 {
-    public const int Size = 32;
+    /// <summary>
+    /// Room for one TSO super-packet read from the TUN: 64 KiB at MTU 1420 is 44-46 segments, which then
+    /// leave in one GSO send (UdpBind.GsoRunEnd takes up to 64 segments and 65,000 bytes per run). With 32,
+    /// every super-packet was cut into two sends (issue 15, item 2; wireguard-go batches up to 128).
+    /// </summary>
+    public const int Size = 64;
 
     public readonly WgDevice Owner = owner;
     public readonly PacketBuffer[] Buffers = new PacketBuffer[Size];

@@ -48,6 +48,11 @@ internal sealed partial class WgDevice
             {
                 int n = _bind.ReceiveBatch(memory, from, lengths);
                 if (n < 0) break;
+                if (n > 0)
+                {
+                    Interlocked.Increment(ref Counters.ReceiveBatchCalls);
+                    Interlocked.Add(ref Counters.ReceiveBatchDatagrams, n);
+                }
                 long bytes = 0;
                 for (int i = 0; i < n; i++)
                 {

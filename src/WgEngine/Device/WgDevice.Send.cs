@@ -104,6 +104,8 @@ internal sealed partial class WgDevice
     private void FlushOutgoing(OutgoingBatch batch)
     {
         int count = batch.Count;
+        Interlocked.Increment(ref Counters.SendBatchCalls);
+        Interlocked.Add(ref Counters.SendBatchDatagrams, count);
         try
         {
             _bind.SendBatch(batch.Datagrams.AsSpan(0, count), batch.To.AsSpan(0, count), batch.Sent.AsSpan(0, count));

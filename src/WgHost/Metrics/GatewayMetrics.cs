@@ -68,6 +68,10 @@ public sealed class GatewayMetrics
         ("rate_limited_handshakes", "Handshake initiations refused by the per-source rate limit"),
         ("invalid_handshakes", "Handshake messages that failed authentication"),
         ("icmp_echo_replies", "ICMP echo requests to the gateway's own addresses answered"),
+        ("send_batches", "Batched sends to the UDP socket (sendmmsg with GSO runs)"),
+        ("send_batch_datagrams", "Datagrams sent in those batches (divided by send_batches: the batch size reached)"),
+        ("receive_batches", "Receive calls on the UDP socket that returned datagrams (recvmmsg with GRO)"),
+        ("receive_batch_datagrams", "Datagrams those calls returned (divided by receive_batches: the batch size reached)"),
         ("policy_denied", "Packets refused by client isolation, a tag rule or a peer's ACL"),
         ("policy_replies_allowed", "Packets a rule would refuse that passed as replies of an allowed flow"),
     ];
@@ -154,6 +158,10 @@ public sealed class GatewayMetrics
                 Set(s.Name, "rate_limited_handshakes", m.Drops.GetValueOrDefault("RateLimited"));
                 Set(s.Name, "invalid_handshakes", m.Drops.GetValueOrDefault("HandshakeInvalid"));
                 Set(s.Name, "icmp_echo_replies", m.IcmpEchoReplies);
+                Set(s.Name, "send_batches", m.SendBatches);
+                Set(s.Name, "send_batch_datagrams", m.SentInBatches);
+                Set(s.Name, "receive_batches", m.ReceiveBatches);
+                Set(s.Name, "receive_batch_datagrams", m.ReceivedInBatches);
                 foreach (var (reason, count) in m.Drops)
                     _drops.WithLabels(s.Name, SnakeCase(reason)).IncTo(count);
                 if (m.Policy is { } policy)

@@ -128,6 +128,28 @@ public class DeviceSendBatchTests
     }
 
     [Fact]
+    public void TheSegmentsOfOneSuperPacketLeaveInOneBindCallAndAreCounted()
+    {
+        // 64 KiB read from a TUN with TSO at MTU 1420 is 46 segments: they must stay in one batch (one GSO send).
+        const int segments = 46;
+        using var pair = new Pair();
+        pair.Establish();
+        var before = pair.Client.Counters;
+        long batches = before.SendBatches, inBatches = before.SentInBatches;
+        long gatewayReceived = pair.Gateway.Counters.ReceivedInBatches;
+        Assert.True(pair.Client.BeginSendBatch());
+        for (int i = 0; i < segments; i++) Assert.True(pair.Client.SendPacket(Pair.Packet(i)));
+        pair.Client.EndSendBatch();
+
+        Assert.Equal([segments], pair.ClientBind.Batches.ToArray());
+        Assert.Equal(batches + 1, pair.Client.Counters.SendBatches);
+        Assert.Equal(inBatches + segments, pair.Client.Counters.SentInBatches);
+        for (int i = 0; i < segments; i++) Assert.Equal(Pair.Packet(i), pair.Egress.Next());
+        Assert.True(pair.Gateway.Counters.ReceivedInBatches >= gatewayReceived + segments);
+        Assert.True(pair.Gateway.Counters.ReceiveBatches >= 1);
+    }
+
+    [Fact]
     public void PacketsStagedForAHandshakeLeaveTogetherWhenItCompletes()
     {
         using var pair = new Pair(startGateway: false);
