@@ -113,7 +113,10 @@ function Start-BenchGateway([string]$Kind) {
         if ($Kind -eq 'userspace-nospin') { $env:DOTNET_ThreadPool_UnfairSemaphoreSpinLimit = '0' }
         # The other: the TUN without offloads, one packet per read and write (what the offloads save).
         if ($Kind -eq 'tun-nooffload') { $env:WIREGUARDGATEWAY_TUN_OFFLOAD = '0' }
-        try { $gw = Start-EgressGateway -Topology $topo -Egress $(if ($Kind -like 'tun*') { 'Tun' } else { 'Userspace' }) }
+        # The server lives at a private address, which the userspace egress refuses by default: allow exactly its
+        # subnet (the TUN egress leaves filtering to the host's firewall and takes no -EgressAllow).
+        $extra = if ($Kind -like 'tun*') { @{} } else { @{ EgressAllow = $topo.SrvNet } }
+        try { $gw = Start-EgressGateway -Topology $topo -Egress $(if ($Kind -like 'tun*') { 'Tun' } else { 'Userspace' }) -ServerParameters $extra }
         finally { Remove-Item Env:DOTNET_ThreadPool_UnfairSemaphoreSpinLimit, Env:WIREGUARDGATEWAY_TUN_OFFLOAD -ErrorAction Ignore }
         if (-not $gw.Ready) { throw "our gateway ($Kind) failed: $($gw.ErrorId) $($gw.ErrorMessage)" }
         $g = [pscustomobject]@{ Kind = $Kind; PublicKey = $gw.PublicKey; ListenPort = $gw.ListenPort; Process = $gw.Process; IfName = $gw.Name }
