@@ -7,18 +7,21 @@ namespace WgEngine.Bench;
 
 /// <summary>
 /// Transport-data AEAD: our libsodium path (ChaChaPoly) against the BCL's ChaCha20Poly1305 (OpenSSL on Linux),
-/// with one BCL instance reused as a transport keypair would hold it. 64 B is a small packet, 1420 B a full MTU one.
+/// with one BCL instance reused as a transport keypair would hold it, and OpenSSL's EVP called directly with one
+/// context per thread reused (OpenSslAead); opening a forged packet too, since that is what a flood costs. 64 B is a small packet, 1420 B a full MTU one.
 /// </summary>
 [MemoryDiagnoser]
 public class AeadBenchmarks
 {
-    [Params(64, 1420)]
+    [Params(64, 256, 640, 1420)]
     public int Size;
 
     private readonly byte[] _key = new byte[32];
     private byte[] _plain = [];
     private byte[] _sealed = [];      // ciphertext || tag, for both backends (they must agree)
     private byte[] _out = [];
+    private byte[] _forged = [];
+    private static readonly byte[] Nonce = NonceBytes();
     private ChaCha20Poly1305 _bcl = null!;
     private const ulong Counter = 12345;
 
@@ -36,6 +39,10 @@ public class AeadBenchmarks
         var check = new byte[Size + 16];
         BclSeal(check);
         if (!check.AsSpan().SequenceEqual(_sealed)) throw new InvalidOperationException("Backends disagree.");
+        OpenSslAead.Seal(_key, Nonce, _plain, check);
+        if (!OpenSslAead.IsAvailable || !check.AsSpan().SequenceEqual(_sealed)) throw new InvalidOperationException("EVP disagrees or is missing.");
+        _forged = (byte[])_sealed.Clone();
+        _forged[^1] ^= 1;
     }
 
     [GlobalCleanup]
@@ -46,6 +53,19 @@ public class AeadBenchmarks
 
     [Benchmark]
     public void SealBcl() => BclSeal(_out);
+
+    [Benchmark]
+    public void SealEvp() => OpenSslAead.Seal(_key, Nonce, _plain, _out);
+
+    [Benchmark]
+    public bool OpenEvp() => OpenSslAead.Open(_key, Nonce, _sealed, _out);
+
+    /// <summary>A forged packet (last tag byte flipped): what dropping it costs.</summary>
+    [Benchmark]
+    public bool OpenForgedSodium() => ChaChaPoly.Open(_key, Counter, _forged, default, _out);
+
+    [Benchmark]
+    public bool OpenForgedEvp() => OpenSslAead.Open(_key, Nonce, _forged, _out);
 
     [Benchmark]
     public bool OpenSodium() => ChaChaPoly.Open(_key, Counter, _sealed, default, _out);
@@ -68,6 +88,13 @@ public class AeadBenchmarks
         Span<byte> nonce = stackalloc byte[12];
         WriteNonce(nonce);
         _bcl.Encrypt(nonce, _plain, destination.AsSpan(0, Size), destination.AsSpan(Size, 16));
+    }
+
+    private static byte[] NonceBytes()
+    {
+        var n = new byte[12];
+        WriteNonce(n);
+        return n;
     }
 
     private static void WriteNonce(Span<byte> nonce)

@@ -153,7 +153,6 @@ internal sealed class FuzzWorld
         var kp = new Keypair(isInitiator: false, local, remote, Time.GetTimestamp());
         receiveKey.CopyTo(kp.ReceiveKeySpan);
         sendKey.CopyTo(kp.SendKeySpan);
-        kp.KeysDerived();
         _indices.Replace(local, new IndexEntry(peer, kp));
         return kp;
     }

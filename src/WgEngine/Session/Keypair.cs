@@ -38,14 +38,14 @@ internal sealed class Keypair
     public ReadOnlySpan<byte> SendKey => _sendKey;
     public ReadOnlySpan<byte> ReceiveKey => _receiveKey;
 
-    private TransportSealer? _sealer;
-
-    /// <summary>Call once the keys are derived: prepares the send-side cipher.</summary>
-    public void KeysDerived() => _sealer = new TransportSealer(_sendKey);
-
-    /// <summary>Encrypts a transport payload (destination: plaintext.Length + 16 bytes).</summary>
+    /// <summary>Encrypts a transport payload (destination: plaintext.Length + 16 bytes). A session erased while a
+    /// packet is in flight seals it under the all-zero key: the peer drops it, the old key never leaks.</summary>
     public void Seal(ulong counter, ReadOnlySpan<byte> plaintext, Span<byte> destination) =>
-        _sealer!.Seal(counter, plaintext, destination);
+        TransportAead.Seal(_sendKey, counter, plaintext, destination);
+
+    /// <summary>Decrypts a transport payload in place or into destination; false when the tag does not verify.</summary>
+    public bool Open(ulong counter, ReadOnlySpan<byte> ciphertextAndTag, Span<byte> destination) =>
+        TransportAead.Open(_receiveKey, counter, ciphertextAndTag, destination);
 
     /// <summary>
     /// Frames and seals one transport message in place (whitepaper §5.4.6): <paramref name="message"/> holds
@@ -85,7 +85,6 @@ internal sealed class Keypair
     public void Zero()
     {
         CryptographicOperations.ZeroMemory(_sendKey);
-        _sealer?.Dispose();
         CryptographicOperations.ZeroMemory(_receiveKey);
     }
 }

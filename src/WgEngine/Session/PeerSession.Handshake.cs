@@ -128,7 +128,6 @@ internal sealed partial class PeerSession
     {
         var session = new Keypair(isInitiator, localIndex, remoteIndex, now);
         Noise.Split(isInitiator, session.SendKeySpan, session.ReceiveKeySpan);
-        session.KeysDerived();
         _indices.Bind(localIndex, session);
         _state = HandshakeState.Zeroed;
         ClearHandshakeSecrets();

@@ -47,7 +47,7 @@ internal sealed partial class PeerSession
         ulong counter = BinaryPrimitives.ReadUInt64LittleEndian(message[MessageLayout.TransportCounterOffset..]);
         var sealedPart = message[MessageLayout.TransportHeaderSize..];
         var plain = message.Slice(MessageLayout.TransportHeaderSize, sealedPart.Length - ChaChaPoly.TagSize);
-        if (!ChaChaPoly.Open(session.ReceiveKey, counter, sealedPart, ReadOnlySpan<byte>.Empty, plain))
+        if (!session.Open(counter, sealedPart, plain))
             return new(TransportVerdict.AuthFailed, 0, false, false);
         if (!session.AcceptCounter(counter)) return new(TransportVerdict.Replayed, 0, false, false);
 
