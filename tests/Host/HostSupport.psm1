@@ -37,16 +37,21 @@ function Start-WgTestHost {
     $id = [guid]::NewGuid().ToString('N').Substring(0, 6)
     $log = Join-Path $Dir "host-$id.log"
     $pidFile = Join-Path $Dir "host-$id.pid"
+    # The host starts with SIGINT and SIGQUIT at their default action, as under systemd or in a terminal. A
+    # process that inherits them ignored (anything started with `&` by a shell without job control, which is how
+    # a CI runner may start this suite) keeps them ignored, and .NET then never sees SIGINT, so the INT test
+    # would fail for a reason that is the runner's and not the host's. `env --default-signal` (coreutils 8.31+)
+    # resets them before dotnet starts.
     if ($UnderSystemd) {
         $shell = Join-Path $Dir 'systemd'
         if (-not (Test-Path $shell)) { New-Item -ItemType SymbolicLink -Path $shell -Target (Get-Command bash).Source | Out-Null }
         $psi = [Diagnostics.ProcessStartInfo]::new($shell)
-        $script = 'dotnet "$0" "$@" >>"$WGH_LOG" 2>&1 & echo $! >"$WGH_PID"; wait $!'
+        $script = 'env --default-signal=INT,QUIT dotnet "$0" "$@" >>"$WGH_LOG" 2>&1 & echo $! >"$WGH_PID"; wait $!'
     } else {
         $psi = [Diagnostics.ProcessStartInfo]::new('bash')
         # exec: the PID we signal is the host itself, not a shell.
-        $script = 'echo $$ >"$WGH_PID"; exec dotnet "$0" "$@" >>"$WGH_LOG" 2>&1'
-        if ($Namespace) { $script = 'echo $$ >"$WGH_PID"; exec ip netns exec "$WGH_NS" dotnet "$0" "$@" >>"$WGH_LOG" 2>&1' }
+        $script = 'echo $$ >"$WGH_PID"; exec env --default-signal=INT,QUIT dotnet "$0" "$@" >>"$WGH_LOG" 2>&1'
+        if ($Namespace) { $script = 'echo $$ >"$WGH_PID"; exec env --default-signal=INT,QUIT ip netns exec "$WGH_NS" dotnet "$0" "$@" >>"$WGH_LOG" 2>&1' }
     }
     foreach ($a in @('-c', $script, $script:HostDll) + $Arguments) { $psi.ArgumentList.Add($a) }
     $psi.UseShellExecute = $false
