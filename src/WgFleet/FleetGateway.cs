@@ -65,6 +65,7 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
         }
     }
     public EgressCounters? EgressCounters => _instance?.Server.EgressCounters;
+    public ServerMetrics? Metrics => _instance?.Server.Metrics;
     public string? ConfigPath => null;
     public string? UapiPath => _instance?.Server.UapiPath;
     public IPAddress? BindAddress => _instance?.Server.BindAddress;

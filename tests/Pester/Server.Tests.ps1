@@ -31,8 +31,14 @@ Describe 'Servers' {
             $s.ReceivedBytes | Should -Be 0
             $s.SentBytes | Should -Be 0
             $s.PublicKey.Length | Should -Be 44
+            # One snapshot with every engine counter: each drop reason (all zero yet) and the egress's counters.
+            $s.Metrics.ReceivedBytes | Should -Be 0
+            $s.Metrics.Drops.Count | Should -BeGreaterThan 5
+            @($s.Metrics.Drops.Values | Where-Object { $_ -ne 0 }).Count | Should -Be 0
+            $s.Metrics.Egress.Count | Should -BeGreaterThan 0
+            $s.Metrics.Tun | Should -BeNullOrEmpty
             Test-UdpPortFree $s.ListenPort | Should -BeFalse
-            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'BindAddress', 'MTU', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'EgressStats', 'EgressRules', 'PeerIsolation', 'ConfigPath', 'ConfigReadOnly', 'UapiPath')
+            @($s.PSObject.Properties.Name) | Should -Be @('Name', 'PublicKey', 'ListenPort', 'BindAddress', 'MTU', 'Address', 'Backend', 'Egress', 'PeerCount', 'State', 'StartedAt', 'ReceivedBytes', 'SentBytes', 'Stats', 'EgressStats', 'Metrics', 'EgressRules', 'PeerIsolation', 'ConfigPath', 'ConfigReadOnly', 'UapiPath')
         }
 
         It 'uses a given private key, and never shows it (properties, views, JSON, verbose)' {

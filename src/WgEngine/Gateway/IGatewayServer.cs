@@ -27,6 +27,9 @@ public interface IGatewayServer
     InterfaceStats Stats { get; }
     /// <summary>Live egress counters; null without a userspace egress (or when not in this process).</summary>
     EgressCounters? EgressCounters { get; }
+    /// <summary>Every counter the engine has (drops by reason, batches, egress, TUN), read when accessed;
+    /// null where the gateway is not in this process.</summary>
+    ServerMetrics? Metrics => null;
     string? ConfigPath { get; }
     string? UapiPath { get; }
     /// <summary>The address the UDP socket is bound to; null = all addresses.</summary>

@@ -32,6 +32,9 @@ public sealed class WgServer
     public InterfaceStats Stats => Server.Stats;
     /// <summary>Userspace egress counters, read when accessed (flows, limits biting, refused destinations); null without one.</summary>
     public WgEngine.Egress.EgressCounters? EgressStats => Server.EgressCounters;
+    /// <summary>Every engine counter in one snapshot, read when accessed (drops by reason, UDP batch sizes, egress
+    /// and TUN counters): what the host's /metrics exports; null for a gateway in another process.</summary>
+    public WgEngine.Contracts.ServerMetrics? Metrics => Server.Metrics;
     /// <summary>The egress rules in force: Allow exceptions, Deny additions, Unprotected (docs/egress.md).</summary>
     public WgEngine.Egress.EgressRules EgressRules => Server.EgressRules;
     /// <summary>Client isolation: peers do not reach each other unless a rule of the sender allows it (docs/policy.md).</summary>
