@@ -38,6 +38,7 @@ $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $repoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
 Import-Module (Join-Path $repoRoot 'tests/Interop/EgressTopology.psm1') -Force
+Import-Module (Join-Path $PSScriptRoot 'BenchMeasure.psm1') -Force
 
 $prereq = Test-EgressTopologyPrerequisite
 $missing = @($prereq.Missing) + @(if (-not (Get-Command iperf3 -ErrorAction Ignore)) { 'iperf3' })
@@ -46,28 +47,9 @@ if (-not (Test-Path (Join-Path $repoRoot 'module/bin')) -and -not $env:WGI_GATEW
 
 $IperfPort = 5201
 $HoldPort = 5202
-$ClkTck = [double](& getconf CLK_TCK)
 $Gateways = @('userspace', 'tun', 'wireguard-go')
 if ($NoSpinVariant) { $Gateways += 'userspace-nospin' }
 if ($TunOffloadVariant) { $Gateways += 'tun-nooffload' }
-
-function Get-Median([double[]]$xs) {
-    $s = [double[]]($xs | Sort-Object); $n = $s.Count
-    if ($n % 2) { $s[($n - 1) / 2] } else { ($s[$n / 2 - 1] + $s[$n / 2]) / 2 }
-}
-
-function Get-ProcCpuSeconds([int]$ProcessId) {
-    # /proc/<pid>/stat: fields after "(comm)"; utime and stime are fields 14 and 15 (clock ticks).
-    $t = [System.IO.File]::ReadAllText("/proc/$ProcessId/stat")
-    $f = $t.Substring($t.LastIndexOf(')') + 2).Split(' ')
-    ([double]$f[11] + [double]$f[12]) / $ClkTck
-}
-
-function Get-MachineCpu {
-    # /proc/stat "cpu" line: user nice system idle iowait irq softirq steal (ticks, all cores summed).
-    $f = ([System.IO.File]::ReadAllLines('/proc/stat')[0] -split '\s+')[1..8] | ForEach-Object { [double]$_ }
-    [pscustomobject]@{ Busy = ($f[0] + $f[1] + $f[2] + $f[5] + $f[6] + $f[7]) / $ClkTck; Softirq = $f[6] / $ClkTck }
-}
 
 function Get-RssKiB([int]$ProcessId) {
     $line = [System.IO.File]::ReadAllLines("/proc/$ProcessId/status") | Where-Object { $_ -like 'VmRSS:*' }
@@ -144,38 +126,8 @@ function Stop-BenchGateway($g) {
 }
 
 function Invoke-Iperf([int]$P, [switch]$Reverse, $Gateway) {
-    $log = Join-Path $topo.Network.TempDir "iperf3-s-$([guid]::NewGuid().ToString('n')).log"
-    $srv = Start-Process -FilePath ip -ArgumentList 'netns', 'exec', $topo.Srv, 'iperf3', '-s', '-1', '-B', $topo.SrvAddress, '-p', "$IperfPort" `
-        -PassThru -RedirectStandardOutput $log
-    try {
-        $ready = Wait-WgCondition { (Invoke-InEgressNamespace $topo srv ss '-Hltn', "src $($topo.SrvAddress)" -AllowFailure) -match ":$IperfPort" } -TimeoutSeconds 5
-        if (-not $ready) { throw 'iperf3 server did not start in srv' }
-        $psi = [System.Diagnostics.ProcessStartInfo]::new('ip')
-        $argv = @('netns', 'exec', $topo.Client, 'iperf3', '-c', $topo.SrvAddress, '-p', "$IperfPort", '-t', "$Duration", '-P', "$P", '-J', '--connect-timeout', '3000')
-        if ($Reverse) { $argv += '-R' }
-        foreach ($a in $argv) { $psi.ArgumentList.Add($a) }
-        $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
-        $cpu0 = Get-ProcCpuSeconds $Gateway.Process.Id; $m0 = Get-MachineCpu
-        $client = [System.Diagnostics.Process]::Start($psi)
-        $outTask = $client.StandardOutput.ReadToEndAsync()
-        if (-not $client.WaitForExit(($Duration + 20) * 1000)) { $client.Kill($true); throw "iperf3 client exceeded $($Duration + 20) s" }
-        $cpu = (Get-ProcCpuSeconds $Gateway.Process.Id) - $cpu0; $m1 = Get-MachineCpu
-        $j = $outTask.GetAwaiter().GetResult() | ConvertFrom-Json
-        if ($j.PSObject.Properties['error']) { throw "iperf3: $($j.error)" }
-        $bytes = [long]$j.end.sum_received.bytes
-        if ($bytes -le 0) { throw 'iperf3 received nothing' }
-        $gb = $bytes / 1e9
-        $sent = $j.end.sum_sent
-        [pscustomobject]@{
-            Mbps = [math]::Round($j.end.sum_received.bits_per_second / 1e6, 1); Bytes = $bytes
-            Retransmits = if ($sent.PSObject.Properties['retransmits']) { [long]$sent.retransmits } else { $null }
-            ProcCpuSecPerGB = [math]::Round($cpu / $gb, 2)
-            MachineCpuSecPerGB = [math]::Round(($m1.Busy - $m0.Busy) / $gb, 2)
-            SoftirqSecPerGB = [math]::Round(($m1.Softirq - $m0.Softirq) / $gb, 2)
-        }
-    } finally {
-        if (-not $srv.HasExited) { $srv.Kill(); [void]$srv.WaitForExit(3000) }
-    }
+    Invoke-IperfRun -ServerNamespace $topo.Srv -ClientNamespace $topo.Client -ServerAddress $topo.SrvAddress -Port $IperfPort `
+        -ProcessIds $Gateway.Process.Id -TempDir $topo.Network.TempDir -Duration $Duration -Streams $P -Reverse:$Reverse
 }
 
 function Measure-IdleConnectionMemory {
@@ -320,9 +272,12 @@ $summary = foreach ($t in $measured) {
         }
     }
 }
-function Get-Ratio($a, $b) { if ($b) { [math]::Round($a / $b, 2) } else { $null } }
+function Get-Ratio($a, $b) { if ($a -and $b) { [math]::Round($a / $b, 2) } else { $null } }
 $ratios = foreach ($t in $measured) {
-    $s = @{}; foreach ($x in @($summary | Where-Object Test -EQ $t.Name)) { $s[$x.Gateway] = $x }
+    # A gateway kind left out of this run (the variants) reads as an empty row, so its ratios are null under StrictMode.
+    $absent = [pscustomobject]@{ MedianMbps = $null; ProcCpuSecPerGB = $null; MachineCpuSecPerGB = $null }
+    $s = @{}; foreach ($k in $Gateways + 'tun-nooffload') { $s[$k] = $absent }
+    foreach ($x in @($summary | Where-Object Test -EQ $t.Name)) { $s[$x.Gateway] = $x }
     [pscustomobject]@{
         Test = $t.Name
         UserspaceVsTun = Get-Ratio $s['userspace'].MedianMbps $s['tun'].MedianMbps
