@@ -7,6 +7,8 @@
     hub-iperf     iperf3 between two wireguard-go clients through our hub vs a wireguard-go hub (bench/e2e/hub-iperf.ps1)
     hub-latency   ping RTT through the same hubs, median and p99 (bench/e2e/hub-latency.ps1)
     egress-iperf  userspace egress, TUN egress, wireguard-go + kernel forwarding (bench/e2e/egress-iperf.ps1)
+    site-to-site  one tunnel between two namespaces, our engine on both ends vs Debian's wireguard-go on both
+                  ends, both directions, with the batch sizes reached and the cipher limit (bench/e2e/site-to-site.ps1)
     handshake-rate completed responder handshakes per CPU-second vs wireguard-go (bench/e2e/handshake-rate.ps1)
     flood-client  a wireguard-go client's handshake (mac2 retry) and Get-WgPeer while our gateway is
                   flooded with valid-mac1 initiations (bench/e2e/flood-client.ps1)
@@ -20,7 +22,7 @@
                   (bench/fleet/fleet-scale.ps1; written into docs/fleet.md)
   A part that fails is reported and the others still run; the exit code is 1 if any failed. Every
   load loop of the parts is bounded in time; traffic stays on loopback and in namespaces they create.
-  The whole set takes about 15 minutes on the 2-core CI machine.
+  The whole set takes about 18 minutes on the 2-core CI machine.
 .EXAMPLE
   dotnet pwsh -NoProfile -File ./build.ps1 Bench
   dotnet pwsh -NoProfile -File bench/run-bench.ps1 -Only hub-latency,scale -Rounds 3
@@ -33,7 +35,7 @@ param(
     [int]$ScalePeers = 100000,
     [string]$MicroJob = 'short',      # BenchmarkDotNet job: short (3 iterations) or default (claims)
     [string]$MicroFilter = '*',
-    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'handshake-rate', 'flood-client', 'scale', 'micro', 'host-api', 'fleet')]
+    [ValidateSet('hub-iperf', 'hub-latency', 'egress-iperf', 'site-to-site', 'handshake-rate', 'flood-client', 'scale', 'micro', 'host-api', 'fleet')]
     [string[]]$Only,                  # run only these parts
     [string[]]$Skip = @(),            # leave these parts out
     [switch]$NoDocUpdate,             # measure and print, leave docs/performance.md as it is
@@ -101,6 +103,14 @@ Invoke-Part 'egress-iperf' {
     & (Join-Path $PSScriptRoot 'e2e/egress-iperf.ps1') -Duration $EgressDuration -Rounds $Rounds -TunOffloadVariant -OutJson $json -OutMarkdown $md
     if (-not (Test-Path $md)) { throw 'egress-iperf.ps1 wrote no tables' }
     Write-Part 'egress-iperf' "bench/e2e/egress-iperf.ps1 -Duration $EgressDuration -Rounds $Rounds -TunOffloadVariant" ([System.IO.File]::ReadAllText($md))
+}
+
+Invoke-Part 'site-to-site' {
+    $json = Join-Path $OutDir 'e2e-site-to-site.json'
+    $md = Join-Path $OutDir 'e2e-site-to-site-tables.md'
+    & (Join-Path $PSScriptRoot 'e2e/site-to-site.ps1') -Duration $Duration -Rounds $Rounds -OutJson $json -OutMarkdown $md
+    if (-not (Test-Path $md)) { throw 'site-to-site.ps1 wrote no tables' }
+    Write-Part 'site-to-site' "bench/e2e/site-to-site.ps1 -Duration $Duration -Rounds $Rounds" ([System.IO.File]::ReadAllText($md))
 }
 
 Invoke-Part 'handshake-rate' {

@@ -268,14 +268,15 @@ function Start-EgressServices {
 }
 
 function Get-EgressGatewayStat {
-    <# The running gateway's egress counters (EgressCounters as a hashtable), asked through its stdin. #>
-    param([Parameter(Mandatory)]$Topology, [int]$TimeoutSeconds = 10)
+    <# The running gateway's egress counters (EgressCounters as a hashtable), or with -Property Metrics every engine
+       counter (ServerMetrics), asked through its stdin. #>
+    param([Parameter(Mandatory)]$Topology, [int]$TimeoutSeconds = 10, [ValidateSet('EgressStats', 'Metrics')][string]$Property = 'EgressStats')
     $gw = $Topology.Gateway
     if (-not $gw -or -not $gw.Ready -or $gw.Process.HasExited) { throw 'the gateway is not running' }
     # A folder the gateway can write to: nobody's HOME when it runs unprivileged.
     $dir = if ($gw.Unprivileged) { Join-Path $Topology.Network.TempDir 'home-nobody' } else { $Topology.Network.TempDir }
     $path = Join-Path $dir "stats-$([guid]::NewGuid().ToString('n')).json"
-    $gw.Process.StandardInput.WriteLine("STATS $path")
+    $gw.Process.StandardInput.WriteLine("STATS $path $Property")
     $gw.Process.StandardInput.Flush()
     if (-not (Wait-WgCondition { Test-Path -LiteralPath $path } -TimeoutSeconds $TimeoutSeconds)) { throw "the gateway wrote no stats within $TimeoutSeconds s" }
     $stats = Get-Content -Raw -LiteralPath $path | ConvertFrom-Json -AsHashtable
@@ -447,7 +448,8 @@ try {
     [Console]::Out.Flush()
     exit 3
 }
-# Runs until the test closes stdin (or kills it). "STATS <path>" writes the egress counters there as JSON
+# Runs until the test closes stdin (or kills it). "STATS <path> [property]" writes the egress counters (or the
+# server's property named, e.g. Metrics) there as JSON
 # (through a temporary file and a rename, so the reader never sees half a file). "CALL <base64 JSON
 # {Command, Parameters}> <path>" runs one of the module's cmdlets (e.g. Set-WgServer) and writes {Ok} or
 # {Error} there the same way.
@@ -463,9 +465,10 @@ while ($null -ne ($line = [Console]::In.ReadLine())) {
         } catch { @{ Error = "$(($_.FullyQualifiedErrorId -split ',')[0]): $_" } | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp" }
         Move-Item -LiteralPath "$path.tmp" -Destination $path -Force
     }
-    if ($line -match '^STATS (.+)$') {
+    if ($line -match '^STATS (\S+)(?: (EgressStats|Metrics))?$') {
         $path = $Matches[1]
-        try { (Get-WgServer -Name $Name).EgressStats | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp" }
+        $property = if ($Matches[2]) { $Matches[2] } else { 'EgressStats' }
+        try { (Get-WgServer -Name $Name).$property | ConvertTo-Json -Compress -Depth 4 | Set-Content -LiteralPath "$path.tmp" }
         catch { @{ Error = "$_" } | ConvertTo-Json -Compress | Set-Content -LiteralPath "$path.tmp" }
         Move-Item -LiteralPath "$path.tmp" -Destination $path -Force
     }
