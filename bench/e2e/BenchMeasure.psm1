@@ -74,4 +74,13 @@ function Invoke-IperfRun {
     }
 }
 
-Export-ModuleMember -Function Get-Median, Get-ProcCpuSeconds, Get-MachineCpu, Invoke-IperfRun
+# Summaries of a `perf record -g` file into one text file: by DSO, by symbol (self), by symbol inclusive of callees.
+function Write-PerfSummary([string] $Data, [string] $OutFile, [string] $Head) {
+    $flat = & perf report -i $Data --no-children --sort dso,symbol --stdio -g none --percent-limit 0.1 2>$null
+    $byDso = & perf report -i $Data --no-children --sort dso --stdio -g none 2>$null
+    $incl = & perf report -i $Data --children --sort symbol --stdio -g none --percent-limit 3 2>$null
+    Set-Content -LiteralPath $OutFile -Value (@($Head, '', '## by DSO') + $byDso + @('', '## by symbol (self)') + $flat +
+        @('', '## by symbol, inclusive of callees (system calls, engine entry points)') + $incl)
+}
+
+Export-ModuleMember -Function Get-Median, Get-ProcCpuSeconds, Get-MachineCpu, Invoke-IperfRun, Write-PerfSummary

@@ -205,11 +205,7 @@ function Invoke-GatewayProfile {
             $m = Invoke-Iperf -P 1 -Reverse:$rev -Gateway $g
             if (-not $perf.WaitForExit(($Duration + 20) * 1000)) { $perf.Kill(); throw 'perf record did not end' }
             $head = "userspace gateway, TCP -P 1 $tag, $($m.Mbps) Mbit/s while profiled (perf record -F 499 -g, $Duration s)"
-            $flat = & perf report -i $data --no-children --sort dso,symbol --stdio -g none --percent-limit 0.1 2>$null
-            $byDso = & perf report -i $data --no-children --sort dso --stdio -g none 2>$null
-            $incl = & perf report -i $data --children --sort symbol --stdio -g none --percent-limit 3 2>$null
-            Set-Content -LiteralPath (Join-Path $ProfileDir "perf-userspace-$tag.txt") -Value (@($head, '', '## by DSO') + $byDso + @('', '## by symbol (self)') + $flat +
-                @('', '## by symbol, inclusive of callees (system calls, engine entry points)') + $incl)
+            Write-PerfSummary -Data $data -OutFile (Join-Path $ProfileDir "perf-userspace-$tag.txt") -Head $head
             Write-Host "profile: $ProfileDir/perf-userspace-$tag.txt"
         }
     } finally { Stop-BenchGateway $g }

@@ -26,6 +26,7 @@ param(
     [ValidateRange(1, 60)][int]$Duration = 10,
     [ValidateRange(1, 9)][int]$Rounds = 3,
     [ValidateSet('ours', 'wireguard-go')][string[]]$Kinds = @('ours', 'wireguard-go'),
+    [string]$ProfileDir,                    # with perf installed: CPU profiles of our two ends (upload, download), after the rounds
     [string]$OutJson,
     [string]$OutMarkdown,                   # the result tables, for run-bench.ps1 to put into docs/performance.md
     [switch]$PassThru
@@ -166,6 +167,30 @@ function Invoke-Iperf($Bed, $Ends, [switch]$Reverse) {
     $m | Add-Member -NotePropertyName EndsCpuSecPerGB -NotePropertyValue $m.ProcCpuSecPerGB -PassThru
 }
 
+function Invoke-EndsProfile($Bed) {
+    # perf record of fresh ends of ours (JIT symbols from the runtime's perf map) during one upload and one
+    # download, after a warm-up run (tiered JIT); summaries into $ProfileDir.
+    New-Item -ItemType Directory -Force -Path $ProfileDir | Out-Null
+    # W^X off: with it the JIT's code is double-mapped and perf cannot match it to the perf map.
+    $env:DOTNET_PerfMapEnabled = '1'; $env:DOTNET_EnableWriteXorExecute = '0'
+    try { $ends = Start-Ends $Bed 'ours' } finally { Remove-Item Env:DOTNET_PerfMapEnabled, Env:DOTNET_EnableWriteXorExecute }
+    try {
+        [void](Invoke-Iperf $Bed $ends)
+        foreach ($t in $tests) {
+            $tag = if ($t.Reverse) { 'download' } else { 'upload' }
+            $data = Join-Path $Bed.Network.TempDir "perf-$tag.data"
+            $pids = ($ends.Values | ForEach-Object { $_.Process.Id }) -join ','
+            $perf = Start-Process -FilePath perf -ArgumentList 'record', '-F', '499', '-g', '-p', $pids, '-o', $data, '--', 'sleep', "$Duration" `
+                -PassThru -RedirectStandardError (Join-Path $Bed.Network.TempDir "perf-$tag.err")
+            $m = Invoke-Iperf $Bed $ends -Reverse:$t.Reverse
+            if (-not $perf.WaitForExit(($Duration + 20) * 1000)) { $perf.Kill(); throw 'perf record did not end' }
+            $head = "both ends of ours, TCP -P 1 $($t.Name), $($m.Mbps) Mbit/s while profiled (perf record -F 499 -g, $Duration s)"
+            Write-PerfSummary -Data $data -OutFile (Join-Path $ProfileDir "perf-site-to-site-$tag.txt") -Head $head
+            Write-Host "profile: $ProfileDir/perf-site-to-site-$tag.txt"
+        }
+    } finally { Stop-Ends $Bed 'ours' $ends }
+}
+
 function Get-CipherLimit {
     $bench = Join-Path $repoRoot 'bench/WgEngine.Bench'
     & dotnet build -c Release -v q --nologo $bench | Out-Null
@@ -200,6 +225,7 @@ try {
             } finally { Stop-Ends $bed $kind $ends }
         }
     }
+    if ($ProfileDir) { Invoke-EndsProfile $bed }
 } finally {
     Remove-EgressTopology $bed
 }
