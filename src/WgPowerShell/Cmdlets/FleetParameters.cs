@@ -14,37 +14,28 @@ namespace WgPowerShell.Cmdlets;
 /// </summary>
 internal static class FleetParameters
 {
-    /// <summary>The secret file's first line; FleetSecretUnreadable when the file cannot be read.</summary>
-    public static FleetSecret ReadSecret(PSCmdlet cmdlet, string fleet, string path)
-    {
-        string file = cmdlet.GetUnresolvedProviderPathFromPSPath(path);
-        string text;
-        try { text = File.ReadLines(file).FirstOrDefault() ?? ""; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            cmdlet.ThrowTerminatingError(new ErrorRecord(new IOException($"-FleetSecretPath: cannot read '{file}' ({e.GetType().Name}).", e),
-                "FleetSecretUnreadable", ErrorCategory.ReadError, path));
-            throw;
-        }
-        try { return FleetSecret.Derive(fleet, text); }
-        catch (WgException e) { cmdlet.ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, ErrorCategory.InvalidArgument, path)); throw; }
-    }
+    /// <summary>The secret file's first line (WgFleet.FleetFiles); FleetSecretUnreadable when the file cannot be read.</summary>
+    public static FleetSecret ReadSecret(PSCmdlet cmdlet, string fleet, string path) =>
+        Terminating(cmdlet, path, () => FleetFiles.ReadSecret(fleet, cmdlet.GetUnresolvedProviderPathFromPSPath(path), "-FleetSecretPath"));
 
     /// <summary>A base64 private key from a file (as `wg genkey` writes it); InvalidPrivateKeyFile otherwise.</summary>
-    public static WgPrivateKey ReadPrivateKey(PSCmdlet cmdlet, string path)
+    public static WgPrivateKey ReadPrivateKey(PSCmdlet cmdlet, string path) =>
+        Terminating(cmdlet, path, () => FleetFiles.ReadPrivateKey(cmdlet.GetUnresolvedProviderPathFromPSPath(path), "-PrivateKeyPath"));
+
+    private static T Terminating<T>(PSCmdlet cmdlet, string path, Func<T> read)
     {
-        string file = cmdlet.GetUnresolvedProviderPathFromPSPath(path);
-        string text = "";
-        try { text = File.ReadLines(file).FirstOrDefault()?.Trim() ?? ""; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        try { return read(); }
+        catch (WgException e)
         {
-            cmdlet.ThrowTerminatingError(new ErrorRecord(new IOException($"-PrivateKeyPath: cannot read '{file}' ({e.GetType().Name}).", e),
-                "PrivateKeyUnreadable", ErrorCategory.ReadError, path));
+            var category = e.Kind switch
+            {
+                WgErrorKind.ResourceUnavailable => ErrorCategory.ReadError,
+                WgErrorKind.InvalidData => ErrorCategory.InvalidData,
+                _ => WgCmdletBase.Category(e.Kind),
+            };
+            cmdlet.ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, category, path));
+            throw;
         }
-        if (!WgPrivateKey.TryParse(text, out var key) || key is null)
-            cmdlet.ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-PrivateKeyPath: '{file}' does not hold a base64 WireGuard private key (wg genkey)."),
-                "InvalidPrivateKeyFile", ErrorCategory.InvalidData, path));
-        return key!;
     }
 
     public static PostgresFleetRegistry Open(PSCmdlet cmdlet, string connectionString, string fleet, string secretPath)
