@@ -8,25 +8,29 @@ namespace WgHost;
 /// Starts every configured gateway when the host starts (before systemd hears READY=1, so "active" means
 /// "serving") and stops them when it stops: each config file is written once more (every confirmed
 /// change is already on disk; this covers a write that failed earlier), then the server is disposed,
-/// which closes the UDP port and removes its UAPI socket.
+/// which closes the UDP port and removes its UAPI socket. A gateway with Fleet settings is an instance of
+/// that fleet (<see cref="HostedGateway"/>): the API's writes go through the fleet's registry.
 /// </summary>
 public sealed class GatewayService(IOptions<HostSettings> settings, ILogger<GatewayService> log) : IHostedService
 {
     private readonly object _lock = new();
-    private readonly List<VPNServer> _servers = [];
+    private readonly List<HostedGateway> _servers = [];
 
-    /// <summary>The running gateways, in start order.</summary>
-    public IReadOnlyList<VPNServer> Servers { get { lock (_lock) return _servers.ToList(); } }
+    /// <summary>The running gateways as the API sees them, in start order.</summary>
+    public IReadOnlyList<IGatewayServer> Servers { get { lock (_lock) return _servers.Select(h => h.Gateway).ToList(); } }
 
-    public VPNServer? Find(string name)
+    /// <summary>The engines running in this process, in start order (counters, peer events).</summary>
+    public IReadOnlyList<VPNServer> Engines { get { lock (_lock) return _servers.Select(h => h.Engine).ToList(); } }
+
+    public IGatewayServer? Find(string name)
     {
-        lock (_lock) return _servers.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase));
+        lock (_lock) return _servers.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))?.Gateway;
     }
 
     /// <summary>True once every gateway started and none has stopped since.</summary>
     public bool IsReady
     {
-        get { lock (_lock) return _started && _servers.All(s => s.State == ServerState.Running); }
+        get { lock (_lock) return _started && _servers.All(s => s.Engine.State == ServerState.Running); }
     }
     private bool _started;
 
@@ -44,11 +48,12 @@ public sealed class GatewayService(IOptions<HostSettings> settings, ILogger<Gate
             foreach (var g in gateways)
             {
                 var gateway = g.EffectiveName;
-                var server = VPNServer.Start(g.ToServerOptions(m => log.LogWarning("Gateway {Name}: {Message}", gateway, m)));
-                lock (_lock) _servers.Add(server);
+                var hosted = HostedGateway.Start(g, m => log.LogWarning("Gateway {Name}: {Message}", gateway, m));
+                lock (_lock) _servers.Add(hosted);
+                var server = hosted.Engine;
                 log.LogInformation("Gateway {Name} started: UDP port {Port}, public key {PublicKey}, addresses {Addresses}, {Peers} peers, config {Config}, UAPI {Uapi}",
                     server.Name, server.ListenPort, server.PublicKey, string.Join(", ", server.Addresses), server.PeerCount,
-                    server.ConfigPath ?? "(none)", server.UapiPath ?? "(none)");
+                    hosted.Fleet is { } f ? $"(fleet '{f.Fleet}', instance {f.InstanceId})" : server.ConfigPath ?? "(none)", server.UapiPath ?? "(none)");
             }
         }
         catch (WgException e)
@@ -68,7 +73,7 @@ public sealed class GatewayService(IOptions<HostSettings> settings, ILogger<Gate
 
     private void StopAll()
     {
-        List<VPNServer> all;
+        List<HostedGateway> all;
         lock (_lock)
         {
             all = _servers.ToList();
@@ -77,11 +82,9 @@ public sealed class GatewayService(IOptions<HostSettings> settings, ILogger<Gate
         }
         foreach (var s in all)
         {
-            var config = s.ConfigPath;
-            try { s.Persist(); }
-            catch (WgException e) { log.LogError("Gateway {Name}: {ErrorId}: {Message}", s.Name, e.ErrorId, e.Message); }
-            s.Dispose();
-            log.LogInformation("Gateway {Name} stopped ({Peers} peers, config {Config})", s.Name, s.PeerCount, config ?? "(none)");
+            var config = s.Engine.ConfigPath;
+            s.Stop(log);
+            log.LogInformation("Gateway {Name} stopped ({Peers} peers, config {Config})", s.Name, s.Engine.PeerCount, config ?? "(none)");
         }
     }
 }

@@ -2,6 +2,7 @@ using WgEngine.Contracts;
 using WgEngine.Egress;
 using WgEngine.Gateway;
 using WgEngine.Net;
+using WgFleet;
 
 namespace WgHost;
 
@@ -16,6 +17,24 @@ public sealed class HostSettings
     public ApiSettings Api { get; set; } = new();
     /// <summary>Where to POST peer events (docs/host.md#webhooks).</summary>
     public List<Webhooks.WebhookSettings> Webhooks { get; set; } = [];
+}
+
+/// <summary>A gateway that is an instance of a fleet on a shared registry (as Start-WgServer -Registry -Fleet).</summary>
+public sealed class FleetSettings
+{
+    /// <summary>The registry's PostgreSQL connection string (Npgsql); it may hold a password, so it is never logged
+    /// and the settings file should be readable by the host's user only.</summary>
+    public string? Registry { get; set; }
+    /// <summary>The fleet's name (New-WgFleet).</summary>
+    public string? Name { get; set; }
+    /// <summary>The file whose first line is the fleet secret.</summary>
+    public string? SecretPath { get; set; }
+    /// <summary>The file holding the fleet's private key (as `wg genkey` writes it).</summary>
+    public string? PrivateKeyPath { get; set; }
+    /// <summary>Unique in the fleet; default host name, process id and a random suffix.</summary>
+    public string? InstanceId { get; set; }
+    /// <summary>What the instance reports as its endpoint (e.g. its address behind the load balancer).</summary>
+    public string? AdvertisedEndpoint { get; set; }
 }
 
 /// <summary>One gateway: its wg-quick file (the usual case) and what to use when the file does not exist yet.</summary>
@@ -34,6 +53,9 @@ public sealed class GatewaySettings
     public List<string>? EgressAllow { get; set; }
     /// <summary>Where to serve the UAPI; null = the conventional path (/var/run/wireguard/NAME.sock when writable); "" = none.</summary>
     public string? UapiPath { get; set; }
+    /// <summary>Given: this gateway is an instance of a fleet (docs/fleet.md): its peers and addresses come from the
+    /// registry, so ConfigPath and Address do not apply.</summary>
+    public FleetSettings? Fleet { get; set; }
 
     internal string EffectiveName =>
         !string.IsNullOrEmpty(Name) ? Name
@@ -52,15 +74,7 @@ public sealed class GatewaySettings
                 addresses.Add(IpPrefix.TryParse(a, out var p) ? p
                     : throw new WgException(WgErrorKind.InvalidArgument, "InvalidAddress", $"Gateway '{name}': Address '{a}' is not a CIDR such as 10.8.0.1/24."));
         }
-        EgressOptions? egressOptions = null;
-        if (EgressAllow is not null)
-        {
-            var allow = new List<IpPrefix>();
-            foreach (var a in EgressAllow)
-                allow.Add(IpPrefix.TryParse(a, out var p) ? p
-                    : throw new WgException(WgErrorKind.InvalidArgument, "InvalidEgressAllow", $"Gateway '{name}': EgressAllow '{a}' is not a CIDR."));
-            egressOptions = new EgressOptions { Allow = allow };
-        }
+        var egressOptions = ToEgressOptions();
         var defaults = new ServerOptions();
         return new ServerOptions
         {
@@ -72,9 +86,45 @@ public sealed class GatewaySettings
             OverrideAddresses = addresses is not null,
             Egress = Egress,
             EgressOptions = egressOptions,
-            UapiPath = UapiPath is null ? WgEngine.Uapi.UapiSocketFile.DefaultPath(name) : UapiPath.Length == 0 ? null : Path.GetFullPath(UapiPath),
+            UapiPath = EffectiveUapiPath,
             Log = log,
         };
+    }
+
+    /// <summary>A fleet instance's options, with its private key read from Fleet.PrivateKeyPath (the caller owns it
+    /// until the instance takes it). Missing or inapplicable settings are WgExceptions naming the gateway.</summary>
+    internal FleetInstanceOptions ToFleetInstanceOptions()
+    {
+        var name = EffectiveName;
+        var f = Fleet ?? throw new InvalidOperationException("not a fleet gateway");
+        string? missing = f.Registry is null ? "Registry" : f.Name is null ? "Name" : f.SecretPath is null ? "SecretPath" : f.PrivateKeyPath is null ? "PrivateKeyPath" : null;
+        if (missing is not null)
+            throw new WgException(WgErrorKind.InvalidArgument, "FleetParameterMissing",
+                $"Gateway '{name}': a fleet instance needs Fleet.Registry, Fleet.Name, Fleet.SecretPath and Fleet.PrivateKeyPath; Fleet.{missing} is missing.");
+        string? notApplicable = ConfigPath is not null ? "ConfigPath" : Address is not null ? "Address" : null;
+        if (notApplicable is not null)
+            throw new WgException(WgErrorKind.InvalidArgument, "FleetSettingNotApplicable",
+                $"Gateway '{name}': {notApplicable} does not apply to a fleet instance: the fleet's registry holds its addresses and peers.");
+        var egressOptions = ToEgressOptions();
+        return new FleetInstanceOptions
+        {
+            PrivateKey = FleetFiles.ReadPrivateKey(Path.GetFullPath(f.PrivateKeyPath!), $"Gateway '{name}': Fleet.PrivateKeyPath"),
+            Name = name, InstanceId = f.InstanceId, AdvertisedEndpoint = f.AdvertisedEndpoint,
+            ListenPort = ListenPort, Egress = Egress, EgressOptions = egressOptions, UapiPath = EffectiveUapiPath,
+        };
+    }
+
+    private string? EffectiveUapiPath =>
+        UapiPath is null ? WgEngine.Uapi.UapiSocketFile.DefaultPath(EffectiveName) : UapiPath.Length == 0 ? null : Path.GetFullPath(UapiPath);
+
+    private EgressOptions? ToEgressOptions()
+    {
+        if (EgressAllow is null) return null;
+        var allow = new List<IpPrefix>();
+        foreach (var a in EgressAllow)
+            allow.Add(IpPrefix.TryParse(a, out var p) ? p
+                : throw new WgException(WgErrorKind.InvalidArgument, "InvalidEgressAllow", $"Gateway '{EffectiveName}': EgressAllow '{a}' is not a CIDR."));
+        return new EgressOptions { Allow = allow };
     }
 }
 

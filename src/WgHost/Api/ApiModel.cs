@@ -12,7 +12,7 @@ namespace WgHost.Api;
 /// WgException(InvalidArgument) with a stable id, so that it becomes a 400 before anything changes.</summary>
 internal static class ApiModel
 {
-    public static ServerDto ToDto(VPNServer s) => new()
+    public static ServerDto ToDto(IGatewayServer s) => new()
     {
         Name = s.Name, PublicKey = s.PublicKey.ToBase64(), ListenPort = s.ListenPort,
         Address = s.Addresses.Select(a => a.ToString()).ToArray(), Backend = s.BackendKind, Egress = s.Egress.ToString(),

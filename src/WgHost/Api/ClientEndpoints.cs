@@ -30,7 +30,7 @@ internal static class ClientEndpoints
             .WithName("GetConfigLink").Produces<string>(contentType: "text/plain").Produces<ErrorDto>(410).AllowAnonymous();
     }
 
-    public static ClientDto Provision(VPNServer server, ClientCreateDto body, ConfigLinks links)
+    public static ClientDto Provision(IGatewayServer server, ClientCreateDto body, ConfigLinks links)
     {
         if (body.LinkSeconds is { } ls && ls is < 1 or > ConfigLinks.MaxSeconds)
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidLinkLifetime", $"'linkSeconds' must be 1 to {ConfigLinks.MaxSeconds} (7 days).");

@@ -91,6 +91,6 @@ internal static class PeerEndpoints
         return Json(new PeerStateChangeDto { Changed = changed, Peer = ApiModel.ToDto(p) });
     });
 
-    private static WgException NotFound(VPNServer s, WgEngine.Crypto.WgKey key) =>
+    private static WgException NotFound(IGatewayServer s, WgEngine.Crypto.WgKey key) =>
         new(WgErrorKind.NotFound, "PeerNotFound", $"No peer with public key {key} on server '{s.Name}'.");
 }

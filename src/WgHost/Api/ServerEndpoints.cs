@@ -48,7 +48,7 @@ internal static class ServerEndpoints
         })).WithName("ExportConfig").Produces<string>(contentType: "text/plain").RequireAuthorization(ApiAuth.Read);
     }
 
-    public static StatsDto Stats(VPNServer s)
+    public static StatsDto Stats(IGatewayServer s)
     {
         var st = s.Stats;
         var peers = s.GetPeers();
@@ -72,7 +72,7 @@ internal static class ServerEndpoints
         };
     }
 
-    public static VPNServer Resolve(GatewayService g, string name) =>
+    public static IGatewayServer Resolve(GatewayService g, string name) =>
         g.Find(name) ?? throw new WgException(WgErrorKind.NotFound, "WgServerNotFound",
             $"No WireGuard server named '{(name.Length <= 32 ? name : name[..32] + "...")}' on this host. GET /v1/servers lists them.");
 

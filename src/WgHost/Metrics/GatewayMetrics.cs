@@ -130,7 +130,7 @@ public sealed class GatewayMetrics
         {
             var seen = new HashSet<(string, string, string, string)>();
             var now = _time.GetUtcNow();
-            foreach (var s in _gateways.Servers)
+            foreach (var s in _gateways.Engines)
             {
                 int configured = 0, enabled = 0, connected = 0;
                 foreach (var p in s.GetPeers())

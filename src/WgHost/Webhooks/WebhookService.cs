@@ -57,7 +57,7 @@ public sealed class WebhookService : IHostedService, IDisposable
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (_targets.Count == 0) return Task.CompletedTask;
-        foreach (var s in _gateways.Servers)
+        foreach (var s in _gateways.Engines)
         {
             var seen = new HashSet<WgKey>();
             foreach (var p in s.GetPeers()) if (p.LatestHandshake is not null) seen.Add(p.PublicKey);
@@ -80,7 +80,7 @@ public sealed class WebhookService : IHostedService, IDisposable
 
     private void ScanHandshakes()
     {
-        foreach (var s in _gateways.Servers)
+        foreach (var s in _gateways.Engines)
         {
             HashSet<WgKey>? seen;
             lock (_handshaken) if (!_handshaken.TryGetValue(s.Name, out seen)) continue;
