@@ -21,6 +21,9 @@ public sealed record ServerMetrics
     /// <summary>Receive calls that returned datagrams (recvmmsg, with GRO) and the datagrams they returned.</summary>
     public long ReceiveBatches { get; init; }
     public long ReceivedInBatches { get; init; }
+    /// <summary>Outgoing batches whose packets were sealed on more than one core (one busy peer, e.g. a TUN
+    /// super-packet: issue 15 item 3).</summary>
+    public long ParallelSealBatches { get; init; }
     /// <summary>Packets dropped, by reason (every reason the engine counts, zeros included; names as in Device.DeviceCounters).</summary>
     public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
     /// <summary>The sum of <see cref="Drops"/>.</summary>

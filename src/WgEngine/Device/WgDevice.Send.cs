@@ -37,16 +37,18 @@ internal sealed partial class WgDevice
 
         int length = buf.Length;
         var data = buf.Data.AsSpan();
-        int total = kp.SealTransport(counter, data, length, PaddedLength(length, _options.Mtu));
+        int padded = PaddedLength(length, _options.Mtu);
         var batch = t_outgoing;
         if (batch is not null && ReferenceEquals(batch.Owner, this))
         {
-            // A worker thread: send with the rest of this wake-up's packets (FlushOutgoing).
-            batch.Add(buf, total, ep, peer, length > 0);
+            // A batching thread: sealed and sent with the rest of this wake-up's packets (FlushOutgoing).
+            int framed = kp.FrameTransport(counter, data, length, padded);
+            batch.Add(buf, framed, ep, peer, length > 0, kp, counter, padded);
             if (batch.IsFull) FlushOutgoing(batch);
         }
         else
         {
+            int total = kp.SealTransport(counter, data, length, padded);
             if (_bind.Send(data[..total], ep)) OnSent(peer, total, length > 0, now);
             _pool.Return(buf);
         }
@@ -108,6 +110,8 @@ internal sealed partial class WgDevice
         Interlocked.Add(ref Counters.SendBatchDatagrams, count);
         try
         {
+            // Nothing leaves before every packet of the batch is sealed; a failed seal sends none of them.
+            _sealer.SealAll(batch);
             _bind.SendBatch(batch.Datagrams.AsSpan(0, count), batch.To.AsSpan(0, count), batch.Sent.AsSpan(0, count));
             long now = Now;
             for (int i = 0; i < count; i++)

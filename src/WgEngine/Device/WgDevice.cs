@@ -32,6 +32,8 @@ internal sealed partial class WgDevice : IDisposable
     private readonly byte[] _initialHashForUs = new byte[32];
     private readonly byte[][] _ownAddresses;
     private readonly Worker[] _workers;
+    // No helper threads until Start: an unstarted device (fuzzing, tests) seals on the calling thread.
+    private ParallelSealer _sealer = new(0);
     private readonly HandshakeQueue _handshakes;
     private readonly HandshakeRateLimiter _rateLimiter;
     private readonly int _loadThreshold;
@@ -70,6 +72,10 @@ internal sealed partial class WgDevice : IDisposable
     internal bool TryGetPeer(WgKey publicKey, out Peer peer) => _peers.TryGetValue(publicKey, out peer!);
     public int ListenPort => _bind.Port;
     public DeviceCounters Counters { get; } = new();
+    /// <summary>Outgoing batches sealed on more than one core (<see cref="ParallelSealer"/>).</summary>
+    public long ParallelSealBatches => _sealer.ParallelBatches;
+    /// <summary>The threads helping to seal large batches (0 before Start).</summary>
+    internal int SealHelperThreads => _sealer.HelperThreads;
     public int PeerCount => _peers.Count;
     public Task Completion => _completion.Task;
     public bool IsRunning => _started == 1 && _stopped == 0;
@@ -98,6 +104,7 @@ internal sealed partial class WgDevice : IDisposable
     public void Start()
     {
         if (Interlocked.Exchange(ref _started, 1) == 1) return;
+        _sealer = new ParallelSealer(_options.SealHelperThreads ?? ParallelSealer.DefaultHelperThreads());
         foreach (var w in _workers) w.Start();
         _handshakes.Start();
         _receiver = new Thread(ReceiveLoop) { IsBackground = true, Name = "wg-receive" };
@@ -114,6 +121,7 @@ internal sealed partial class WgDevice : IDisposable
         foreach (var w in _workers) w.Stop();
         _handshakes.Stop();
         _receiver?.Join(TimeSpan.FromSeconds(5));
+        _sealer.Dispose();
         foreach (var p in _peers.Values) ZeroPeer(p);
         _completion.TrySetResult();
     }

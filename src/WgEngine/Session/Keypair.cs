@@ -55,13 +55,29 @@ internal sealed class Keypair
     /// </summary>
     public int SealTransport(ulong counter, Span<byte> message, int length, int padded)
     {
+        int total = FrameTransport(counter, message, length, padded);
+        SealFramed(counter, message, padded);
+        return total;
+    }
+
+    /// <summary>The first half of <see cref="SealTransport"/>: header and padding written, the payload still in
+    /// clear. Returns the length the message will have once <see cref="SealFramed"/> sealed it (a batch frames as
+    /// it collects and seals when it flushes, on several cores).</summary>
+    public int FrameTransport(ulong counter, Span<byte> message, int length, int padded)
+    {
         message.Slice(MessageLayout.TransportHeaderSize + length, padded - length).Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(message, MessageLayout.TypeTransport);
         BinaryPrimitives.WriteUInt32LittleEndian(message[MessageLayout.TransportReceiverOffset..], RemoteIndex);
         BinaryPrimitives.WriteUInt64LittleEndian(message[MessageLayout.TransportCounterOffset..], counter);
+        return MessageLayout.TransportHeaderSize + padded + ChaChaPoly.TagSize;
+    }
+
+    /// <summary>The second half of <see cref="SealTransport"/>: encrypts the framed message's padded payload in
+    /// place and appends the tag.</summary>
+    public void SealFramed(ulong counter, Span<byte> message, int padded)
+    {
         var plain = message.Slice(MessageLayout.TransportHeaderSize, padded);
         Seal(counter, plain, message.Slice(MessageLayout.TransportHeaderSize, padded + ChaChaPoly.TagSize));
-        return MessageLayout.TransportHeaderSize + padded + ChaChaPoly.TagSize;
     }
 
     /// <summary>Next send counter, or false when the keypair has sent its last allowed message.</summary>

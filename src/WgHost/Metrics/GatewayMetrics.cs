@@ -72,6 +72,7 @@ public sealed class GatewayMetrics
         ("send_batch_datagrams", "Datagrams sent in those batches (divided by send_batches: the batch size reached)"),
         ("receive_batches", "Receive calls on the UDP socket that returned datagrams (recvmmsg with GRO)"),
         ("receive_batch_datagrams", "Datagrams those calls returned (divided by receive_batches: the batch size reached)"),
+        ("parallel_seal_batches", "Outgoing batches sealed on more than one core (one busy peer)"),
         ("policy_denied", "Packets refused by client isolation, a tag rule or a peer's ACL"),
         ("policy_replies_allowed", "Packets a rule would refuse that passed as replies of an allowed flow"),
     ];
@@ -162,6 +163,7 @@ public sealed class GatewayMetrics
                 Set(s.Name, "send_batch_datagrams", m.SentInBatches);
                 Set(s.Name, "receive_batches", m.ReceiveBatches);
                 Set(s.Name, "receive_batch_datagrams", m.ReceivedInBatches);
+                Set(s.Name, "parallel_seal_batches", m.ParallelSealBatches);
                 foreach (var (reason, count) in m.Drops)
                     _drops.WithLabels(s.Name, SnakeCase(reason)).IncTo(count);
                 if (m.Policy is { } policy)
