@@ -25,7 +25,8 @@
 param(
     [ValidateRange(1, 60)][int]$Duration = 10,
     [ValidateRange(1, 9)][int]$Rounds = 3,
-    [ValidateSet('ours', 'wireguard-go')][string[]]$Kinds = @('ours', 'wireguard-go'),
+    # 'ours-serial-seal': ours with every batch sealed on one thread (WIREGUARDGATEWAY_SEAL_THREADS=0), what parallel sealing adds
+    [ValidateSet('ours', 'wireguard-go', 'ours-serial-seal')][string[]]$Kinds = @('ours', 'wireguard-go'),
     [string]$ProfileDir,                    # with perf installed: CPU profiles of our two ends (upload, download), after the rounds
     [string]$OutJson,
     [string]$OutMarkdown,                   # the result tables, for run-bench.ps1 to put into docs/performance.md
@@ -97,7 +98,7 @@ function Connect-Ends($Bed, [string]$Kind, $Ends) {
     foreach ($pair in @(@('A', 'B'), @('B', 'A'))) {
         $me = $Ends[$pair[0]]; $other = $Ends[$pair[1]]
         $allowed = "$($Bed."Tunnel$($pair[1])")/32"; $endpoint = "$($Bed."Veth$($pair[1])"):$WgPort"
-        if ($Kind -eq 'ours') {
+        if ($Kind -like 'ours*') {
             Invoke-EgressGatewayCommand -Topology $me.View -Command 'Add-WgPeer' -Parameters @{
                 PublicKey = $other.PublicKey; AllowedIPs = $allowed; Endpoint = $endpoint }
         } else {
@@ -114,7 +115,9 @@ function Connect-Ends($Bed, [string]$Kind, $Ends) {
 
 function Start-Ends($Bed, [string]$Kind) {
     $ends = @{}
-    foreach ($side in 'A', 'B') { $ends[$side] = if ($Kind -eq 'ours') { Start-OurEnd $Bed $side } else { Start-WgGoEnd $Bed $side } }
+    if ($Kind -eq 'ours-serial-seal') { $env:WIREGUARDGATEWAY_SEAL_THREADS = '0' }
+    try { foreach ($side in 'A', 'B') { $ends[$side] = if ($Kind -like 'ours*') { Start-OurEnd $Bed $side } else { Start-WgGoEnd $Bed $side } } }
+    finally { Remove-Item Env:WIREGUARDGATEWAY_SEAL_THREADS -ErrorAction Ignore }
     foreach ($e in $ends.Values) {
         # `ip netns exec` execs the command: the pid is the endpoint's own (dotnet or wireguard-go).
         $comm = [System.IO.File]::ReadAllText("/proc/$($e.Process.Id)/comm").Trim()
@@ -126,7 +129,7 @@ function Start-Ends($Bed, [string]$Kind) {
 
 function Stop-Ends($Bed, [string]$Kind, $Ends) {
     foreach ($e in $Ends.Values) {
-        if ($Kind -eq 'ours') { Stop-EgressGateway -Topology $e.View; continue }
+        if ($Kind -like 'ours*') { Stop-EgressGateway -Topology $e.View; continue }
         & kill -TERM $e.Process.Id 2>$null
         if (-not $e.Process.WaitForExit(5000)) { $e.Process.Kill(); [void]$e.Process.WaitForExit(3000) }
     }
@@ -155,6 +158,7 @@ function Get-BatchFigures($Before, $After, [switch]$Reverse) {
     $gsoReads = & $d $tx 'GsoReads' 'Tun'
     [pscustomobject]@{
         SendBatch = & $per (& $d $tx 'SentInBatches') (& $d $tx 'SendBatches')
+        ParallelSealPercent = & $per (100 * (& $d $tx 'ParallelSealBatches')) (& $d $tx 'SendBatches')
         ReceiveBatch = & $per (& $d $rx 'ReceivedInBatches') (& $d $rx 'ReceiveBatches')
         TunSegmentsPerSuperRead = & $per (& $d $tx 'FromHostPackets' 'Tun') $gsoReads
     }
@@ -214,9 +218,9 @@ try {
             try {
                 for ($i = 0; $i -lt $tests.Count; $i++) {
                     $t = $tests[($i + $r) % $tests.Count]
-                    $before = if ($kind -eq 'ours') { Get-EndMetrics $ends }
+                    $before = if ($kind -like 'ours*') { Get-EndMetrics $ends }
                     $m = Invoke-Iperf $bed $ends -Reverse:$t.Reverse
-                    $batch = if ($kind -eq 'ours') { Get-BatchFigures $before (Get-EndMetrics $ends) -Reverse:$t.Reverse }
+                    $batch = if ($kind -like 'ours*') { Get-BatchFigures $before (Get-EndMetrics $ends) -Reverse:$t.Reverse }
                     $m | Add-Member -NotePropertyMembers @{ Round = $r + 1; Kind = $kind; Test = $t.Name; Batches = $batch }
                     $results.Add($m)
                     $b = if ($batch) { "  send batch $($batch.SendBatch), receive batch $($batch.ReceiveBatch)" } else { '' }
@@ -240,21 +244,24 @@ $summary = foreach ($t in $tests) {
             Test = $t.Name; Kind = $kind; MedianMbps = Get-Median $rows.Mbps
             Runs = ($rows.Mbps | ForEach-Object { '{0:N0}' -f $_ }) -join ' / '
             EndsCpuSecPerGB = Get-Median $rows.EndsCpuSecPerGB; MachineCpuSecPerGB = Get-Median $rows.MachineCpuSecPerGB
-            SendBatch = & $med 'SendBatch'; ReceiveBatch = & $med 'ReceiveBatch'
+            SendBatch = & $med 'SendBatch'; ReceiveBatch = & $med 'ReceiveBatch'; ParallelSealPercent = & $med 'ParallelSealPercent'
             TunSegmentsPerSuperRead = & $med 'TunSegmentsPerSuperRead'
         }
     }
 }
 function Get-Ratio($a, $b) { if ($a -and $b) { [math]::Round($a / $b, 2) } else { $null } }
 $ratios = foreach ($t in $tests) {
-    $ours = $summary | Where-Object { $_.Test -eq $t.Name -and $_.Kind -eq 'ours' }
-    $wg = $summary | Where-Object { $_.Test -eq $t.Name -and $_.Kind -eq 'wireguard-go' }
-    if (-not $ours -or -not $wg) { continue }
+    $row = { param($kind) $summary | Where-Object { $_.Test -eq $t.Name -and $_.Kind -eq $kind } }
+    $ours = & $row 'ours'; $wg = & $row 'wireguard-go'; $serial = & $row 'ours-serial-seal'
+    if (-not $ours) { continue }
     [pscustomobject]@{
         Test = $t.Name
-        Throughput = Get-Ratio $ours.MedianMbps $wg.MedianMbps
-        EndsCpuPerGB = Get-Ratio $ours.EndsCpuSecPerGB $wg.EndsCpuSecPerGB
-        MachineCpuPerGB = Get-Ratio $ours.MachineCpuSecPerGB $wg.MachineCpuSecPerGB
+        Throughput = if ($wg) { Get-Ratio $ours.MedianMbps $wg.MedianMbps }
+        EndsCpuPerGB = if ($wg) { Get-Ratio $ours.EndsCpuSecPerGB $wg.EndsCpuSecPerGB }
+        MachineCpuPerGB = if ($wg) { Get-Ratio $ours.MachineCpuSecPerGB $wg.MachineCpuSecPerGB }
+        # What parallel sealing adds: ours against ours with every batch sealed on one thread.
+        ThroughputVsSerialSeal = if ($serial) { Get-Ratio $ours.MedianMbps $serial.MedianMbps }
+        CpuPerGBVsSerialSeal = if ($serial) { Get-Ratio $ours.EndsCpuSecPerGB $serial.EndsCpuSecPerGB }
     }
 }
 $summary | Format-Table -AutoSize | Out-String -Width 220 | Write-Host
@@ -271,16 +278,22 @@ if ($OutMarkdown) {
     # run-bench.ps1 puts the date, command and machine above these tables.
     [void]$md.AppendLine("Duration of this run: $([math]::Round($elapsed.TotalMinutes, 1)) min. TCP, one stream, $Duration s per run, median of $Rounds alternated rounds.")
     [void]$md.AppendLine()
-    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call | TUN: segments per super-packet read |')
-    [void]$md.AppendLine('|---|---|---|---|---|---|---|---|')
+    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call | TUN: segments per super-packet read | send batches sealed on 2+ cores, % |')
+    [void]$md.AppendLine('|---|---|---|---|---|---|---|---|---|')
     foreach ($x in $summary) {
         $batch = if ($null -ne $x.SendBatch) { "$($x.SendBatch) / $($x.ReceiveBatch)" } else { '' }
-        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $($x.TunSegmentsPerSuperRead) |")
+        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $($x.TunSegmentsPerSuperRead) | $($x.ParallelSealPercent) |")
     }
     [void]$md.AppendLine()
     [void]$md.AppendLine('| direction | throughput, ours / Debian wireguard-go (target >= 9) | CPU-s per GB of the ends, ours / Debian (target <= 0.15) | machine CPU per GB, ours / Debian |')
     [void]$md.AppendLine('|---|---|---|---|')
     foreach ($x in $ratios) { [void]$md.AppendLine("| $($x.Test) | **$($x.Throughput)** | **$($x.EndsCpuPerGB)** | $($x.MachineCpuPerGB) |") }
+    if ($Kinds -contains 'ours-serial-seal') {
+        [void]$md.AppendLine()
+        [void]$md.AppendLine('| direction | throughput, parallel / serial sealing | CPU-s per GB of the ends, parallel / serial sealing |')
+        [void]$md.AppendLine('|---|---|---|')
+        foreach ($x in $ratios) { [void]$md.AppendLine("| $($x.Test) | $($x.ThroughputVsSerialSeal) | $($x.CpuPerGBVsSerialSeal) |") }
+    }
     [void]$md.AppendLine()
     [void]$md.AppendLine("Cipher limit in the same run (bench/WgEngine.Bench --cipher-limit 1420, the engine's transport AEAD, $($cipher.Backend), one core): seal $($cipher.SealNsPerPacket) ns and open $($cipher.OpenNsPerPacket) ns per 1420-byte packet, $($cipher.SealCpuSecondsPerGB) + $($cipher.OpenCpuSecondsPerGB) CPU-s per GB for the two ends together.")
     Set-Content -LiteralPath $OutMarkdown -Value $md.ToString().TrimEnd()
