@@ -38,7 +38,9 @@ internal sealed partial class WgDevice
         if (_options.Egress is { } egress)
         {
             if (!PolicyPermits(from, packet, toPeer: false)) { RefuseByPolicy(from, buf); return; }
-            egress.Deliver(from.PublicKey, packet);
+            // On a worker, with the rest of its wake-up's packets (FlushOutgoing); elsewhere at once.
+            if (t_egress is { } batch && ReferenceEquals(batch.Owner, this)) batch.Batch.Deliver(from.PublicKey, packet);
+            else egress.Deliver(from.PublicKey, packet);
             _pool.Return(buf);
             return;
         }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using WgEngine.Contracts;
 using WgEngine.Crypto;
 using WgEngine.Noise;
 using WgEngine.Session;
@@ -64,13 +65,27 @@ internal sealed partial class WgDevice
     private readonly System.Collections.Concurrent.ConcurrentQueue<OutgoingBatch> _spareBatches = new();
 
     /// <summary>Makes the calling thread (a crypto worker) collect its sends for <see cref="FlushOutgoing"/>.</summary>
-    internal void BeginOutgoingBatches() => t_outgoing = new OutgoingBatch(this);
+    /// <summary>Makes the calling thread (a crypto worker) collect its sends for <see cref="FlushOutgoing"/>,
+    /// and its egress packets too when the egress takes batches.</summary>
+    internal void BeginOutgoingBatches()
+    {
+        t_outgoing = new OutgoingBatch(this);
+        t_egress = _options.Egress is IBatchEgress batching ? new EgressBatch(this, batching.CreateBatch()) : null;
+    }
 
-    /// <summary>Sends what the calling thread collected, in one bind call, then accounts for each datagram.</summary>
+    /// <summary>Sends what the calling thread collected, in one bind call, then accounts for each datagram;
+    /// writes what it collected for the egress.</summary>
     internal void FlushOutgoing()
     {
+        if (t_egress is { } egress && ReferenceEquals(egress.Owner, this)) egress.Batch.Flush();
         if (t_outgoing is { Count: > 0 } batch && ReferenceEquals(batch.Owner, this)) FlushOutgoing(batch);
     }
+
+    /// <summary>A crypto worker's egress collector (<see cref="IBatchEgress"/>), for its device.</summary>
+    private sealed record EgressBatch(WgDevice Owner, IEgressBatch Batch);
+
+    // The calling worker's egress collector; null on other threads (they deliver packet by packet).
+    [ThreadStatic] private static EgressBatch? t_egress;
 
     /// <summary>
     /// Makes the calling thread (TUN reader, egress pump, handshake thread, timer) collect the datagrams

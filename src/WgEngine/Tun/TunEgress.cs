@@ -13,7 +13,7 @@ namespace WgEngine.Tun;
 /// The reader drains the non-blocking descriptor until EAGAIN, then sleeps in poll(2) on it and on an
 /// eventfd that Dispose signals. No allocation per packet either way.
 /// </summary>
-internal sealed unsafe class TunEgress : IEgress, IDisposable
+internal sealed unsafe class TunEgress : IBatchEgress, IDisposable
 {
     /// <summary>Largest read: a vnet header and an IP packet, which cannot be larger than 64 KiB (also a
     /// TSO/USO super-packet).</summary>
@@ -79,37 +79,74 @@ internal sealed unsafe class TunEgress : IEgress, IDisposable
     /// each write(2) is one whole packet).</summary>
     public void Deliver(WgKey fromPeer, ReadOnlySpan<byte> packet)
     {
+        fixed (byte* p = packet)
+        {
+            if (_tun.VnetHeader)
+            {
+                // An all-zero virtio_net_hdr: GSO_NONE, no flags - the packet's checksums are complete.
+                byte* vnet = stackalloc byte[VirtioNetHeader.Size];
+                new Span<byte>(vnet, VirtioNetHeader.Size).Clear();
+                var iov = stackalloc TunNative.IoVec[2];
+                iov[0] = new TunNative.IoVec { Base = vnet, Length = VirtioNetHeader.Size };
+                iov[1] = new TunNative.IoVec { Base = p, Length = (nuint)packet.Length };
+                Write(iov, 2, packet.Length, 1);
+            }
+            else
+            {
+                var iov = new TunNative.IoVec { Base = p, Length = (nuint)packet.Length };
+                Write(&iov, 1, packet.Length, 1);
+            }
+        }
+    }
+
+    /// <summary>A batch collector for a crypto worker: coalesces into super-packets when the TUN takes a
+    /// vnet header (and <see cref="CoalescingEnabled"/>), else writes each packet as it comes.</summary>
+    public IEgressBatch CreateBatch() => new TunWriteBatch(this);
+
+    /// <summary>Super-packets are written: a vnet header is in use, and no write of one was refused.</summary>
+    internal bool CoalescingEnabled => _tun.VnetHeader && Volatile.Read(ref _coalescingRefused) == 0;
+    /// <summary>The kernel took TCP super-packets; it takes UDP ones when it accepted USO for reads (Linux 6.2).</summary>
+    internal bool CoalesceUdp => (Offloads & (TunNative.TUN_F_USO4 | TunNative.TUN_F_USO6)) == (TunNative.TUN_F_USO4 | TunNative.TUN_F_USO6);
+    private int _coalescingRefused;
+
+    /// <summary>Tests: an errno that super-packet writes fail with instead of being written (0: none), to
+    /// drive the fallback; the kernel refuses only what we never build.</summary>
+    internal int SuperPacketFault { get; set; }
+
+    /// <summary>The kernel refused a super-packet (EINVAL): coalescing stays off for this egress.</summary>
+    internal void RefuseCoalescing()
+    {
+        Interlocked.Increment(ref Counters.coalesceFallbacks);
+        Volatile.Write(ref _coalescingRefused, 1);
+    }
+
+    /// <summary>One writev(2) of a whole frame (vnet header counted in <paramref name="iov"/>, not in
+    /// <paramref name="ipLength"/>) carrying <paramref name="packets"/> peer packets. Returns 0 or the
+    /// errno of a failed or short write, which is counted unless it is EINVAL for a super-packet (the
+    /// caller falls back).</summary>
+    internal int Write(TunNative.IoVec* iov, int iovCount, int ipLength, int packets)
+    {
         var handle = _tun.Handle;
         bool added = false;
         try
         {
             handle.DangerousAddRef(ref added);
-            nint n;
-            int fd = (int)handle.DangerousGetHandle();
-            fixed (byte* p = packet)
+            nint n = TunNative.writev((int)handle.DangerousGetHandle(), iov, iovCount);
+            int errno = n < 0 ? TunNative.LastErrno : TunNative.EINVAL;
+            if (_tun.VnetHeader) n -= VirtioNetHeader.Size;
+            if (n == ipLength)
             {
-                if (_tun.VnetHeader)
-                {
-                    // An all-zero virtio_net_hdr: GSO_NONE, no flags - the packet's checksums are complete.
-                    byte* vnet = stackalloc byte[VirtioNetHeader.Size];
-                    new Span<byte>(vnet, VirtioNetHeader.Size).Clear();
-                    var iov = stackalloc TunNative.IoVec[2];
-                    iov[0] = new TunNative.IoVec { Base = vnet, Length = VirtioNetHeader.Size };
-                    iov[1] = new TunNative.IoVec { Base = p, Length = (nuint)packet.Length };
-                    n = TunNative.writev(fd, iov, 2) - VirtioNetHeader.Size;
-                }
-                else n = TunNative.write(fd, p, (nuint)packet.Length);
-            }
-            if (n == packet.Length)
-            {
-                Interlocked.Increment(ref Counters.toHostPackets);
+                Interlocked.Add(ref Counters.toHostPackets, packets);
                 Interlocked.Add(ref Counters.toHostBytes, n);
+                return 0;
             }
-            else Interlocked.Increment(ref Counters.writeErrors);   // e.g. a malformed packet the kernel refuses
+            if (packets == 1 || errno != TunNative.EINVAL) Interlocked.Increment(ref Counters.writeErrors);   // e.g. a malformed packet the kernel refuses
+            return errno;
         }
         catch (ObjectDisposedException)
         {
             Interlocked.Increment(ref Counters.writeErrors);        // a packet racing Dispose
+            return TunNative.EBADF;
         }
         finally
         {
@@ -193,7 +230,8 @@ internal sealed unsafe class TunEgress : IEgress, IDisposable
 /// "FromHost": packets the host routed into the TUN, for the peers (after segmentation: what the peers get).</summary>
 internal sealed class TunCounters
 {
-    internal long toHostPackets, toHostBytes, fromHostPackets, fromHostBytes, writeErrors, readErrors, noPeer, gsoReads, malformed;
+    internal long toHostPackets, toHostBytes, fromHostPackets, fromHostBytes, writeErrors, readErrors, noPeer, gsoReads, malformed,
+        coalescedWrites, coalescedPackets, coalesceFallbacks;
 
     public long ToHostPackets => Volatile.Read(ref toHostPackets);
     public long ToHostBytes => Volatile.Read(ref toHostBytes);
@@ -208,6 +246,12 @@ internal sealed class TunCounters
     public long GsoReads => Volatile.Read(ref gsoReads);
     /// <summary>Reads whose vnet header did not match the packet (the kernel never sends them): dropped.</summary>
     public long Malformed => Volatile.Read(ref malformed);
+    /// <summary>TCP/UDP super-packets written (userspace GRO of peer packets, offloads on).</summary>
+    public long CoalescedWrites => Volatile.Read(ref coalescedWrites);
+    /// <summary>Peer packets that went out inside those super-packets (also counted in ToHostPackets).</summary>
+    public long CoalescedPackets => Volatile.Read(ref coalescedPackets);
+    /// <summary>Super-packets the kernel refused (EINVAL): their packets were written one by one and coalescing turned off.</summary>
+    public long CoalesceFallbacks => Volatile.Read(ref coalesceFallbacks);
 
     /// <summary>Every counter by its name.</summary>
     public Dictionary<string, long> Snapshot() => new()
@@ -215,5 +259,6 @@ internal sealed class TunCounters
         [nameof(ToHostPackets)] = ToHostPackets, [nameof(ToHostBytes)] = ToHostBytes, [nameof(FromHostPackets)] = FromHostPackets,
         [nameof(FromHostBytes)] = FromHostBytes, [nameof(WriteErrors)] = WriteErrors, [nameof(ReadErrors)] = ReadErrors,
         [nameof(NoPeer)] = NoPeer, [nameof(GsoReads)] = GsoReads, [nameof(Malformed)] = Malformed,
+        [nameof(CoalescedWrites)] = CoalescedWrites, [nameof(CoalescedPackets)] = CoalescedPackets, [nameof(CoalesceFallbacks)] = CoalesceFallbacks,
     };
 }

@@ -20,7 +20,7 @@ internal static class TunSegmenter
     private const byte ProtoTcp = 6, ProtoUdp = 17;
     private const byte TcpFin = 0x01, TcpPsh = 0x08, TcpCwr = 0x80;
     /// <summary>Largest IP + transport header we segment: IPv4 60 + TCP 60 (IPv6 40 + TCP 60 is less).</summary>
-    private const int MaxHeaders = 120;
+    internal const int MaxHeaders = 120;
 
     /// <summary>Hands the packet(s) in <paramref name="frame"/> (vnet header first) to the sink; counts them
     /// (FromHost*, NoPeer, GsoReads, Malformed) in <paramref name="counters"/>, which only this thread writes.
@@ -136,9 +136,7 @@ internal static class TunSegmenter
                 checksumAt = 6;
             }
             t[checksumAt] = t[checksumAt + 1] = 0;
-            ushort pseudo = version == 4
-                ? Checksum.PseudoHeaderSumV4(seg.Slice(12, 4), seg.Slice(16, 4), t.Length, proto)
-                : Checksum.PseudoHeaderSumV6(seg.Slice(8, 16), seg.Slice(24, 16), t.Length, proto);
+            ushort pseudo = PseudoHeaderSum(seg, version == 4, t.Length, proto);
             ushort c = (ushort)~Checksum.Add(pseudo, Checksum.Sum(t));
             if (!tcp && c == 0) c = 0xFFFF;   // RFC 768: a computed 0 is sent as all ones
             BinaryPrimitives.WriteUInt16BigEndian(t[checksumAt..], c);
@@ -146,6 +144,11 @@ internal static class TunSegmenter
         }
         return count;
     }
+
+    /// <summary>The TCP/UDP pseudo-header sum (not complemented) of an IPv4 or IPv6 packet's addresses.</summary>
+    internal static ushort PseudoHeaderSum(ReadOnlySpan<byte> ip, bool v4, int l4Length, byte proto) => v4
+        ? Checksum.PseudoHeaderSumV4(ip.Slice(12, 4), ip.Slice(16, 4), l4Length, proto)
+        : Checksum.PseudoHeaderSumV6(ip.Slice(8, 16), ip.Slice(24, 16), l4Length, proto);
 
     private static void Send(ReadOnlySpan<byte> packet, IPacketSink sink, TunCounters counters)
     {

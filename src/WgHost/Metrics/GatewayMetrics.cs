@@ -110,6 +110,9 @@ public sealed class GatewayMetrics
         ["NoPeer"] = "TUN egress packets read for an address no peer has",
         ["GsoReads"] = "TUN egress reads that carried a GSO batch",
         ["Malformed"] = "TUN egress reads whose vnet header did not match the packet",
+        ["CoalescedWrites"] = "TUN egress super-packets written (peer packets coalesced)",
+        ["CoalescedPackets"] = "TUN egress peer packets written inside super-packets",
+        ["CoalesceFallbacks"] = "TUN egress super-packets the kernel refused (written one by one, coalescing off)",
     };
 
     /// <summary>"QuotaExceeded" to "quota_exceeded", as Prometheus names go.</summary>
