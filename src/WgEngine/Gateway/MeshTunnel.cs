@@ -44,7 +44,7 @@ public sealed class MeshTunnel : IPacketRelay, IDisposable
     }
 
     /// <summary>With a given bind (in-memory binds in tests).</summary>
-    internal static MeshTunnel Start(WgDevice gateway, WgPrivateKey nodeKey, IBind bind, TimeProvider time)
+    internal static MeshTunnel Start(WgDevice gateway, WgPrivateKey nodeKey, IBind bind, TimeProvider time, int preallocatedBuffers = 256)
     {
         var delivery = new LocalDelivery(gateway);
         WgDevice mesh;
@@ -52,7 +52,7 @@ public sealed class MeshTunnel : IPacketRelay, IDisposable
         {
             mesh = new WgDevice(nodeKey, bind, new DeviceOptions
             {
-                TimeProvider = time, Egress = delivery,
+                TimeProvider = time, Egress = delivery, PreallocatedBuffers = preallocatedBuffers,
                 // No forwarding between mesh peers: whatever comes in goes to the gateway's own clients or nowhere.
                 Policy = new Policy.TrafficPolicy(time, peerIsolation: true),
             });
@@ -79,6 +79,8 @@ public sealed class MeshTunnel : IPacketRelay, IDisposable
     }
 
     public WgKey NodeKey => _mesh.PublicKey;
+    /// <summary>The mesh's own device (tests: its counters and packet-thread allocations).</summary>
+    internal WgDevice Device => _mesh;
     public int ListenPort => _mesh.ListenPort;
     /// <summary>Packets this gateway sent into the mesh.</summary>
     public long Relayed => _gateway.Counters.Relayed;
