@@ -31,7 +31,8 @@ public sealed class FleetInstanceOptions
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
     /// <summary>The mesh's UDP port (the cross-instance hub, docs/fleet.md): null = no mesh unless <see cref="MeshEndpoint"/> is given; 0 = a free port.</summary>
     public int? MeshListenPort { get; init; }
-    /// <summary>Where the other instances reach this one's mesh (address:port); null = the bind address and the mesh's port.</summary>
+    /// <summary>Where the other instances reach this one's mesh (address:port); null = the bind address and the mesh's port.
+    /// Without <see cref="MeshListenPort"/> the mesh listens on this endpoint's port.</summary>
     public string? MeshEndpoint { get; init; }
 }
 
@@ -103,7 +104,7 @@ public sealed class FleetInstance : IDisposable
         try
         {
             if (options.MeshListenPort is not null || options.MeshEndpoint is not null)
-                instance._mesh = FleetMesh.Start(server, id, options.MeshListenPort ?? 0, options.MeshEndpoint, options.BindAddress, options.TimeProvider);
+                instance._mesh = FleetMesh.Start(server, id, options.MeshListenPort, options.MeshEndpoint, options.BindAddress, options.TimeProvider);
             instance.Apply(changes);
             instance.Report();
         }

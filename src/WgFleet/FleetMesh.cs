@@ -29,14 +29,16 @@ internal sealed class FleetMesh : IDisposable
     /// <summary>host:port the other instances reach this mesh at.</summary>
     public string Endpoint { get; }
 
-    public static FleetMesh Start(VPNServer server, string selfId, int listenPort, string? advertised, IPAddress? bindAddress, TimeProvider time)
+    /// <summary>Without <paramref name="listenPort"/> the mesh listens on the advertised endpoint's port.</summary>
+    public static FleetMesh Start(VPNServer server, string selfId, int? listenPort, string? advertised, IPAddress? bindAddress, TimeProvider time)
     {
         if (advertised is null && (bindAddress is null || bindAddress.Equals(IPAddress.Any) || bindAddress.Equals(IPAddress.IPv6Any)))
             throw new WgException(WgErrorKind.InvalidArgument, "MeshEndpointRequired",
                 "The mesh endpoint cannot be derived from a wildcard bind address: give -MeshEndpoint host:port (where the other instances reach this one) or -BindAddress.");
-        if (advertised is not null && !IPEndPoint.TryParse(advertised, out _))
+        IPEndPoint? at = null;
+        if (advertised is not null && (!IPEndPoint.TryParse(advertised, out at) || at.Port == 0))
             throw new WgException(WgErrorKind.InvalidArgument, "InvalidMeshEndpoint", $"-MeshEndpoint '{advertised}' is not an address:port.");
-        var tunnel = MeshTunnel.Start(server, WgPrivateKey.Generate(), listenPort, bindAddress, time);
+        var tunnel = MeshTunnel.Start(server, WgPrivateKey.Generate(), listenPort ?? at!.Port, bindAddress, time);
         string endpoint = advertised ?? new IPEndPoint(bindAddress!, tunnel.ListenPort).ToString();
         return new FleetMesh(tunnel, selfId, endpoint);
     }

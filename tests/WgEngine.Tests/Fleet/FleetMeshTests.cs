@@ -83,6 +83,25 @@ public sealed class FleetMeshTests : IClassFixture<PostgresClusterFixture>
         key.Dispose();
     }
 
+    [PostgresFact]
+    public void A_mesh_needs_an_endpoint_others_can_reach_and_listens_on_the_advertised_port_by_default()
+    {
+        using var registry = PostgresFleetRegistryTests.NewFleet(_pg.Cluster.ConnectionString, out var key);
+        FleetInstance Start(int? port, string? endpoint, IPAddress? bind) => FleetInstance.Start(registry, new FleetInstanceOptions
+        {
+            PrivateKey = WgPrivateKey.Parse(key.ExportBase64()), Name = "m" + Guid.NewGuid().ToString("N")[..6], ListenPort = 0,
+            BindAddress = bind, Egress = EgressMode.None, MeshListenPort = port, MeshEndpoint = endpoint,
+        });
+        Assert.Equal("MeshEndpointRequired", Assert.Throws<WgException>(() => Start(0, null, null)).ErrorId);
+        Assert.Equal("InvalidMeshEndpoint", Assert.Throws<WgException>(() => Start(null, "mesh.example:1", IPAddress.Loopback)).ErrorId);
+        int free;
+        using (var probe = new System.Net.Sockets.UdpClient(new IPEndPoint(IPAddress.Loopback, 0))) free = ((IPEndPoint)probe.Client.LocalEndPoint!).Port;
+        using var instance = Start(null, $"127.0.0.1:{free}", IPAddress.Loopback);
+        Assert.Equal(free, instance.Mesh!.ListenPort);
+        Assert.Equal($"127.0.0.1:{free}", registry.GetInstances().Single(i => i.Id == instance.InstanceId).MeshEndpoint);
+        key.Dispose();
+    }
+
     private static async Task Eventually(Func<bool> condition, string what)
     {
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(20);
