@@ -29,6 +29,11 @@ public sealed class FleetInstanceOptions
     /// <summary>How often the heartbeat and the live peer state are written.</summary>
     public TimeSpan ReportInterval { get; init; } = TimeSpan.FromSeconds(5);
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    /// <summary>The mesh's UDP port (the cross-instance hub, docs/fleet.md): null = no mesh unless <see cref="MeshEndpoint"/> is given; 0 = a free port.</summary>
+    public int? MeshListenPort { get; init; }
+    /// <summary>Where the other instances reach this one's mesh (address:port); null = the bind address and the mesh's port.
+    /// Without <see cref="MeshListenPort"/> the mesh listens on this endpoint's port.</summary>
+    public string? MeshEndpoint { get; init; }
 }
 
 /// <summary>
@@ -53,6 +58,7 @@ public sealed class FleetInstance : IDisposable
     private Task _sync = Task.CompletedTask, _listen = Task.CompletedTask, _report = Task.CompletedTask;
     private long _version;
     private int _disposed;
+    private FleetMesh? _mesh;
 
     private FleetInstance(IFleetRegistry registry, FleetInstanceOptions options, VPNServer server, FleetInfo fleet, string id)
     {
@@ -73,6 +79,8 @@ public sealed class FleetInstance : IDisposable
     public bool RegistryReachable { get; private set; } = true;
     /// <summary>Registry peers the engine refused (e.g. a rule it cannot parse): skipped, counted, never fatal.</summary>
     public int RejectedPeers { get; private set; }
+    /// <summary>The cross-instance hub's tunnel; null when this instance runs no mesh.</summary>
+    public MeshTunnel? Mesh => _mesh?.Tunnel;
 
     /// <summary>Loads the fleet, starts the server with every peer, then keeps it in sync. The registry is the caller's.</summary>
     public static FleetInstance Start(IFleetRegistry registry, FleetInstanceOptions options)
@@ -95,11 +103,14 @@ public sealed class FleetInstance : IDisposable
         var instance = new FleetInstance(registry, options, server, fleet, id);
         try
         {
+            if (options.MeshListenPort is not null || options.MeshEndpoint is not null)
+                instance._mesh = FleetMesh.Start(server, id, options.MeshListenPort, options.MeshEndpoint, options.BindAddress, options.TimeProvider);
             instance.Apply(changes);
             instance.Report();
         }
         catch
         {
+            instance._mesh?.Dispose();
             server.Dispose();
             throw;
         }
@@ -176,7 +187,13 @@ public sealed class FleetInstance : IDisposable
         if (current > AppliedVersion) Apply(_registry.GetChanges(AppliedVersion));
     }
 
+    /// <summary>Under the lock of <see cref="_applied"/>, which the report reads too (the mesh's routes).</summary>
     private void Apply(FleetChanges changes)
+    {
+        lock (_applied) ApplyLocked(changes);
+    }
+
+    private void ApplyLocked(FleetChanges changes)
     {
         foreach (var key in changes.Removed)
         {
@@ -256,7 +273,8 @@ public sealed class FleetInstance : IDisposable
         }
     }
 
-    /// <summary>The heartbeat and the peers whose live state changed since the last report that got through.</summary>
+    /// <summary>The heartbeat and the peers whose live state changed since the last report that got through; then,
+    /// with a mesh, its peers from the instances and live state just read.</summary>
     internal void Report()
     {
         var changed = new List<PeerLive>();
@@ -270,8 +288,15 @@ public sealed class FleetInstance : IDisposable
             now.Add((p.PublicKey, state));
         }
         var stats = Server.Stats;
-        _registry.ReportInstance(new InstanceReport(InstanceId, _options.AdvertisedEndpoint, Server.PeerCount, stats.ReceivedBytes, stats.SentBytes, changed));
+        _registry.ReportInstance(new InstanceReport(InstanceId, _options.AdvertisedEndpoint, Server.PeerCount, stats.ReceivedBytes, stats.SentBytes, changed,
+            _mesh?.NodeKey, _mesh?.Endpoint));
         foreach (var (key, state) in now) _reported[key] = state;
+        if (_mesh is not null)
+        {
+            Dictionary<WgKey, FleetPeer> peers;
+            lock (_applied) peers = new Dictionary<WgKey, FleetPeer>(_applied);
+            _mesh.Refresh(_registry.GetInstances(), _registry.GetLiveState(), peers, _time.GetUtcNow(), 3 * _options.ReportInterval);
+        }
     }
 
     /// <summary>Stops syncing and the server; tells the registry this instance is gone (best effort).</summary>
@@ -283,6 +308,7 @@ public sealed class FleetInstance : IDisposable
         catch (AggregateException) { }
         try { _registry.RemoveInstance(InstanceId); }
         catch (WgException) { }
+        _mesh?.Dispose();
         Server.Dispose();
         _options.PrivateKey.Dispose();
         _stop.Dispose();

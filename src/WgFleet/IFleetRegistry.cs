@@ -84,9 +84,12 @@ public sealed record FleetChanges(long Version, IReadOnlyList<FleetPeer> Changed
 /// <summary>One instance's live view of one peer: cumulative counters since that instance started.</summary>
 public readonly record struct PeerLive(WgKey PublicKey, string? Endpoint, DateTimeOffset? LatestHandshake, long ReceivedBytes, long SentBytes);
 
-public sealed record InstanceReport(string InstanceId, string? Endpoint, int PeerCount, long ReceivedBytes, long SentBytes, IReadOnlyList<PeerLive> Peers);
+/// <summary>A heartbeat; <paramref name="NodeKey"/> and <paramref name="MeshEndpoint"/> (host:port) when the instance runs a mesh (the cross-instance hub).</summary>
+public sealed record InstanceReport(string InstanceId, string? Endpoint, int PeerCount, long ReceivedBytes, long SentBytes, IReadOnlyList<PeerLive> Peers,
+    WgKey? NodeKey = null, string? MeshEndpoint = null);
 
-public sealed record InstanceInfo(string Id, string? Endpoint, DateTimeOffset StartedAt, DateTimeOffset Heartbeat, int PeerCount, long ReceivedBytes, long SentBytes, bool Stopped);
+public sealed record InstanceInfo(string Id, string? Endpoint, DateTimeOffset StartedAt, DateTimeOffset Heartbeat, int PeerCount, long ReceivedBytes, long SentBytes, bool Stopped,
+    WgKey? NodeKey = null, string? MeshEndpoint = null);
 
 /// <summary>A peer over the whole fleet: the instance with the latest handshake holds its session.</summary>
 public sealed record FleetPeerLive(string? Instance, string? Endpoint, DateTimeOffset? LatestHandshake, long ReceivedBytes, long SentBytes);

@@ -7,11 +7,7 @@
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'WgInterop.psm1') -Force
     Import-Module (Join-Path $PSScriptRoot 'FleetSupport.psm1') -Force
-    $prereq = Test-WgInteropPrerequisite
-    $fleetPrereq = Test-FleetPrerequisite
-    $missing = @($prereq.Missing) + @($fleetPrereq.Missing)
-    $skip = ($missing.Count -gt 0) -and -not $prereq.IsCI
-    if ($skip) { Write-WgInteropSkipBanner -Suite 'Fleet' -Missing $missing }
+    $skip = Test-FleetSuiteSkip 'Fleet'
 }
 
 BeforeAll {
@@ -30,18 +26,11 @@ Describe 'A fleet behind a UDP load balancer' -Skip:$skip {
         Import-WgGatewayModule
         # The instances import the same build as this session.
         $script:manifest = $env:WGI_GATEWAY_MODULE ? $env:WGI_GATEWAY_MODULE : (Resolve-Path (Join-Path $PSScriptRoot '../../module/WireGuardGateway.psd1')).Path
-        $script:net = New-WgTestNetwork
-        $script:dir = $net.TempDir
-        $script:fleet = "fl$($net.RunId)"
-        $script:gw = Get-WgTestAddress $net 1
-        $script:secretPath = Join-Path $dir 'fleet.secret'
-        Set-Content -Path $secretPath -Value ([Convert]::ToBase64String([System.Security.Cryptography.RandomNumberGenerator]::GetBytes(32)))
-        & chmod 600 $secretPath
-        $script:keyPath = Join-Path $dir 'fleet.key'
-        $script:pg = $null; $script:a = $null; $script:b = $null; $script:lb = $null
+        $script:run = New-FleetTestRun -Prefix 'fl'
+        $script:net = $run.Net; $script:dir = $run.Dir; $script:fleet = $run.Fleet; $script:gw = $run.Gw
+        $script:secretPath = $run.SecretPath; $script:keyPath = $run.KeyPath; $script:pg = $run.Pg; $script:created = $run.Created
+        $script:a = $null; $script:b = $null; $script:lb = $null
         try {
-            $script:pg = New-FleetPostgres -Folder $dir
-            $script:created = New-WgFleet -Registry $pg.ConnectionString -Name $fleet -Address "$($gw.V4)/24" -ListenPort 51820 -FleetSecretPath $secretPath -PrivateKeyPath $keyPath
             $script:portA = Get-FreePort Udp; $script:portB = Get-FreePort Udp; $script:portLb = Get-FreePort Udp
             $script:nameA = "wgf$($net.RunId)a"; $script:nameB = "wgf$($net.RunId)b"
             $instanceArgs = @{ Manifest = $manifest; Pg = $pg; Fleet = $fleet; SecretPath = $secretPath; KeyPath = $keyPath; Folder = $dir }

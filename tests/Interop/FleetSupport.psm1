@@ -18,6 +18,40 @@ function Test-FleetPrerequisite {
     [pscustomobject]@{ Ok = $missing.Count -eq 0; Missing = [string[]]$missing; IsCI = $env:CI -eq 'true' }
 }
 
+function Test-FleetSuiteSkip([string]$Suite) {
+    <# BeforeDiscovery of a fleet suite: true (with the skip banner) when tools are missing and this is not CI. #>
+    $prereq = Test-WgInteropPrerequisite
+    $missing = @($prereq.Missing) + @((Test-FleetPrerequisite).Missing)
+    $skip = ($missing.Count -gt 0) -and -not $prereq.IsCI
+    if ($skip) { Write-WgInteropSkipBanner -Suite $Suite -Missing $missing }
+    $skip
+}
+
+function New-FleetTestRun {
+    <#
+      A fleet suite's start: a test network, a fleet secret (0600) and a private PostgreSQL cluster in its temp folder,
+      and a fleet named $Prefix + the run id at the network's first address (New-WgFleet writes its key file).
+      On failure everything made so far is removed and the error rethrown. Remove with Remove-FleetTestRun.
+    #>
+    param([Parameter(Mandatory)][string]$Prefix)
+    $net = New-WgTestNetwork
+    $run = [pscustomobject]@{
+        Net = $net; Dir = $net.TempDir; Fleet = "$Prefix$($net.RunId)"; Gw = (Get-WgTestAddress $net 1)
+        SecretPath = (Join-Path $net.TempDir 'fleet.secret'); KeyPath = (Join-Path $net.TempDir 'fleet.key'); Pg = $null; Created = $null
+    }
+    try {
+        Set-Content -Path $run.SecretPath -Value ([Convert]::ToBase64String([System.Security.Cryptography.RandomNumberGenerator]::GetBytes(32)))
+        & chmod 600 $run.SecretPath
+        $run.Pg = New-FleetPostgres -Folder $run.Dir
+        $run.Created = New-WgFleet -Registry $run.Pg.ConnectionString -Name $run.Fleet -Address "$($run.Gw.V4)/24" -ListenPort 51820 `
+            -FleetSecretPath $run.SecretPath -PrivateKeyPath $run.KeyPath
+    } catch {
+        Remove-FleetPostgres $run.Pg; Remove-WgTestNetwork $net
+        throw
+    }
+    $run
+}
+
 function Get-FreePort([ValidateSet('Tcp', 'Udp')][string]$Protocol = 'Tcp') {
     if ($Protocol -eq 'Tcp') {
         $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
@@ -69,28 +103,31 @@ function Start-FleetInstance {
     <#
       A fleet instance in its own pwsh process: Start-WgServer -Registry ... -ListenPort $Port with a UAPI
       socket /var/run/wireguard/$Name.sock (so `wg show $Name` reads it). Returns once it serves (its ready file).
+      -MeshPort: the instance's mesh (the cross-instance hub) on 127.0.0.1:$MeshPort; none without it.
     #>
     param(
         [Parameter(Mandatory)][string]$Manifest, [Parameter(Mandatory)]$Pg, [Parameter(Mandatory)][string]$Fleet,
         [Parameter(Mandatory)][string]$SecretPath, [Parameter(Mandatory)][string]$KeyPath,
-        [Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][string]$Name, [Parameter(Mandatory)][string]$Folder
+        [Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][string]$Name, [Parameter(Mandatory)][string]$Folder,
+        [int]$MeshPort = -1
     )
     $ready = Join-Path $Folder "$Name.ready"
     $log = Join-Path $Folder "$Name.log"
     Remove-Item $ready -ErrorAction Ignore
     $script = Join-Path $Folder "instance.ps1"
     Set-Content -Path $script -Value @'
-param($Manifest, $Fleet, $SecretPath, $KeyPath, $Port, $Name, $Ready)
+param($Manifest, $Fleet, $SecretPath, $KeyPath, $Port, $Name, $Ready, $MeshPort)
 $ErrorActionPreference = 'Stop'
 Import-Module $Manifest
+$mesh = ($MeshPort -ne 'off') ? @{ MeshListenPort = [int]$MeshPort } : @{}
 $s = Start-WgServer -Name $Name -Registry $env:WG_TEST_REGISTRY -Fleet $Fleet -FleetSecretPath $SecretPath -PrivateKeyPath $KeyPath `
-    -ListenPort $Port -BindAddress 127.0.0.1 -UapiPath "/var/run/wireguard/$Name.sock" -InstanceId $Name -Egress None
+    -ListenPort $Port -BindAddress 127.0.0.1 -UapiPath "/var/run/wireguard/$Name.sock" -InstanceId $Name -Egress None @mesh
 Set-Content -Path $Ready -Value $s.PublicKey
 $s | Wait-WgServer
 '@
     $exe = Join-Path $PSHOME 'pwsh'
     $psi = if (Test-Path $exe) { [System.Diagnostics.ProcessStartInfo]::new($exe) } else { $p = [System.Diagnostics.ProcessStartInfo]::new('dotnet'); $p.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')); $p }
-    foreach ($a in '-NoProfile', '-NonInteractive', '-File', $script, $Manifest, $Fleet, $SecretPath, $KeyPath, "$Port", $Name, $ready) { $psi.ArgumentList.Add($a) }
+    foreach ($a in '-NoProfile', '-NonInteractive', '-File', $script, $Manifest, $Fleet, $SecretPath, $KeyPath, "$Port", $Name, $ready, ($MeshPort -ge 0 ? "$MeshPort" : 'off')) { $psi.ArgumentList.Add($a) }
     # The connection string by environment, not on the command line.
     $psi.Environment['WG_TEST_REGISTRY'] = $Pg.ConnectionString
     $psi.UseShellExecute = $false
@@ -184,5 +221,5 @@ function Get-UapiPeerKey([string]$Name) {
     @($out | Where-Object { $_ })
 }
 
-Export-ModuleMember -Function Test-FleetPrerequisite, Get-FreePort, New-FleetPostgres, Start-FleetPostgres, Stop-FleetPostgres,
+Export-ModuleMember -Function Test-FleetPrerequisite, Test-FleetSuiteSkip, New-FleetTestRun, Get-FreePort, New-FleetPostgres, Start-FleetPostgres, Stop-FleetPostgres,
     Remove-FleetPostgres, Start-FleetInstance, Stop-FleetInstance, Start-FleetBalancer, Stop-FleetBalancer, Get-UapiPeerKey

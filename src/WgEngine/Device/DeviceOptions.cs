@@ -52,6 +52,8 @@ internal sealed class DeviceCounters
         DroppedAllowedIps, DroppedNoRoute, DroppedHandshakeInvalid, DroppedHandshakeReplay, DroppedQueueFull,
         DroppedExpiredKey, DroppedRateLimited, HandshakesCompleted, CookieRepliesSent, IcmpEchoReplies, DroppedPolicy, DroppedRateLimitedData, DroppedQuota;
     // Batch sizes reached: bind calls and the datagrams they carried (sendmmsg/GSO out, recvmmsg/GRO in).
+    /// <summary>Packets for a peer without a session here that the relay took (a fleet's mesh).</summary>
+    internal long RelayedPackets;
     internal long SendBatchCalls, SendBatchDatagrams, ReceiveBatchCalls, ReceiveBatchDatagrams;
 
     public long Received => Volatile.Read(ref ReceivedBytes);
@@ -75,6 +77,7 @@ internal sealed class DeviceCounters
     public long ExpiredKey => Volatile.Read(ref DroppedExpiredKey);
     /// <summary>Handshakes over the per-source rate limit while under load.</summary>
     public long RateLimited => Volatile.Read(ref DroppedRateLimited);
+    public long Relayed => Volatile.Read(ref RelayedPackets);
     public long Handshakes => Volatile.Read(ref HandshakesCompleted);
     public long SendBatches => Volatile.Read(ref SendBatchCalls);
     public long SentInBatches => Volatile.Read(ref SendBatchDatagrams);

@@ -11,6 +11,8 @@ public sealed partial class VPNServer
 
     /// <summary>The in-process userspace egress (its options, policy and counters), when this server runs one.</summary>
     internal UserspaceEgress? UserspaceEgress => (_backend as UserspaceBackend)?.Egress;
+    /// <summary>The userspace engine's device (a mesh attaches to its route hook); null on another backend.</summary>
+    internal Device.WgDevice? UserspaceDevice => (_backend as UserspaceBackend)?.Device;
 
     /// <summary>The userspace egress's options and limits in force; null when this server runs no userspace egress.</summary>
     public EgressOptions? EgressOptions => UserspaceEgress?.Options;

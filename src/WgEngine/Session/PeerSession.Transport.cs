@@ -66,6 +66,10 @@ internal sealed partial class PeerSession
     /// session (none, older than Reject-After-Time, or out of counters): then the packet waits and a
     /// handshake starts (whitepaper §6.1). No lock.
     /// </summary>
+    /// <summary>A current session young enough to send on (the same age test as <see cref="TryTakeSendCounter"/>).</summary>
+    public bool HasUsableSession(long now, in ProtocolTimes times) =>
+        Keypairs.Current is { } session && now - session.CreatedAt < times.RejectAfterTime;
+
     public bool TryTakeSendCounter(long now, in ProtocolTimes times, out Keypair session, out ulong counter)
     {
         counter = 0;

@@ -168,9 +168,10 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
         {
             using var tx = c.BeginTransaction();
             using (var cmd = new NpgsqlCommand("""
-                INSERT INTO instances (fleet, id, endpoint, peer_count, rx_bytes, tx_bytes) VALUES ($1, $2, $3, $4, $5, $6)
+                INSERT INTO instances (fleet, id, endpoint, peer_count, rx_bytes, tx_bytes, node_key, mesh_endpoint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 ON CONFLICT (fleet, id) DO UPDATE SET endpoint = EXCLUDED.endpoint, heartbeat = now(), peer_count = EXCLUDED.peer_count,
-                    rx_bytes = EXCLUDED.rx_bytes, tx_bytes = EXCLUDED.tx_bytes, stopped = false
+                    rx_bytes = EXCLUDED.rx_bytes, tx_bytes = EXCLUDED.tx_bytes, stopped = false,
+                    node_key = EXCLUDED.node_key, mesh_endpoint = EXCLUDED.mesh_endpoint
                 """, c, tx))
             {
                 cmd.Parameters.AddWithValue(Fleet);
@@ -179,6 +180,8 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
                 cmd.Parameters.AddWithValue(report.PeerCount);
                 cmd.Parameters.AddWithValue(report.ReceivedBytes);
                 cmd.Parameters.AddWithValue(report.SentBytes);
+                cmd.Parameters.AddWithValue((object?)report.NodeKey?.ToBase64() ?? DBNull.Value);
+                cmd.Parameters.AddWithValue((object?)report.MeshEndpoint ?? DBNull.Value);
                 cmd.ExecuteNonQuery();
             }
             if (report.Peers.Count > 0)
@@ -214,13 +217,14 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
 
     public IReadOnlyList<InstanceInfo> GetInstances() => Run(c =>
     {
-        using var cmd = new NpgsqlCommand("SELECT id, endpoint, started_at, heartbeat, peer_count, rx_bytes, tx_bytes, stopped FROM instances WHERE fleet = $1 ORDER BY id", c);
+        using var cmd = new NpgsqlCommand("SELECT id, endpoint, started_at, heartbeat, peer_count, rx_bytes, tx_bytes, stopped, node_key, mesh_endpoint FROM instances WHERE fleet = $1 ORDER BY id", c);
         cmd.Parameters.AddWithValue(Fleet);
         using var r = cmd.ExecuteReader();
         var list = new List<InstanceInfo>();
         while (r.Read())
             list.Add(new InstanceInfo(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.GetFieldValue<DateTimeOffset>(3),
-                r.GetInt32(4), r.GetInt64(5), r.GetInt64(6), r.GetBoolean(7)));
+                r.GetInt32(4), r.GetInt64(5), r.GetInt64(6), r.GetBoolean(7),
+                r.IsDBNull(8) ? null : WgKey.Parse(r.GetString(8)), r.IsDBNull(9) ? null : r.GetString(9)));
         return list;
     });
 

@@ -83,6 +83,10 @@ internal static class Schema
             FOREIGN KEY (fleet, instance_id) REFERENCES instances(fleet, id) ON DELETE CASCADE
         );
         """,
+        // 2: the cross-instance hub: each instance's node key (public) and where its mesh device listens.
+        """
+        ALTER TABLE instances ADD COLUMN node_key text, ADD COLUMN mesh_endpoint text;
+        """,
     ];
 
     public static int Latest => Steps.Length;

@@ -39,6 +39,16 @@ public sealed partial class StartWgServerCommand
     [ValidatePattern("^[A-Za-z0-9_.:-]{1,64}$")]
     public string? InstanceId { get; set; }
 
+    /// <summary>The UDP port of this instance's mesh (the cross-instance hub: peers on other instances reach this one's); 0 = a free one. Without it and -MeshEndpoint: no mesh.</summary>
+    [Parameter]
+    [ValidateRange(0, 65535)]
+    public int? MeshListenPort { get; set; }
+
+    /// <summary>Where the other instances reach this one's mesh (address:port); default: -BindAddress and the mesh's port.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? MeshEndpoint { get; set; }
+
     /// <summary>-PrivateKeyPath of a single gateway: the file's key as -PrivateKey (PrivateKeyConflict when both are given).</summary>
     private void UsePrivateKeyPath()
     {
@@ -53,7 +63,7 @@ public sealed partial class StartWgServerCommand
     private void StartFleetInstance()
     {
         if (Registry is null || Fleet is null || FleetSecretPath is null)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("A fleet instance needs -Registry, -Fleet and -FleetSecretPath together (-InstanceId only applies to one)."),
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("A fleet instance needs -Registry, -Fleet and -FleetSecretPath together (-InstanceId, -MeshListenPort and -MeshEndpoint only apply to one)."),
                 "FleetParameterMissing", ErrorCategory.InvalidArgument, null));
         string[] notApplicable = [nameof(ConfigPath), nameof(Address), nameof(Backend), nameof(PeerIsolation), nameof(MTU)];
         if (notApplicable.FirstOrDefault(MyInvocation.BoundParameters.ContainsKey) is { } given)
@@ -81,6 +91,7 @@ public sealed partial class StartWgServerCommand
                 ListenPort = MyInvocation.BoundParameters.ContainsKey(nameof(ListenPort)) ? ListenPort : null,
                 BindAddress = BindAddress, Egress = Egress, EgressOptions = egressOptions,
                 UapiPath = UapiPath is null ? null : GetUnresolvedProviderPathFromPSPath(UapiPath),
+                MeshListenPort = MeshListenPort, MeshEndpoint = MeshEndpoint,
             });
         }
         catch (WgException e)

@@ -123,7 +123,7 @@ public sealed partial class StartWgServerCommand : WgCmdletBase
 
     protected override void ProcessRecord()
     {
-        if (Registry is not null || Fleet is not null || FleetSecretPath is not null || InstanceId is not null) { StartFleetInstance(); return; }   // StartWgServer.Fleet.cs
+        if (Registry is not null || Fleet is not null || FleetSecretPath is not null || InstanceId is not null || MeshListenPort is not null || MeshEndpoint is not null) { StartFleetInstance(); return; }   // StartWgServer.Fleet.cs
         UsePrivateKeyPath();
         bool egressPolicyGiven = EgressAllow is not null || EgressDeny is not null || EgressUnprotected.IsPresent || EgressLimit is not null;
         EgressOptions? egressOptions = null;
