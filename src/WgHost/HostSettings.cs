@@ -35,6 +35,10 @@ public sealed class FleetSettings
     public string? InstanceId { get; set; }
     /// <summary>What the instance reports as its endpoint (e.g. its address behind the load balancer).</summary>
     public string? AdvertisedEndpoint { get; set; }
+    /// <summary>The cross-instance hub (docs/fleet.md): this instance's mesh endpoint (IP:port, as the other instances
+    /// reach it) and/or its UDP port; neither = no mesh.</summary>
+    public string? MeshEndpoint { get; set; }
+    public int? MeshListenPort { get; set; }
 }
 
 /// <summary>One gateway: its wg-quick file (the usual case) and what to use when the file does not exist yet.</summary>
@@ -110,6 +114,7 @@ public sealed class GatewaySettings
         {
             PrivateKey = FleetFiles.ReadPrivateKey(Path.GetFullPath(f.PrivateKeyPath!), $"Gateway '{name}': Fleet.PrivateKeyPath"),
             Name = name, InstanceId = f.InstanceId, AdvertisedEndpoint = f.AdvertisedEndpoint,
+            MeshEndpoint = f.MeshEndpoint, MeshListenPort = f.MeshListenPort,
             ListenPort = ListenPort, Egress = Egress, EgressOptions = egressOptions, UapiPath = EffectiveUapiPath,
         };
     }

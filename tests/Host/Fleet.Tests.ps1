@@ -42,7 +42,8 @@ Describe 'The host as a fleet instance' -Skip:$skip {
         $script:pg = $null; $script:hostProc = $null
         $script:pg = New-FleetPostgres -Folder $dir
         $script:created = New-WgFleet -Registry $pg.ConnectionString -Name $fleet -Address 10.77.0.1/24 -ListenPort 51820 -FleetSecretPath $secretPath -PrivateKeyPath $keyPath
-        $script:fleetSettings = @{ Registry = $pg.ConnectionString; Name = $fleet; SecretPath = $secretPath; PrivateKeyPath = $keyPath; InstanceId = "host-$name" }
+        $script:meshEndpoint = "127.0.0.1:$(Get-FreePort Udp)"
+        $script:fleetSettings = @{ Registry = $pg.ConnectionString; Name = $fleet; SecretPath = $secretPath; PrivateKeyPath = $keyPath; InstanceId = "host-$name"; MeshEndpoint = $meshEndpoint }
         $settings = New-FleetSettings (Join-Path $dir 'host.json') $fleetSettings
         $script:hostProc = Start-WgTestHost -Dir $dir -Arguments @('--settings', $settings)
         # This session manages the same fleet through the registry, as an operator elsewhere would.
@@ -68,6 +69,11 @@ Describe 'The host as a fleet instance' -Skip:$skip {
         # Its heartbeat row, read with psql straight from the registry.
         $sql = "SELECT id FROM instances WHERE fleet = '$fleet'"
         Wait-Until { (& psql -h 127.0.0.1 -p $pg.Port -U wg -d postgres -tAc $sql) -contains "host-$name" } -Seconds 15 | Should -BeTrue
+        # Its mesh (the cross-instance hub) is published for the other instances, with a node key of its own.
+        $mesh = "SELECT mesh_endpoint || ' ' || node_key FROM instances WHERE fleet = '$fleet' AND id = 'host-$name'"
+        $row = "$(& psql -h 127.0.0.1 -p $pg.Port -U wg -d postgres -tAc $mesh)".Trim()
+        $row | Should -Match "^$([regex]::Escape($meshEndpoint)) \S{44}$"
+        $row | Should -Not -Match ([regex]::Escape($created.PublicKey))
     }
 
     It 'adds a peer over the API into the registry: the fleet has it with an allocated address, and the engine serves it' {
