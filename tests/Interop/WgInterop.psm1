@@ -151,7 +151,9 @@ function New-WgGoDevice {
       Starts wireguard-go (foreground, background process, PID tracked) in the root namespace, moves
       its TUN into a new namespace for -Role, sets the key and a free listen port over the UAPI, gives
       the TUN its -Address (CIDR, v4 and/or v6) and brings it up. -Forwarding turns on IPv4/IPv6
-      forwarding inside that namespace (for a hub). Returns the device object.
+      forwarding inside that namespace (for a hub). -InNamespace: wireguard-go runs inside that namespace
+      instead (its TUN is made there and its UDP socket lives there too, so the device reaches only what
+      the caller connects to the namespace, not the root namespace's loopback). Returns the device object.
     #>
     [CmdletBinding()]
     param(
@@ -159,13 +161,16 @@ function New-WgGoDevice {
         [Parameter(Mandatory)][string]$Role,
         [Parameter(Mandatory)][string]$PrivateKey,
         [Parameter(Mandatory)][string[]]$Address,
-        [switch]$Forwarding
+        [switch]$Forwarding,
+        [switch]$InNamespace
     )
     $ns = New-WgTestNamespace -Network $Network -Role $Role
     $ifname = "wi$($Network.RunId)$Role"     # 2 + 6 + <=5 chars: within IFNAMSIZ-1 = 15
     $sock = Join-Path $script:UapiDir "$ifname.sock"
 
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($script:WgGo)
+    # `ip netns exec` execs the program (no fork), so the process and its PID are wireguard-go's own.
+    $psi = if ($InNamespace) { [System.Diagnostics.ProcessStartInfo]::new('ip') } else { [System.Diagnostics.ProcessStartInfo]::new($script:WgGo) }
+    if ($InNamespace) { foreach ($a in 'netns', 'exec', $ns, $script:WgGo) { $psi.ArgumentList.Add($a) } }
     $psi.ArgumentList.Add($ifname)
     $psi.Environment['WG_PROCESS_FOREGROUND'] = '1'
     $psi.Environment['LOG_LEVEL'] = 'error'
@@ -192,7 +197,7 @@ function New-WgGoDevice {
     if ($proc.HasExited) { throw "wireguard-go for $ifname exited with code $($proc.ExitCode)" }
 
     # Move the TUN before it is up or has any address, so nothing of the test lives in the root namespace.
-    Invoke-WgNative ip 'link', 'set', $ifname, 'netns', $ns | Out-Null
+    if (-not $InNamespace) { Invoke-WgNative ip 'link', 'set', $ifname, 'netns', $ns | Out-Null }
     Invoke-WgNative wg 'set', $ifname, 'private-key', '/dev/stdin', 'listen-port', '0' -InputText $PrivateKey | Out-Null
     $dev.ListenPort = [int](Invoke-WgNative wg 'show', $ifname, 'listen-port')[0]
     foreach ($a in $Address) {
