@@ -1,7 +1,10 @@
 # A fleet (docs/fleet.md) with real components: a private PostgreSQL cluster, two instances (pwsh processes
-# running Start-WgServer -Registry, on loopback ports), nginx's stream module as the UDP load balancer with
-# `hash $remote_addr consistent`, and real wireguard-go clients (their TUNs in namespaces of this test) whose
-# only endpoint is the balancer. Management goes through Connect-WgServer -Registry in this session.
+# running Start-WgServer -Registry, each in its own network namespace on a test lan, both on port 51820 as one
+# gateway identity), nginx's stream module as the UDP load balancer with `hash $remote_addr consistent` (in the
+# lan's namespace), and real wireguard-go clients, each in its own namespace on the lan with its own address,
+# whose only endpoint is the balancer. The lan (10.<run>.128.0/24) lives only in this test's namespaces.
+# Instances reach PostgreSQL through its unix socket; management goes through Connect-WgServer -Registry
+# (loopback) in this session.
 # Needs the module built; missing tools skip loudly, or fail under CI=true.
 
 BeforeDiscovery {
@@ -31,13 +34,20 @@ Describe 'A fleet behind a UDP load balancer' -Skip:$skip {
         $script:secretPath = $run.SecretPath; $script:keyPath = $run.KeyPath; $script:pg = $run.Pg; $script:created = $run.Created
         $script:a = $null; $script:b = $null; $script:lb = $null
         try {
-            $script:portA = Get-FreePort Udp; $script:portB = Get-FreePort Udp; $script:portLb = Get-FreePort Udp
+            $script:port = 51820   # every instance and the balancer: one gateway identity, each in its own namespace
+            $script:lan = New-FleetLan -Network $net
+            $script:nsA = New-WgTestNamespace -Network $net -Role 'ia'; $script:addrA = Add-FleetLanHost $lan $nsA 11
+            $script:nsB = New-WgTestNamespace -Network $net -Role 'ib'; $script:addrB = Add-FleetLanHost $lan $nsB 12
             $script:nameA = "wgf$($net.RunId)a"; $script:nameB = "wgf$($net.RunId)b"
-            $instanceArgs = @{ Manifest = $manifest; Pg = $pg; Fleet = $fleet; SecretPath = $secretPath; KeyPath = $keyPath; Folder = $dir }
+            $instanceArgs = @{ Manifest = $manifest; Pg = $pg; Fleet = $fleet; SecretPath = $secretPath; KeyPath = $keyPath; Folder = $dir; Port = $port }
             $script:instanceArgs = $instanceArgs
-            $script:a = Start-FleetInstance @instanceArgs -Port $portA -Name $nameA
-            $script:b = Start-FleetInstance @instanceArgs -Port $portB -Name $nameB
-            $script:lb = Start-FleetBalancer -Folder $dir -Port $portLb -Upstream $portA, $portB
+            $script:place = @{ $nameA = @{ Namespace = $nsA; BindAddress = $addrA }; $nameB = @{ Namespace = $nsB; BindAddress = $addrB } }
+            $pa = $place[$nameA]; $pb = $place[$nameB]
+            $script:a = Start-FleetInstance @instanceArgs -Name $nameA @pa
+            $script:b = Start-FleetInstance @instanceArgs -Name $nameB @pb
+            $script:lb = Start-FleetBalancer -Folder $dir -Namespace $lan.Namespace -ListenAddress $lan.Address -Port $port -Upstream $a.Endpoint, $b.Endpoint
+            $script:lbEndpoint = "$($lan.Address):$port"
+            $script:nextHost = 100
             Connect-WgServer -Registry $pg.ConnectionString -Fleet $fleet -FleetSecretPath $secretPath | Out-Null
         } catch {
             Stop-FleetBalancer $script:lb; Stop-FleetInstance $script:a -Kill; Stop-FleetInstance $script:b -Kill
@@ -45,16 +55,27 @@ Describe 'A fleet behind a UDP load balancer' -Skip:$skip {
             throw
         }
 
-        # A wireguard-go client whose peer is the fleet at $Endpoint (the balancer unless told otherwise).
-        function New-FleetClient([string]$Role, [string]$Endpoint = "127.0.0.1:$portLb") {
-            $kp = New-WgGoKeyPair
-            $peer = Add-WgPeer -PublicKey $kp.PublicKey -Name $Role
-            $addr = ($peer.AllowedIPs | Select-Object -First 1) -replace '/32$', '/24'
-            $dev = New-WgGoClient -Network $net -Role $Role -PrivateKey $kp.PrivateKey -Address $addr -PeerPublicKey $created.PublicKey `
-                -Endpoint $Endpoint -AllowedIPs $gw.V4Net -PersistentKeepalive 1
-            [pscustomobject]@{ Device = $dev; PublicKey = $kp.PublicKey; Peer = $peer }
+        # A wireguard-go client in its own namespace, a lan host with its own address, whose peer is the fleet at
+        # $Endpoint (the balancer unless told otherwise). $Key: a key pair already added as a peer.
+        function New-FleetClient([string]$Role, [string]$Endpoint = $lbEndpoint, $Key, $Peer) {
+            $kp = $Key ? $Key : (New-WgGoKeyPair)
+            if (-not $Peer) { $Peer = Add-WgPeer -PublicKey $kp.PublicKey -Name $Role }
+            $addr = ($Peer.AllowedIPs | Select-Object -First 1) -replace '/32$', '/24'
+            $dev = New-WgGoDevice -Network $net -Role $Role -PrivateKey $kp.PrivateKey -Address $addr -InNamespace
+            $lanAddress = Add-FleetLanHost $lan $dev.Namespace ($script:nextHost++)
+            Add-WgGoPeer -Device $dev -PublicKey $created.PublicKey -AllowedIPs $gw.V4Net -Endpoint $Endpoint -PersistentKeepalive 1
+            [pscustomobject]@{ Device = $dev; PublicKey = $kp.PublicKey; Peer = $Peer; LanAddress = $lanAddress }
         }
         function Test-OnInstance([string]$Name, [string]$Key) { (Get-UapiPeerKey $Name) -contains $Key }
+        # The instance that holds a peer's WireGuard session, as the instances themselves say (UAPI latest handshake);
+        # every instance knows every peer, only the one the client reached has a handshake with it. $null if none.
+        function Get-SessionHolder([string]$Key) {
+            foreach ($n in $nameA, $nameB) {
+                $line = @(& wg show $n latest-handshakes 2>$null) | Where-Object { $_ -like "$Key`t*" }
+                if ($line -and [long](($line -split "`t")[1]) -gt 0) { return $n }
+            }
+            $null
+        }
     }
 
     AfterAll {
@@ -125,27 +146,50 @@ Describe 'A fleet behind a UDP load balancer' -Skip:$skip {
         Wait-WgCondition { (Test-OnInstance $nameA $k) -and (Test-OnInstance $nameB $k) } -TimeoutSeconds 10 | Should -BeTrue
         Remove-WgPeer -PublicKey $k -Confirm:$false
         Wait-WgCondition { -not (Test-OnInstance $nameA $k) -and -not (Test-OnInstance $nameB $k) } -TimeoutSeconds 10 | Should -BeTrue
-        $c = New-WgClient -Name 'onboarded' -Endpoint "127.0.0.1:$portLb"
+        $c = New-WgClient -Name 'onboarded' -Endpoint $lbEndpoint
         $c.Config | Should -Match ([regex]::Escape("PublicKey = $($created.PublicKey)"))
         Wait-WgCondition { Test-OnInstance $nameB $c.PublicKey } -TimeoutSeconds 10 | Should -BeTrue
     }
 
+    It 'spreads clients over the instances by source address; each instance serves the clients it gets' {
+        # hash $remote_addr consistent places each address on one instance; new clients (new addresses) until both
+        # instances hold at least one. Ten all landing on one instance would happen with probability 2/1024.
+        $script:clients = [System.Collections.Generic.List[object]]::new()
+        $holders = @{}
+        while ($clients.Count -lt 10 -and $holders.Count -lt 2) {
+            $c = New-FleetClient "c$($clients.Count + 1)"
+            (Test-Ping -Namespace $c.Device.Namespace -Target $gw.V4 -Count 3 -Deadline 10).Success | Should -BeTrue
+            $c | Add-Member Holder (Get-SessionHolder $c.PublicKey)
+            $c.Holder | Should -BeIn $nameA, $nameB
+            $holders[$c.Holder] = $true
+            $clients.Add($c)
+        }
+        Write-Host "FIGURE fleet spread: $($clients.Count) clients, on $nameA`: $(@($clients | Where-Object Holder -eq $nameA).Count), on $nameB`: $(@($clients | Where-Object Holder -eq $nameB).Count)"
+        $holders.Keys | Sort-Object | Should -Be (@($nameA, $nameB) | Sort-Object)
+        # The registry's live state (each instance reports every 5 s) agrees with the instances.
+        foreach ($c in $clients) {
+            Wait-WgCondition { (Get-WgPeer -PublicKey $c.PublicKey).Instance -eq $c.Holder } -TimeoutSeconds 20 | Should -BeTrue -Because "$($c.Peer.Name) is on $($c.Holder)"
+        }
+    }
+
     It 'fails over: kill -9 of the client''s instance, traffic resumes through the other in under 30 s, nothing changed on the client' {
-        $script:client = New-FleetClient 'c1'
-        (Test-Ping -Namespace $client.Device.Namespace -Target $gw.V4 -Count 3 -Deadline 10).Success | Should -BeTrue
-        # The instance holding the session, as the registry's live state says (each instance reports every 5 s).
-        Wait-WgCondition { (Get-WgPeer -PublicKey $client.PublicKey).Instance -in $nameA, $nameB } -TimeoutSeconds 20 | Should -BeTrue
+        $script:client = $clients[0]
+        $script:holder = $client.Holder
+        $bystander = $clients | Where-Object Holder -ne $holder | Select-Object -First 1
         $before = Get-WgPeer -PublicKey $client.PublicKey
-        $script:holder = $before.Instance
+        $before.Instance | Should -Be $holder
         $before.LatestHandshake | Should -Not -BeNullOrEmpty
         $endpointBefore = (Get-WgGoPeerStat $client.Device).Endpoint
+        $endpointBefore | Should -Be $lbEndpoint
         $stream = Start-WgPingStream -Namespace $client.Device.Namespace -Target $gw.V4 -Count 200 -Interval 0.2
+        $other = Start-WgPingStream -Namespace $bystander.Device.Namespace -Target $gw.V4 -Count 100 -Interval 0.2
         try {
             Start-Sleep -Seconds 3   # part of the stream is before the crash
-            $killedAt = [DateTimeOffset]::UtcNow
             Stop-FleetInstance ($holder -eq $nameA ? $a : $b) -Kill
             $r = Wait-WgPingStream $stream
-        } finally { Stop-WgPingStream $stream }
+            $o = Wait-WgPingStream $other
+        } finally { Stop-WgPingStream $stream; Stop-WgPingStream $other }
+        $o.Lost | Should -Be 0 -Because "the other instance's clients ($($bystander.Peer.Name)) are not touched by the crash"
         $r.Received | Should -BeGreaterThan 0
         # The longest run of lost pings is the outage: under 30 s (REKEY_TIMEOUT 5 s + KEEPALIVE_TIMEOUT 10 s make a new handshake).
         $gap = 0; $run = 0; $prev = -1
@@ -167,14 +211,14 @@ Describe 'A fleet behind a UDP load balancer' -Skip:$skip {
         $kp = New-WgGoKeyPair
         $peer = Add-WgPeer -PublicKey $kp.PublicKey -Name 'while-down'
         Wait-WgCondition { Test-OnInstance ($down -eq $nameA ? $nameB : $nameA) $kp.PublicKey } -TimeoutSeconds 10 | Should -BeTrue
-        $restarted = Start-FleetInstance @instanceArgs -Port ($down -eq $nameA ? $portA : $portB) -Name $down
+        $pd = $place[$down]
+        $restarted = Start-FleetInstance @instanceArgs -Name $down @pd
         if ($down -eq $nameA) { $script:a = $restarted } else { $script:b = $restarted }
         Test-OnInstance $down $kp.PublicKey | Should -BeTrue
         # Straight to the restarted instance (not through the balancer): it serves the new peer.
-        $addr = ($peer.AllowedIPs | Select-Object -First 1) -replace '/32$', '/24'
-        $dev = New-WgGoClient -Network $net -Role 'c2' -PrivateKey $kp.PrivateKey -Address $addr -PeerPublicKey $created.PublicKey `
-            -Endpoint "127.0.0.1:$($restarted.Port)" -AllowedIPs $gw.V4Net -PersistentKeepalive 1
-        (Test-Ping -Namespace $dev.Namespace -Target $gw.V4 -Count 3 -Deadline 10).Success | Should -BeTrue
+        $c = New-FleetClient 'cw' -Endpoint $restarted.Endpoint -Key $kp -Peer $peer
+        (Test-Ping -Namespace $c.Device.Namespace -Target $gw.V4 -Count 3 -Deadline 10).Success | Should -BeTrue
+        Get-SessionHolder $kp.PublicKey | Should -Be $down
     }
 
     It 'keeps traffic going while the database is down; writes fail with RegistryUnavailable, then work again' {

@@ -1,6 +1,7 @@
 # The cross-instance hub (docs/fleet.md): a private PostgreSQL cluster, two fleet instances (pwsh processes running
-# Start-WgServer -Registry -MeshListenPort, on loopback), and real wireguard-go clients (TUNs in namespaces of this
-# test) pinned to an instance each by connecting to its own port (no balancer: placement is deterministic).
+# Start-WgServer -Registry -MeshListenPort, each in its own namespace on a test lan, so the mesh between them crosses
+# a real link), and real wireguard-go clients (each in its own namespace on the lan) pinned to an instance each by
+# connecting to its own address (no balancer: placement is deterministic).
 # X and Z on instance A, Y on instance B: X reaches Y only through the mesh between A and B.
 # Needs the module built; missing tools skip loudly, or fail under CI=true.
 
@@ -29,11 +30,15 @@ Describe 'Peers on different instances reach each other over the mesh' -Skip:$sk
         $script:net = $run.Net; $script:fleet = $run.Fleet; $script:gw = $run.Gw; $script:pg = $run.Pg; $script:created = $run.Created
         $script:a = $null; $script:b = $null
         try {
-            $script:portA = Get-FreePort Udp; $script:portB = Get-FreePort Udp
+            $script:lan = New-FleetLan -Network $net
+            $nsA = New-WgTestNamespace -Network $net -Role 'ia'; $addrA = Add-FleetLanHost $lan $nsA 11
+            $nsB = New-WgTestNamespace -Network $net -Role 'ib'; $addrB = Add-FleetLanHost $lan $nsB 12
             $script:nameA = "wgh$($net.RunId)a"; $script:nameB = "wgh$($net.RunId)b"
-            $instanceArgs = @{ Manifest = $manifest; Pg = $pg; Fleet = $fleet; SecretPath = $run.SecretPath; KeyPath = $run.KeyPath; Folder = $run.Dir }
-            $script:a = Start-FleetInstance @instanceArgs -Port $portA -Name $nameA -MeshPort (Get-FreePort Udp)
-            $script:b = Start-FleetInstance @instanceArgs -Port $portB -Name $nameB -MeshPort (Get-FreePort Udp)
+            $script:nextHost = 100
+            # One gateway identity on 51820 everywhere; the mesh on 51821 (its endpoint: the instance's lan address).
+            $instanceArgs = @{ Manifest = $manifest; Pg = $pg; Fleet = $fleet; SecretPath = $run.SecretPath; KeyPath = $run.KeyPath; Folder = $run.Dir; Port = 51820; MeshPort = 51821 }
+            $script:a = Start-FleetInstance @instanceArgs -Name $nameA -Namespace $nsA -BindAddress $addrA
+            $script:b = Start-FleetInstance @instanceArgs -Name $nameB -Namespace $nsB -BindAddress $addrB
             Connect-WgServer -Registry $pg.ConnectionString -Fleet $fleet -FleetSecretPath $run.SecretPath | Out-Null
         } catch {
             Stop-FleetInstance $script:a -Kill; Stop-FleetInstance $script:b -Kill
@@ -41,13 +46,14 @@ Describe 'Peers on different instances reach each other over the mesh' -Skip:$sk
             throw
         }
 
-        # A wireguard-go client whose only peer is the fleet at one instance's own port.
-        function New-PinnedClient([string]$Role, [int]$Port) {
+        # A wireguard-go client (its own namespace, a lan host) whose only peer is the fleet at one instance's endpoint.
+        function New-PinnedClient([string]$Role, [string]$Endpoint) {
             $kp = New-WgGoKeyPair
             $peer = Add-WgPeer -PublicKey $kp.PublicKey -Name $Role
             $addr = ($peer.AllowedIPs | Select-Object -First 1) -replace '/32$', '/24'
-            $dev = New-WgGoClient -Network $net -Role $Role -PrivateKey $kp.PrivateKey -Address $addr -PeerPublicKey $created.PublicKey `
-                -Endpoint "127.0.0.1:$Port" -AllowedIPs $gw.V4Net -PersistentKeepalive 1
+            $dev = New-WgGoDevice -Network $net -Role $Role -PrivateKey $kp.PrivateKey -Address $addr -InNamespace
+            $null = Add-FleetLanHost $lan $dev.Namespace ($script:nextHost++)
+            Add-WgGoPeer -Device $dev -PublicKey $created.PublicKey -AllowedIPs $gw.V4Net -Endpoint $Endpoint -PersistentKeepalive 1
             [pscustomobject]@{ Device = $dev; PublicKey = $kp.PublicKey; Address = ($peer.AllowedIPs | Select-Object -First 1) -replace '/32$', '' }
         }
         # Average RTT in ms of $Count pings, and how many came back.
@@ -67,9 +73,9 @@ Describe 'Peers on different instances reach each other over the mesh' -Skip:$sk
     }
 
     It 'X on instance A pings Y on instance B and gets replies; Z on A too; RTTs measured' {
-        $script:x = New-PinnedClient 'hx' $portA
-        $script:z = New-PinnedClient 'hz' $portA
-        $script:y = New-PinnedClient 'hy' $portB
+        $script:x = New-PinnedClient 'hx' $a.Endpoint
+        $script:z = New-PinnedClient 'hz' $a.Endpoint
+        $script:y = New-PinnedClient 'hy' $b.Endpoint
         foreach ($c in $x, $y, $z) { (Test-Ping -Namespace $c.Device.Namespace -Target $gw.V4 -Count 2 -Deadline 10).Success | Should -BeTrue }
         # Placement as the registry's live state says it (each instance reports every 5 s).
         Wait-WgCondition { (Get-WgPeer -PublicKey $x.PublicKey).Instance -eq $nameA -and (Get-WgPeer -PublicKey $y.PublicKey).Instance -eq $nameB } -TimeoutSeconds 20 | Should -BeTrue
@@ -82,7 +88,7 @@ Describe 'Peers on different instances reach each other over the mesh' -Skip:$sk
         $local.Received | Should -BeGreaterOrEqual 45
         # Y's session never moved: it is on B only, and X's on A only (no client was touched).
         (Get-UapiPeerKey $nameA) -contains $y.PublicKey | Should -BeTrue   # A knows Y (every instance serves every peer) ...
-        (Get-WgGoPeerStat $y.Device).Endpoint | Should -Be "127.0.0.1:$portB"
+        (Get-WgGoPeerStat $y.Device).Endpoint | Should -Be $b.Endpoint
         (Get-WgPeer -PublicKey $y.PublicKey).Instance | Should -Be $nameB
     }
 

@@ -1,8 +1,9 @@
-# FleetSupport: the real components of the fleet tests (docs/fleet.md), each started on loopback with
-# unique names and removed afterwards: a private PostgreSQL cluster (initdb in a temp folder, its own port
-# and unix-socket folder, run as the `postgres` system user since postgres refuses root), fleet instances
-# as pwsh child processes (Start-WgServer -Registry), and nginx's stream module as the UDP load balancer
-# (its own config, pid and log files in the temp folder).
+# FleetSupport: the real components of the fleet tests (docs/fleet.md), each started with unique names and
+# removed afterwards: a private PostgreSQL cluster (initdb in a temp folder, its own port on loopback and its
+# own unix-socket folder, run as the `postgres` system user since postgres refuses root), fleet instances as
+# pwsh child processes (Start-WgServer -Registry), nginx's stream module as the UDP load balancer (its own
+# config, pid and log files in the temp folder), and a test lan: a namespace with a bridge that instance,
+# balancer and client namespaces join by veth, at private addresses of the run (never in the root namespace).
 
 Set-StrictMode -Version Latest
 
@@ -79,6 +80,8 @@ function New-FleetPostgres {
         ConnectionString = $null
     }
     $pg.ConnectionString = "Host=127.0.0.1;Port=$($pg.Port);Username=wg;Database=postgres;Timeout=3;Command Timeout=10"
+    # The same server through its unix socket (a path, so reachable from any network namespace: instances on the lan).
+    $pg | Add-Member SocketConnectionString "Host=$sock;Port=$($pg.Port);Username=wg;Database=postgres;Timeout=3;Command Timeout=10"
     Invoke-AsPostgres initdb @('-D', $pg.Data, '-U', 'wg', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C')
     Start-FleetPostgres $pg
     $pg
@@ -103,33 +106,38 @@ function Start-FleetInstance {
     <#
       A fleet instance in its own pwsh process: Start-WgServer -Registry ... -ListenPort $Port with a UAPI
       socket /var/run/wireguard/$Name.sock (so `wg show $Name` reads it). Returns once it serves (its ready file).
-      -MeshPort: the instance's mesh (the cross-instance hub) on 127.0.0.1:$MeshPort; none without it.
+      -MeshPort: the instance's mesh (the cross-instance hub) on $BindAddress:$MeshPort; none without it.
+      -Namespace: the process runs inside that network namespace (a lan host, Add-FleetLanHost), binds
+      -BindAddress there, and reaches the registry through PostgreSQL's unix socket.
     #>
     param(
         [Parameter(Mandatory)][string]$Manifest, [Parameter(Mandatory)]$Pg, [Parameter(Mandatory)][string]$Fleet,
         [Parameter(Mandatory)][string]$SecretPath, [Parameter(Mandatory)][string]$KeyPath,
         [Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][string]$Name, [Parameter(Mandatory)][string]$Folder,
-        [int]$MeshPort = -1
+        [int]$MeshPort = -1, [string]$Namespace, [string]$BindAddress = '127.0.0.1'
     )
     $ready = Join-Path $Folder "$Name.ready"
     $log = Join-Path $Folder "$Name.log"
     Remove-Item $ready -ErrorAction Ignore
     $script = Join-Path $Folder "instance.ps1"
     Set-Content -Path $script -Value @'
-param($Manifest, $Fleet, $SecretPath, $KeyPath, $Port, $Name, $Ready, $MeshPort)
+param($Manifest, $Fleet, $SecretPath, $KeyPath, $Port, $Name, $Ready, $MeshPort, $BindAddress)
 $ErrorActionPreference = 'Stop'
 Import-Module $Manifest
 $mesh = ($MeshPort -ne 'off') ? @{ MeshListenPort = [int]$MeshPort } : @{}
 $s = Start-WgServer -Name $Name -Registry $env:WG_TEST_REGISTRY -Fleet $Fleet -FleetSecretPath $SecretPath -PrivateKeyPath $KeyPath `
-    -ListenPort $Port -BindAddress 127.0.0.1 -UapiPath "/var/run/wireguard/$Name.sock" -InstanceId $Name -Egress None @mesh
+    -ListenPort $Port -BindAddress $BindAddress -UapiPath "/var/run/wireguard/$Name.sock" -InstanceId $Name -Egress None @mesh
 Set-Content -Path $Ready -Value $s.PublicKey
 $s | Wait-WgServer
 '@
     $exe = Join-Path $PSHOME 'pwsh'
-    $psi = if (Test-Path $exe) { [System.Diagnostics.ProcessStartInfo]::new($exe) } else { $p = [System.Diagnostics.ProcessStartInfo]::new('dotnet'); $p.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')); $p }
-    foreach ($a in '-NoProfile', '-NonInteractive', '-File', $script, $Manifest, $Fleet, $SecretPath, $KeyPath, "$Port", $Name, $ready, ($MeshPort -ge 0 ? "$MeshPort" : 'off')) { $psi.ArgumentList.Add($a) }
+    # `ip netns exec` execs pwsh (no fork, and dotnet runs pwsh.dll in its own process): the PID is the instance's.
+    $command = if (Test-Path $exe) { @($exe) } else { @('dotnet', (Join-Path $PSHOME 'pwsh.dll')) }
+    if ($Namespace) { $command = @('ip', 'netns', 'exec', $Namespace) + $command }
+    $psi = [System.Diagnostics.ProcessStartInfo]::new($command[0])
+    foreach ($a in @($command | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-File', $script, $Manifest, $Fleet, $SecretPath, $KeyPath, "$Port", $Name, $ready, ($MeshPort -ge 0 ? "$MeshPort" : 'off'), $BindAddress)) { $psi.ArgumentList.Add($a) }
     # The connection string by environment, not on the command line.
-    $psi.Environment['WG_TEST_REGISTRY'] = $Pg.ConnectionString
+    $psi.Environment['WG_TEST_REGISTRY'] = $Namespace ? $Pg.SocketConnectionString : $Pg.ConnectionString
     $psi.UseShellExecute = $false
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
@@ -141,7 +149,7 @@ $s | Wait-WgServer
     Register-ObjectEvent $proc ErrorDataReceived -Action $handler -MessageData $out | Out-Null
     [void]$proc.Start()
     $proc.BeginOutputReadLine(); $proc.BeginErrorReadLine()
-    $instance = [pscustomobject]@{ Name = $Name; Port = $Port; Process = $proc; Output = $out; Uapi = "/var/run/wireguard/$Name.sock" }
+    $instance = [pscustomobject]@{ Name = $Name; Port = $Port; Address = $BindAddress; Endpoint = "$($BindAddress):$Port"; Process = $proc; Output = $out; Uapi = "/var/run/wireguard/$Name.sock" }
     $sw = [System.Diagnostics.Stopwatch]::StartNew()
     while (-not (Test-Path $ready)) {
         if ($proc.HasExited) { throw "instance $Name exited ($($proc.ExitCode)): $($out.ToArray() -join "`n")" }
@@ -165,13 +173,15 @@ function Stop-FleetInstance {
 
 function Start-FleetBalancer {
     <#
-      nginx's stream module on 127.0.0.1:$Port (UDP), `hash $remote_addr consistent` over the instances' ports:
-      a client's packets go to one instance; one that refuses (ICMP port unreachable) is skipped for 30 s.
+      nginx's stream module on $ListenAddress:$Port (UDP), `hash $remote_addr consistent` over the instances'
+      endpoints (address:port): a client's packets go to one instance; one that refuses (ICMP port unreachable)
+      is skipped for 30 s. -Namespace: nginx runs inside that namespace (the lan's).
     #>
-    param([Parameter(Mandatory)][string]$Folder, [Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][int[]]$Upstream)
+    param([Parameter(Mandatory)][string]$Folder, [Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][string[]]$Upstream,
+        [string]$ListenAddress = '127.0.0.1', [string]$Namespace)
     $dir = Join-Path $Folder 'nginx'
     New-Item -ItemType Directory -Force $dir | Out-Null
-    $servers = ($Upstream | ForEach-Object { "        server 127.0.0.1:$_ max_fails=1 fail_timeout=30s;" }) -join "`n"
+    $servers = ($Upstream | ForEach-Object { "        server $_ max_fails=1 fail_timeout=30s;" }) -join "`n"
     $conf = Join-Path $dir 'nginx.conf'
     Set-Content -Path $conf -Value @"
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
@@ -187,15 +197,16 @@ stream {
 $servers
     }
     server {
-        listen 127.0.0.1:$Port udp;
+        listen $($ListenAddress):$Port udp;
         proxy_pass fleet;
         proxy_timeout 20s;
         proxy_next_upstream on;
     }
 }
 "@
-    $psi = [System.Diagnostics.ProcessStartInfo]::new('nginx')
-    foreach ($a in '-c', $conf, '-p', $dir, '-e', (Join-Path $dir 'error.log')) { $psi.ArgumentList.Add($a) }
+    $command = $Namespace ? @('ip', 'netns', 'exec', $Namespace, 'nginx') : @('nginx')   # ip execs nginx: the PID is nginx's
+    $psi = [System.Diagnostics.ProcessStartInfo]::new($command[0])
+    foreach ($a in @($command | Select-Object -Skip 1) + @('-c', $conf, '-p', $dir, '-e', (Join-Path $dir 'error.log'))) { $psi.ArgumentList.Add($a) }
     $psi.UseShellExecute = $false
     $proc = [System.Diagnostics.Process]::Start($psi)
     $lb = [pscustomobject]@{ Port = $Port; Process = $proc; Folder = $dir }
@@ -221,5 +232,33 @@ function Get-UapiPeerKey([string]$Name) {
     @($out | Where-Object { $_ })
 }
 
-Export-ModuleMember -Function Test-FleetPrerequisite, Test-FleetSuiteSkip, New-FleetTestRun, Get-FreePort, New-FleetPostgres, Start-FleetPostgres, Stop-FleetPostgres,
+function New-FleetLan {
+    <#
+      The run's test lan: namespace wgi<run>lan with a bridge at 10.<run octet>.128.1/24 (private, apart from the
+      run's tunnel range 10.<octet>.0.0/24). Hosts join with Add-FleetLanHost. Removed with the test network.
+    #>
+    param([Parameter(Mandatory)]$Network)
+    $ns = New-WgTestNamespace -Network $Network -Role 'lan'
+    $prefix = $Network.V4Prefix -replace '\.0$', '.128'
+    Invoke-WgNative ip '-n', $ns, 'link', 'add', 'br0', 'type', 'bridge' | Out-Null
+    Invoke-WgNative ip '-n', $ns, 'addr', 'add', "$prefix.1/24", 'dev', 'br0' | Out-Null
+    Invoke-WgNative ip '-n', $ns, 'link', 'set', 'br0', 'up' | Out-Null
+    [pscustomobject]@{ Network = $Network; Namespace = $ns; Prefix = $prefix; Address = "$prefix.1" }
+}
+
+function Add-FleetLanHost {
+    <#
+      Joins namespace $Namespace to the lan as host $HostNumber: a veth pair made inside the lan namespace (h<n>
+      on the bridge) whose other end (lan0) moves straight into $Namespace with $Prefix.<n>/24. Returns the address.
+    #>
+    param([Parameter(Mandatory)]$Lan, [Parameter(Mandatory)][string]$Namespace, [Parameter(Mandatory)][ValidateRange(2, 254)][int]$HostNumber)
+    $address = "$($Lan.Prefix).$HostNumber"
+    Invoke-WgNative ip '-n', $Lan.Namespace, 'link', 'add', "h$HostNumber", 'type', 'veth', 'peer', 'name', 'lan0', 'netns', $Namespace | Out-Null
+    Invoke-WgNative ip '-n', $Lan.Namespace, 'link', 'set', "h$HostNumber", 'master', 'br0', 'up' | Out-Null
+    Invoke-WgNative ip '-n', $Namespace, 'addr', 'add', "$address/24", 'dev', 'lan0' | Out-Null
+    Invoke-WgNative ip '-n', $Namespace, 'link', 'set', 'lan0', 'up' | Out-Null
+    $address
+}
+
+Export-ModuleMember -Function New-FleetLan, Add-FleetLanHost, Test-FleetPrerequisite, Test-FleetSuiteSkip, New-FleetTestRun, Get-FreePort, New-FleetPostgres, Start-FleetPostgres, Stop-FleetPostgres,
     Remove-FleetPostgres, Start-FleetInstance, Stop-FleetInstance, Start-FleetBalancer, Stop-FleetBalancer, Get-UapiPeerKey
