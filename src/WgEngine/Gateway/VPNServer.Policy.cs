@@ -59,23 +59,8 @@ public sealed partial class VPNServer
         }
     }
 
-    private static IReadOnlyList<string> CheckTags(IReadOnlyList<string>? tags)
-    {
-        if (tags is null) return [];
-        foreach (var t in tags)
-            if (!PeerTag.IsValid(t))
-                throw new WgException(WgErrorKind.InvalidArgument, "InvalidTag", $"Tag '{(t?.Length > 40 ? t[..40] + "..." : t)}' is not 1-32 letters, digits, '-', '_' or '.'.");
-        return [.. tags.Distinct(StringComparer.OrdinalIgnoreCase)];
-    }
-
-    private static Policy.RateLimit? CheckLimit(Policy.RateLimit? limit)
-    {
-        if (limit is not { } l) return null;
-        if (l.BitsPerSecond is < Policy.RateLimit.MinBitsPerSecond or > Policy.RateLimit.MaxBitsPerSecond || l.BurstBytes < 0 || l.BurstBytes > 1L << 32)
-            throw new WgException(WgErrorKind.InvalidArgument, "InvalidRateLimit",
-                $"A rate limit is {Policy.RateLimit.MinBitsPerSecond}-{Policy.RateLimit.MaxBitsPerSecond} bit/s with a burst of 0 (default) to 4 GiB; {l} is not.");
-        return l;
-    }
+    private static IReadOnlyList<string> CheckTags(IReadOnlyList<string>? tags) => PeerChecks.Tags(tags);
+    private static Policy.RateLimit? CheckLimit(Policy.RateLimit? limit) => PeerChecks.Limit(limit);
 
     /// <summary>The device's policy; an error when this backend cannot enforce one.</summary>
     private TrafficPolicy EnsurePolicy() => DevicePolicy ?? throw new WgException(WgErrorKind.InvalidOperation, "PolicyNotApplicable",

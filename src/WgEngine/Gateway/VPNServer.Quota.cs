@@ -32,13 +32,7 @@ public sealed partial class VPNServer
         }
     }
 
-    private static DataQuota? CheckQuota(DataQuota? quota)
-    {
-        if (quota is not { } q) return null;
-        if (q.Bytes <= 0 || !Enum.IsDefined(q.Period))
-            throw new WgException(WgErrorKind.InvalidArgument, "InvalidQuota", $"A quota needs a positive number of bytes and a period (Total, Day, Week, Month); {q} is not.");
-        return q;
-    }
+    private static DataQuota? CheckQuota(DataQuota? quota) => PeerChecks.Quota(quota);
 
     /// <summary>The period start and usage of a peer given a quota (from a file: the new period may have begun since).</summary>
     private void InitQuota(PeerEntry entry, DataQuota? quota, DateTimeOffset? periodStart, long used)
