@@ -13,8 +13,8 @@ namespace WgFleet;
 /// with its checks, and peers are read from it with their live state summed over the instances. With a local
 /// <see cref="FleetInstance"/> (Start-WgServer -Registry) a write also waits (briefly) until that instance has
 /// applied it, and the interface figures are the instance's; without one (Connect-WgServer -Registry) they are
-/// the fleet's totals. What the registry does not hold (bandwidth limits, quotas, server settings) is refused
-/// with NotSupportedInFleet and nothing changed.
+/// the fleet's totals. What the registry does not hold (quotas, server settings) is refused with NotSupportedInFleet
+/// and nothing changed.
 /// </summary>
 public sealed class FleetGateway : IGatewayServer, IDisposable
 {
@@ -72,14 +72,16 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     public int? Mtu => _instance?.Server.Mtu;
     public bool ConfigReadOnly => false;
     public EgressRules EgressRules => _instance?.Server.EgressRules ?? EgressRules.Default;
-    public bool PeerIsolation => false;
-    public IReadOnlyDictionary<string, IReadOnlyList<WgEngine.Policy.AclRule>> TagRules => new Dictionary<string, IReadOnlyList<WgEngine.Policy.AclRule>>();
+    /// <summary>The fleet's: the local instance's (which applies the registry's) or, without one, the registry's.</summary>
+    public bool PeerIsolation => _instance?.Server.PeerIsolation ?? _registry.GetPolicy().PeerIsolation;
+    public IReadOnlyDictionary<string, IReadOnlyList<WgEngine.Policy.AclRule>> TagRules =>
+        _instance?.Server.TagRules ?? _registry.GetPolicy().TagRules.ToDictionary(t => t.Key, t => (IReadOnlyList<WgEngine.Policy.AclRule>)t.Value.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(), StringComparer.OrdinalIgnoreCase);
     public Task Completion => _instance?.Server.Completion ?? _closed.Task;
 
     public PeerStatus AddPeer(PeerSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (spec.UploadLimit is not null || spec.DownloadLimit is not null || spec.Quota is not null) throw NotInFleet("bandwidth limits and quotas");
+        if (spec.Quota is not null) throw NotInFleet("data quotas");
         var peer = _registry.AddPeer(spec);
         AwaitApplied(peer.RowVersion);
         return ToStatus(peer);
@@ -105,7 +107,7 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     public PeerStatus UpdatePeer(WgKey publicKey, PeerUpdate changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        if (changes.UploadLimit is not null || changes.DownloadLimit is not null || changes.Quota is not null) throw NotInFleet("bandwidth limits and quotas");
+        if (changes.Quota is not null) throw NotInFleet("data quotas");
         var peer = _registry.UpdatePeer(publicKey, changes);
         AwaitApplied(peer.RowVersion);
         return ToStatus(peer);
@@ -152,9 +154,13 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     }
 
     public void SetListenPort(int port) => throw NotInFleet("the listen port (it is the fleet's: every instance has the same)");
-    public void SetPeerIsolation(bool on) => throw NotInFleet("peer isolation");
+    public void SetPeerIsolation(bool on) => AwaitApplied(_registry.SetPeerIsolation(on));
     public void SetEgressRules(EgressRules rules) => throw NotInFleet("egress rules (give them to each instance's Start-WgServer)");
-    public void SetTagRules(string tag, IReadOnlyList<WgEngine.Policy.AclRule> rules) => throw NotInFleet("tag rules");
+    public void SetTagRules(string tag, IReadOnlyList<WgEngine.Policy.AclRule> rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        AwaitApplied(_registry.SetTagRules(tag, rules.Select(r => r.ToString()).ToArray()));
+    }
     public void SetPrivateKey(WgPrivateKey key) => throw NotInFleet("the private key (it is the fleet's identity)");
 
     public string ExportConfigText(WgConfigFormat format, bool includePrivateKey, bool includePresharedKeys = false) =>
@@ -204,6 +210,8 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
             Tags = p.Tags,
             Acl = p.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
             DisabledReason = p.Enabled ? null : "Manual",
+            UploadLimit = p.UploadLimit,
+            DownloadLimit = p.DownloadLimit,
         };
     }
 

@@ -79,6 +79,8 @@ public sealed class FleetInstance : IDisposable
     public bool RegistryReachable { get; private set; } = true;
     /// <summary>Registry peers the engine refused (e.g. a rule it cannot parse): skipped, counted, never fatal.</summary>
     public int RejectedPeers { get; private set; }
+    /// <summary>Tag rules from the registry the engine refused: skipped, counted, never fatal.</summary>
+    public int RejectedPolicies { get; private set; }
     /// <summary>The cross-instance hub's tunnel; null when this instance runs no mesh.</summary>
     public MeshTunnel? Mesh => _mesh?.Tunnel;
 
@@ -195,6 +197,7 @@ public sealed class FleetInstance : IDisposable
 
     private void ApplyLocked(FleetChanges changes)
     {
+        if (changes.Policy is { } policy) ApplyPolicy(policy);
         foreach (var key in changes.Removed)
         {
             _applied.Remove(key);
@@ -237,11 +240,30 @@ public sealed class FleetInstance : IDisposable
         }
     }
 
+    /// <summary>The fleet's isolation and tag rules on the local server: only what differs (a tag gone from the registry loses its rules).</summary>
+    private void ApplyPolicy(FleetPolicy policy)
+    {
+        if (Server.PeerIsolation != policy.PeerIsolation) Server.SetPeerIsolation(policy.PeerIsolation);
+        var current = Server.TagRules;
+        foreach (var (tag, texts) in policy.TagRules)
+        {
+            try
+            {
+                var rules = texts.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray();
+                if (!current.TryGetValue(tag, out var now) || !now.SequenceEqual(rules)) Server.SetTagRules(tag, rules);
+            }
+            catch (Exception e) when (e is WgException or FormatException) { RejectedPolicies++; }
+        }
+        foreach (var tag in current.Keys)
+            if (!policy.TagRules.ContainsKey(tag)) Server.SetTagRules(tag, []);
+    }
+
     private static PeerSpec ToSpec(FleetPeer p) => new()
     {
         PublicKey = p.PublicKey, AllowedIPs = p.AllowedIPs, Name = p.Name, PresharedKey = p.PresharedKey,
         Endpoint = ParseEndpoint(p.Endpoint), PersistentKeepalive = p.PersistentKeepalive, Disabled = !p.Enabled,
         ExpiresAt = p.ExpiresAt, Tags = p.Tags, Acl = p.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
+        UploadLimit = p.UploadLimit, DownloadLimit = p.DownloadLimit,
     };
 
     /// <summary>Only what changed: an unchanged endpoint is not re-set (that would undo the peer's roaming).</summary>
@@ -257,6 +279,9 @@ public sealed class FleetInstance : IDisposable
         ClearExpiresAt = old.ExpiresAt is not null && p.ExpiresAt is null,
         Tags = p.Tags.SequenceEqual(old.Tags) ? null : p.Tags,
         Acl = p.Acl.SequenceEqual(old.Acl) ? null : p.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
+        // A rate of 0 removes a limit.
+        UploadLimit = p.UploadLimit == old.UploadLimit ? null : p.UploadLimit ?? new WgEngine.Policy.RateLimit(0),
+        DownloadLimit = p.DownloadLimit == old.DownloadLimit ? null : p.DownloadLimit ?? new WgEngine.Policy.RateLimit(0),
     };
 
     private static IPEndPoint? ParseEndpoint(string? text) => IPEndPoint.TryParse(text ?? "", out var e) && e.Port != 0 ? e : null;

@@ -41,6 +41,15 @@ public interface IFleetRegistry : IDisposable
     /// <summary>False when the peer already was in that state; PeerNotFound when unknown.</summary>
     bool SetEnabled(WgKey publicKey, bool enabled);
 
+    /// <summary>The fleet's traffic policy (client isolation, tag rules).</summary>
+    FleetPolicy GetPolicy();
+
+    /// <summary>Turns the fleet's client isolation on or off; returns the fleet version of the change.</summary>
+    long SetPeerIsolation(bool on);
+
+    /// <summary>Sets a tag's ordered rules (AclRule text; empty removes them); returns the fleet version of the change.</summary>
+    long SetTagRules(string tag, IReadOnlyList<string> rules);
+
     /// <summary>An instance's heartbeat with its load and the live state of the peers that changed since its last report.</summary>
     void ReportInstance(InstanceReport report);
 
@@ -75,11 +84,19 @@ public sealed record FleetPeer
     public IReadOnlyList<string> Tags { get; init; } = [];
     public IReadOnlyList<string> Acl { get; init; } = [];
     public WgKey? PresharedKey { get; init; }
+    /// <summary>Bandwidth of what the peer sends; null = unlimited. Each instance enforces it on the session it holds.</summary>
+    public WgEngine.Policy.RateLimit? UploadLimit { get; init; }
+    /// <summary>Bandwidth of what the peer receives; null = unlimited.</summary>
+    public WgEngine.Policy.RateLimit? DownloadLimit { get; init; }
     /// <summary>The fleet version of this row's last change.</summary>
     public long RowVersion { get; init; }
 }
 
-public sealed record FleetChanges(long Version, IReadOnlyList<FleetPeer> Changed, IReadOnlyList<WgKey> Removed);
+/// <summary>The changes after a version; <paramref name="Policy"/> is the fleet's policy when it changed after that version (always when reading from 0), else null.</summary>
+public sealed record FleetChanges(long Version, IReadOnlyList<FleetPeer> Changed, IReadOnlyList<WgKey> Removed, FleetPolicy? Policy = null);
+
+/// <summary>A fleet's traffic policy, as every instance applies it: client isolation and the rules of each tag (AclRule text, in order).</summary>
+public sealed record FleetPolicy(bool PeerIsolation, IReadOnlyDictionary<string, IReadOnlyList<string>> TagRules);
 
 /// <summary>One instance's live view of one peer: cumulative counters since that instance started.</summary>
 public readonly record struct PeerLive(WgKey PublicKey, string? Endpoint, DateTimeOffset? LatestHandshake, long ReceivedBytes, long SentBytes);

@@ -95,4 +95,14 @@ Describe 'Peers on different instances reach each other over the mesh' -Skip:$sk
     It 'Y on B reaches X on A the other way' {
         (Test-Ping -Namespace $y.Device.Namespace -Target $x.Address -Count 5 -Deadline 10 -MinReceived 4).Success | Should -BeTrue
     }
+
+    It 'client isolation set in this session (the registry) reaches the instances: X stops reaching Z, then reaches it again' {
+        Set-WgServer -PeerIsolation -Confirm:$false
+        (Get-WgServer).PeerIsolation | Should -BeTrue
+        Wait-WgCondition { -not (Test-Ping -Namespace $x.Device.Namespace -Target $z.Address -Count 1 -Deadline 1).Success } -TimeoutSeconds 10 | Should -BeTrue
+        # Only peer-to-peer is refused: the gateway itself still answers.
+        (Test-Ping -Namespace $x.Device.Namespace -Target $gw.V4 -Count 2 -Deadline 5).Success | Should -BeTrue
+        Set-WgServer -PeerIsolation:$false -Confirm:$false
+        Wait-WgCondition { (Test-Ping -Namespace $x.Device.Namespace -Target $z.Address -Count 1 -Deadline 2).Success } -TimeoutSeconds 10 | Should -BeTrue
+    }
 }

@@ -12,13 +12,15 @@ namespace WgFleet.Postgres;
 // same checks as VPNServer (name, gateway key, overlaps, pool allocation), a NOTIFY on commit.
 public sealed partial class PostgresFleetRegistry
 {
-    private const string PeerColumns = "public_key, name, allowed_ips, endpoint, keepalive, enabled, expires_at, tags, acl, psk_sealed, row_version";
+    private const string PeerColumns = "public_key, name, allowed_ips, endpoint, keepalive, enabled, expires_at, tags, acl, psk_sealed, row_version, upload_bps, upload_burst, download_bps, download_burst";
 
     public FleetPeer AddPeer(PeerSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
         CheckName(spec.Name);
         var tags = CheckTags(spec.Tags);
+        var upload = PeerChecks.Limit(spec.UploadLimit);
+        var download = PeerChecks.Limit(spec.DownloadLimit);
         return Write<FleetPeer>(spec.PublicKey, (c, tx, fleet, version) =>
         {
             if (spec.PublicKey == fleet.PublicKey)
@@ -57,6 +59,7 @@ public sealed partial class PostgresFleetRegistry
                 cmd.Parameters.AddWithValue(spec.PublicKey.ToBase64());
                 cmd.ExecuteNonQuery();
             }
+            if (upload is not null || download is not null) WriteLimits(c, tx, spec.PublicKey, upload, download);
             return ReadPeer(c, tx, spec.PublicKey)!;
         });
     }
@@ -66,6 +69,9 @@ public sealed partial class PostgresFleetRegistry
         ArgumentNullException.ThrowIfNull(changes);
         CheckName(changes.Name);
         var tags = changes.Tags is null ? null : CheckTags(changes.Tags);
+        // A rate of 0 removes a limit (as on a single server).
+        var upload = changes.UploadLimit is { BitsPerSecond: not 0 } up ? PeerChecks.Limit(up) : null;
+        var download = changes.DownloadLimit is { BitsPerSecond: not 0 } down ? PeerChecks.Limit(down) : null;
         return Write<FleetPeer>(publicKey, (c, tx, fleet, version) =>
         {
             var old = ReadPeer(c, tx, publicKey) ?? throw NotFound(publicKey);
@@ -95,6 +101,8 @@ public sealed partial class PostgresFleetRegistry
             cmd.Parameters.AddWithValue(NpgsqlDbType.Bytea, (object?)sealedPsk ?? DBNull.Value);
             cmd.Parameters.AddWithValue(version);
             cmd.ExecuteNonQuery();
+            if (changes.UploadLimit is not null || changes.DownloadLimit is not null)
+                WriteLimits(c, tx, publicKey, changes.UploadLimit is null ? old.UploadLimit : upload, changes.DownloadLimit is null ? old.DownloadLimit : download);
             return ReadPeer(c, tx, publicKey)!;
         });
     }
@@ -300,6 +308,8 @@ public sealed partial class PostgresFleetRegistry
             Acl = r.GetFieldValue<string[]>(8),
             PresharedKey = r.IsDBNull(9) ? null : _secret.Decrypt(r.GetFieldValue<byte[]>(9), key),
             RowVersion = r.GetInt64(10),
+            UploadLimit = r.IsDBNull(11) ? null : new WgEngine.Policy.RateLimit(r.GetInt64(11), r.GetInt64(12)),
+            DownloadLimit = r.IsDBNull(13) ? null : new WgEngine.Policy.RateLimit(r.GetInt64(13), r.GetInt64(14)),
         };
     }
 
@@ -319,6 +329,20 @@ public sealed partial class PostgresFleetRegistry
                 $"A peer name has at most {VPNServer.MaxPeerNameLength} characters and no control characters.");
     }
 
+    /// <summary>The server's rules for tags (InvalidTag), after trimming and dropping empty ones.</summary>
     private static IReadOnlyList<string> CheckTags(IReadOnlyList<string>? tags) =>
-        (tags ?? []).Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
+        PeerChecks.Tags((tags ?? []).Select(t => t.Trim()).Where(t => t.Length > 0).ToArray());
+
+    /// <summary>A peer's bandwidth limits, in the transaction of its write (only when it has or changes one, so a plain write costs no more).</summary>
+    private void WriteLimits(NpgsqlConnection c, NpgsqlTransaction tx, WgKey key, WgEngine.Policy.RateLimit? upload, WgEngine.Policy.RateLimit? download)
+    {
+        using var cmd = new NpgsqlCommand("UPDATE peers SET upload_bps = $3, upload_burst = $4, download_bps = $5, download_burst = $6 WHERE fleet = $1 AND public_key = $2", c, tx);
+        cmd.Parameters.AddWithValue(Fleet);
+        cmd.Parameters.AddWithValue(key.ToBase64());
+        cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, (object?)upload?.BitsPerSecond ?? DBNull.Value);
+        cmd.Parameters.AddWithValue(upload?.BurstBytes ?? 0L);
+        cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, (object?)download?.BitsPerSecond ?? DBNull.Value);
+        cmd.Parameters.AddWithValue(download?.BurstBytes ?? 0L);
+        cmd.ExecuteNonQuery();
+    }
 }

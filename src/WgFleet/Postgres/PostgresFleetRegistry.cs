@@ -133,12 +133,14 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
     {
         // One snapshot: the version and the rows up to it are read in one repeatable-read transaction.
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
-        long version;
-        using (var cmd = new NpgsqlCommand("SELECT version FROM fleets WHERE name = $1", c, tx))
+        long version, policyVersion;
+        using (var cmd = new NpgsqlCommand("SELECT version, policy_version FROM fleets WHERE name = $1", c, tx))
         {
             cmd.Parameters.AddWithValue(Fleet);
-            version = cmd.ExecuteScalar() is long v ? v
-                : throw new WgException(WgErrorKind.NotFound, "FleetNotFound", $"No fleet named '{Fleet}' in the registry at {_where}.");
+            using var r = cmd.ExecuteReader();
+            if (!r.Read()) throw new WgException(WgErrorKind.NotFound, "FleetNotFound", $"No fleet named '{Fleet}' in the registry at {_where}.");
+            version = r.GetInt64(0);
+            policyVersion = r.GetInt64(1);
         }
         var changed = new List<FleetPeer>();
         using (var cmd = new NpgsqlCommand($"SELECT {PeerColumns} FROM peers WHERE fleet = $1 AND row_version > $2 ORDER BY row_version", c, tx))
@@ -157,8 +159,9 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
             using var r = cmd.ExecuteReader();
             while (r.Read()) removed.Add(WgKey.Parse(r.GetString(0)));
         }
+        var policy = sinceVersion == 0 || policyVersion > sinceVersion ? ReadPolicy(c, tx) : null;
         tx.Commit();
-        return new FleetChanges(version, changed, removed);
+        return new FleetChanges(version, changed, removed, policy);
     });
 
     public void ReportInstance(InstanceReport report)

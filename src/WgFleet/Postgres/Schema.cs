@@ -87,6 +87,21 @@ internal static class Schema
         """
         ALTER TABLE instances ADD COLUMN node_key text, ADD COLUMN mesh_endpoint text;
         """,
+        // 3: traffic policy in the registry: per-peer bandwidth limits (null rate = unlimited, burst 0 = the default),
+        // the fleet's client isolation and its tag rules. policy_version is the fleet version of the last policy change.
+        """
+        ALTER TABLE peers ADD COLUMN upload_bps bigint, ADD COLUMN upload_burst bigint NOT NULL DEFAULT 0,
+            ADD COLUMN download_bps bigint, ADD COLUMN download_burst bigint NOT NULL DEFAULT 0;
+        ALTER TABLE fleets ADD COLUMN peer_isolation boolean NOT NULL DEFAULT false, ADD COLUMN policy_version bigint NOT NULL DEFAULT 0;
+        -- A tag's ordered rules (AclRule text). Tags compare case-insensitively, as on a single server.
+        CREATE TABLE tag_rules (
+            fleet         text NOT NULL REFERENCES fleets(name) ON DELETE CASCADE,
+            tag           text NOT NULL,
+            rules         text[] NOT NULL,
+            PRIMARY KEY (fleet, tag)
+        );
+        CREATE UNIQUE INDEX tag_rules_by_name ON tag_rules (fleet, lower(tag));
+        """,
     ];
 
     public static int Latest => Steps.Length;
