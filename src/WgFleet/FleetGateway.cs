@@ -13,8 +13,8 @@ namespace WgFleet;
 /// with its checks, and peers are read from it with their live state summed over the instances. With a local
 /// <see cref="FleetInstance"/> (Start-WgServer -Registry) a write also waits (briefly) until that instance has
 /// applied it, and the interface figures are the instance's; without one (Connect-WgServer -Registry) they are
-/// the fleet's totals. What the registry does not hold (quotas, server settings) is refused with NotSupportedInFleet
-/// and nothing changed.
+/// the fleet's totals. What the registry does not hold (server settings: port, key) is refused with
+/// NotSupportedInFleet and nothing changed.
 /// </summary>
 public sealed class FleetGateway : IGatewayServer, IDisposable
 {
@@ -24,6 +24,7 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private FleetInfo _fleet;
     private IReadOnlyDictionary<WgKey, FleetPeerLive> _live = new Dictionary<WgKey, FleetPeerLive>();
+    private IReadOnlyList<QuotaUsage> _quotaUsage = [];
 
     /// <summary>Takes ownership of the registry and of the instance (when given).</summary>
     public FleetGateway(IFleetRegistry registry, FleetInstance? instance, string? name = null)
@@ -81,7 +82,6 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     public PeerStatus AddPeer(PeerSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (spec.Quota is not null) throw NotInFleet("data quotas");
         var peer = _registry.AddPeer(spec);
         AwaitApplied(peer.RowVersion);
         return ToStatus(peer);
@@ -107,7 +107,6 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     public PeerStatus UpdatePeer(WgKey publicKey, PeerUpdate changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        if (changes.Quota is not null) throw NotInFleet("data quotas");
         var peer = _registry.UpdatePeer(publicKey, changes);
         AwaitApplied(peer.RowVersion);
         return ToStatus(peer);
@@ -140,11 +139,24 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     {
         var peers = _registry.GetChanges(0).Changed;
         _live = _registry.GetLiveState();
+        _quotaUsage = peers.Any(p => p.Quota is not null) ? _registry.GetQuotaUsage() : [];
         return peers.OrderBy(p => p.RowVersion).Select(ToStatus).ToArray();
     }
 
     public bool DisablePeer(WgKey publicKey) => SetEnabled(publicKey, false);
-    public bool EnablePeer(WgKey publicKey) => SetEnabled(publicKey, true);
+    /// <summary>A peer that used up its quota over the fleet is enabled with its quota started afresh (a new quota epoch), as on one server.</summary>
+    public bool EnablePeer(WgKey publicKey)
+    {
+        if (GetPeerInfo(publicKey) is { Enabled: false, DisabledReason: QuotaExceeded })
+        {
+            _registry.ResetQuota(publicKey);
+            AwaitLatest();
+            return true;
+        }
+        return SetEnabled(publicKey, true);
+    }
+
+    private const string QuotaExceeded = "QuotaExceeded";
 
     private bool SetEnabled(WgKey key, bool enabled)
     {
@@ -194,6 +206,10 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     private PeerStatus ToStatus(FleetPeer p)
     {
         _live.TryGetValue(p.PublicKey, out var live);
+        var now = DateTimeOffset.UtcNow;
+        long used = QuotaUsage.Sum(_quotaUsage, p, now);
+        // Used up over the fleet: each instance's engine refuses it (its share of the quota is spent).
+        bool exceeded = p.Enabled && p.Quota is { } q && used >= q.Bytes;
         return new PeerStatus
         {
             PublicKey = p.PublicKey,
@@ -205,11 +221,14 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
             SentBytes = live?.SentBytes ?? 0,
             PersistentKeepalive = p.PersistentKeepalive,
             HasPresharedKey = p.PresharedKey is not null,
-            Enabled = p.Enabled,
+            Enabled = p.Enabled && !exceeded,
             ExpiresAt = p.ExpiresAt,
             Tags = p.Tags,
             Acl = p.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
-            DisabledReason = p.Enabled ? null : "Manual",
+            DisabledReason = !p.Enabled ? "Manual" : exceeded ? QuotaExceeded : null,
+            Quota = p.Quota,
+            QuotaUsedBytes = used,
+            QuotaPeriodStart = p.Quota?.PeriodStart(now),
             UploadLimit = p.UploadLimit,
             DownloadLimit = p.DownloadLimit,
         };

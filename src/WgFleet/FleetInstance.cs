@@ -52,8 +52,11 @@ public sealed class FleetInstance : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Dictionary<WgKey, FleetPeer> _applied = new();
-    private readonly Dictionary<WgKey, (DateTimeOffset? Handshake, long Rx, long Tx)> _reported = new();
+    private readonly Dictionary<WgKey, (DateTimeOffset? Handshake, long Rx, long Tx, long QuotaUsed, long QuotaEpoch)> _reported = new();
+    /// <summary>Per peer with a quota: what the other instances used of it in the current period and epoch, as last read.</summary>
+    private readonly Dictionary<WgKey, long> _quotaOthers = new();
     private readonly object _versionLock = new();
+    private readonly object _reportLock = new();   // the report loop, and a test driving a report itself
     private readonly List<(long Version, TaskCompletionSource Done)> _waiters = new();
     private Task _sync = Task.CompletedTask, _listen = Task.CompletedTask, _report = Task.CompletedTask;
     private long _version;
@@ -217,6 +220,7 @@ public sealed class FleetInstance : IDisposable
                 {
                     Server.UpdatePeer(p.PublicKey, Difference(old, p));
                     if (old.Enabled != p.Enabled) { if (p.Enabled) Server.EnablePeer(p.PublicKey); else Server.DisablePeer(p.PublicKey); }
+                    ApplyQuota(old, p);
                     _applied[p.PublicKey] = p;
                 }
                 else { added.Add(ToSpec(p)); addedRows.Add(p); }
@@ -258,12 +262,67 @@ public sealed class FleetInstance : IDisposable
             if (!policy.TagRules.ContainsKey(tag)) Server.SetTagRules(tag, []);
     }
 
-    private static PeerSpec ToSpec(FleetPeer p) => new()
+    /// <summary>
+    /// A fleet quota on this instance: the engine counts this instance's bytes against what the others have not used
+    /// (the quota minus their usage in the current period and epoch, at least 1 byte), so the engine disables the peer
+    /// (QuotaExceeded) once the fleet as a whole has used it up. The others' usage is read after each report.
+    /// </summary>
+    private WgEngine.Policy.DataQuota? LocalQuota(FleetPeer p) => p.Quota is { } q
+        ? new WgEngine.Policy.DataQuota(Math.Max(1, q.Bytes - _quotaOthers.GetValueOrDefault(p.PublicKey)), q.Period) : null;
+
+    private void ApplyQuota(FleetPeer old, FleetPeer p)
+    {
+        var key = p.PublicKey;
+        if (p.Quota is null)
+        {
+            if (old.Quota is not null) Server.UpdatePeer(key, new PeerUpdate { Quota = new WgEngine.Policy.DataQuota(0) });
+            _quotaOthers.Remove(key);
+            return;
+        }
+        if (old.Quota is not null && old.QuotaEpoch != p.QuotaEpoch)
+        {
+            // Started afresh over the fleet (Enable-WgPeer): the others' counts of the old epoch no longer count, and this
+            // instance's own count starts at zero too (enabling a used-up peer does that; removing and giving the quota again otherwise).
+            _quotaOthers.Remove(key);
+            var now = Server.GetPeerInfo(key);
+            if (now is { Enabled: false, DisabledReason: "QuotaExceeded" }) Server.EnablePeer(key);
+            else
+            {
+                Server.UpdatePeer(key, new PeerUpdate { Quota = new WgEngine.Policy.DataQuota(0) });
+                Server.UpdatePeer(key, new PeerUpdate { Quota = LocalQuota(p) });
+            }
+            return;
+        }
+        if (old.Quota != p.Quota) Server.UpdatePeer(key, new PeerUpdate { Quota = LocalQuota(p) });
+    }
+
+    /// <summary>After a report: every quota peer's engine quota set to what the other instances left of it.</summary>
+    private void EnforceQuotas()
+    {
+        List<FleetPeer> limited;
+        lock (_applied) limited = _applied.Values.Where(p => p.Quota is not null).ToList();
+        if (limited.Count == 0) return;
+        var usage = _registry.GetQuotaUsage();
+        var now = _time.GetUtcNow();
+        lock (_applied)
+        {
+            foreach (var p in limited)
+            {
+                if (!_applied.TryGetValue(p.PublicKey, out var current) || current.Quota is null) continue;
+                _quotaOthers[p.PublicKey] = QuotaUsage.Sum(usage, current, now, except: InstanceId);
+                var local = LocalQuota(current);
+                try { if (Server.GetPeerInfo(p.PublicKey) is { } s && s.Quota != local) Server.UpdatePeer(p.PublicKey, new PeerUpdate { Quota = local }); }
+                catch (WgException) { RejectedPeers++; }
+            }
+        }
+    }
+
+    private PeerSpec ToSpec(FleetPeer p) => new()
     {
         PublicKey = p.PublicKey, AllowedIPs = p.AllowedIPs, Name = p.Name, PresharedKey = p.PresharedKey,
         Endpoint = ParseEndpoint(p.Endpoint), PersistentKeepalive = p.PersistentKeepalive, Disabled = !p.Enabled,
         ExpiresAt = p.ExpiresAt, Tags = p.Tags, Acl = p.Acl.SelectMany(WgEngine.Policy.AclRule.Parse).ToArray(),
-        UploadLimit = p.UploadLimit, DownloadLimit = p.DownloadLimit,
+        UploadLimit = p.UploadLimit, DownloadLimit = p.DownloadLimit, Quota = LocalQuota(p),
     };
 
     /// <summary>Only what changed: an unchanged endpoint is not re-set (that would undo the peer's roaming).</summary>
@@ -302,20 +361,31 @@ public sealed class FleetInstance : IDisposable
     /// with a mesh, its peers from the instances and live state just read.</summary>
     internal void Report()
     {
+        lock (_reportLock) ReportLocked();
+    }
+
+    private void ReportLocked()
+    {
         var changed = new List<PeerLive>();
-        var now = new List<(WgKey, (DateTimeOffset?, long, long))>();
+        var now = new List<(WgKey, (DateTimeOffset?, long, long, long, long))>();
+        Dictionary<WgKey, long> epochs;
+        lock (_applied) epochs = _applied.Values.Where(a => a.Quota is not null).ToDictionary(a => a.PublicKey, a => a.QuotaEpoch);
         foreach (var p in Server.GetPeers())
         {
             if (p.LatestHandshake is null && p.ReceivedBytes == 0) continue;
-            var state = (p.LatestHandshake, p.ReceivedBytes, p.SentBytes);
+            // A quota peer's usage: what this instance's engine counted in its current period, under the epoch it applied.
+            bool quota = epochs.TryGetValue(p.PublicKey, out long epoch) && p.QuotaPeriodStart is not null;
+            var state = (p.LatestHandshake, p.ReceivedBytes, p.SentBytes, quota ? p.QuotaUsedBytes : 0, quota ? epoch : 0);
             if (_reported.TryGetValue(p.PublicKey, out var last) && last == state) continue;
-            changed.Add(new PeerLive(p.PublicKey, p.Endpoint?.ToString(), p.LatestHandshake, p.ReceivedBytes, p.SentBytes));
+            changed.Add(new PeerLive(p.PublicKey, p.Endpoint?.ToString(), p.LatestHandshake, p.ReceivedBytes, p.SentBytes,
+                quota ? p.QuotaPeriodStart : null, quota ? p.QuotaUsedBytes : 0, quota ? epoch : 0));
             now.Add((p.PublicKey, state));
         }
         var stats = Server.Stats;
         _registry.ReportInstance(new InstanceReport(InstanceId, _options.AdvertisedEndpoint, Server.PeerCount, stats.ReceivedBytes, stats.SentBytes, changed,
             _mesh?.NodeKey, _mesh?.Endpoint));
         foreach (var (key, state) in now) _reported[key] = state;
+        EnforceQuotas();
         if (_mesh is not null)
         {
             Dictionary<WgKey, FleetPeer> peers;

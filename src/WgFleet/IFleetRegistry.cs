@@ -41,6 +41,13 @@ public interface IFleetRegistry : IDisposable
     /// <summary>False when the peer already was in that state; PeerNotFound when unknown.</summary>
     bool SetEnabled(WgKey publicKey, bool enabled);
 
+    /// <summary>Starts a peer's quota afresh over the fleet (Enable-WgPeer of a peer that used it up): a new quota epoch;
+    /// usage reported for earlier epochs no longer counts. PeerNotFound when unknown.</summary>
+    void ResetQuota(WgKey publicKey);
+
+    /// <summary>What each instance reported of the quota usage of peers with a quota.</summary>
+    IReadOnlyList<QuotaUsage> GetQuotaUsage();
+
     /// <summary>The fleet's traffic policy (client isolation, tag rules).</summary>
     FleetPolicy GetPolicy();
 
@@ -88,6 +95,10 @@ public sealed record FleetPeer
     public WgEngine.Policy.RateLimit? UploadLimit { get; init; }
     /// <summary>Bandwidth of what the peer receives; null = unlimited.</summary>
     public WgEngine.Policy.RateLimit? DownloadLimit { get; init; }
+    /// <summary>The data quota over every instance; null = none.</summary>
+    public WgEngine.Policy.DataQuota? Quota { get; init; }
+    /// <summary>Grows each time the quota is started afresh; instances report usage per epoch.</summary>
+    public long QuotaEpoch { get; init; }
     /// <summary>The fleet version of this row's last change.</summary>
     public long RowVersion { get; init; }
 }
@@ -98,8 +109,19 @@ public sealed record FleetChanges(long Version, IReadOnlyList<FleetPeer> Changed
 /// <summary>A fleet's traffic policy, as every instance applies it: client isolation and the rules of each tag (AclRule text, in order).</summary>
 public sealed record FleetPolicy(bool PeerIsolation, IReadOnlyDictionary<string, IReadOnlyList<string>> TagRules);
 
-/// <summary>One instance's live view of one peer: cumulative counters since that instance started.</summary>
-public readonly record struct PeerLive(WgKey PublicKey, string? Endpoint, DateTimeOffset? LatestHandshake, long ReceivedBytes, long SentBytes);
+/// <summary>One instance's live view of one peer: cumulative counters since that instance started, and (for a peer with
+/// a quota) the bytes this instance counted in the quota period that starts at <paramref name="QuotaPeriodStart"/> and epoch <paramref name="QuotaEpoch"/>.</summary>
+public readonly record struct PeerLive(WgKey PublicKey, string? Endpoint, DateTimeOffset? LatestHandshake, long ReceivedBytes, long SentBytes,
+    DateTimeOffset? QuotaPeriodStart = null, long QuotaUsed = 0, long QuotaEpoch = 0);
+
+/// <summary>One instance's count of a peer's quota usage: in the period starting at <paramref name="PeriodStart"/>, in quota epoch <paramref name="Epoch"/>.</summary>
+public readonly record struct QuotaUsage(WgKey PublicKey, string Instance, DateTimeOffset PeriodStart, long Used, long Epoch)
+{
+    /// <summary>A peer's usage over the fleet: the counts of every instance (but <paramref name="except"/>) for the peer's current period and epoch.</summary>
+    public static long Sum(IEnumerable<QuotaUsage> rows, FleetPeer peer, DateTimeOffset now, string? except = null) =>
+        peer.Quota is not { } q ? 0
+            : rows.Where(u => u.PublicKey == peer.PublicKey && u.Instance != except && u.Epoch == peer.QuotaEpoch && u.PeriodStart == q.PeriodStart(now)).Sum(u => u.Used);
+}
 
 /// <summary>A heartbeat; <paramref name="NodeKey"/> and <paramref name="MeshEndpoint"/> (host:port) when the instance runs a mesh (the cross-instance hub).</summary>
 public sealed record InstanceReport(string InstanceId, string? Endpoint, int PeerCount, long ReceivedBytes, long SentBytes, IReadOnlyList<PeerLive> Peers,

@@ -12,7 +12,7 @@ namespace WgFleet.Postgres;
 // same checks as VPNServer (name, gateway key, overlaps, pool allocation), a NOTIFY on commit.
 public sealed partial class PostgresFleetRegistry
 {
-    private const string PeerColumns = "public_key, name, allowed_ips, endpoint, keepalive, enabled, expires_at, tags, acl, psk_sealed, row_version, upload_bps, upload_burst, download_bps, download_burst";
+    private const string PeerColumns = "public_key, name, allowed_ips, endpoint, keepalive, enabled, expires_at, tags, acl, psk_sealed, row_version, upload_bps, upload_burst, download_bps, download_burst, quota_bytes, quota_period, quota_epoch";
 
     public FleetPeer AddPeer(PeerSpec spec)
     {
@@ -21,6 +21,7 @@ public sealed partial class PostgresFleetRegistry
         var tags = CheckTags(spec.Tags);
         var upload = PeerChecks.Limit(spec.UploadLimit);
         var download = PeerChecks.Limit(spec.DownloadLimit);
+        var quota = PeerChecks.Quota(spec.Quota);
         return Write<FleetPeer>(spec.PublicKey, (c, tx, fleet, version) =>
         {
             if (spec.PublicKey == fleet.PublicKey)
@@ -59,7 +60,7 @@ public sealed partial class PostgresFleetRegistry
                 cmd.Parameters.AddWithValue(spec.PublicKey.ToBase64());
                 cmd.ExecuteNonQuery();
             }
-            if (upload is not null || download is not null) WriteLimits(c, tx, spec.PublicKey, upload, download);
+            if (upload is not null || download is not null || quota is not null) WriteLimits(c, tx, spec.PublicKey, upload, download, quota);
             return ReadPeer(c, tx, spec.PublicKey)!;
         });
     }
@@ -72,6 +73,7 @@ public sealed partial class PostgresFleetRegistry
         // A rate of 0 removes a limit (as on a single server).
         var upload = changes.UploadLimit is { BitsPerSecond: not 0 } up ? PeerChecks.Limit(up) : null;
         var download = changes.DownloadLimit is { BitsPerSecond: not 0 } down ? PeerChecks.Limit(down) : null;
+        var quota = changes.Quota is { Bytes: not 0 } q ? PeerChecks.Quota(q) : null;   // 0 bytes removes it
         return Write<FleetPeer>(publicKey, (c, tx, fleet, version) =>
         {
             var old = ReadPeer(c, tx, publicKey) ?? throw NotFound(publicKey);
@@ -101,8 +103,9 @@ public sealed partial class PostgresFleetRegistry
             cmd.Parameters.AddWithValue(NpgsqlDbType.Bytea, (object?)sealedPsk ?? DBNull.Value);
             cmd.Parameters.AddWithValue(version);
             cmd.ExecuteNonQuery();
-            if (changes.UploadLimit is not null || changes.DownloadLimit is not null)
-                WriteLimits(c, tx, publicKey, changes.UploadLimit is null ? old.UploadLimit : upload, changes.DownloadLimit is null ? old.DownloadLimit : download);
+            if (changes.UploadLimit is not null || changes.DownloadLimit is not null || changes.Quota is not null)
+                WriteLimits(c, tx, publicKey, changes.UploadLimit is null ? old.UploadLimit : upload, changes.DownloadLimit is null ? old.DownloadLimit : download,
+                    changes.Quota is null ? old.Quota : quota);
             return ReadPeer(c, tx, publicKey)!;
         });
     }
@@ -310,6 +313,8 @@ public sealed partial class PostgresFleetRegistry
             RowVersion = r.GetInt64(10),
             UploadLimit = r.IsDBNull(11) ? null : new WgEngine.Policy.RateLimit(r.GetInt64(11), r.GetInt64(12)),
             DownloadLimit = r.IsDBNull(13) ? null : new WgEngine.Policy.RateLimit(r.GetInt64(13), r.GetInt64(14)),
+            Quota = r.IsDBNull(15) ? null : new WgEngine.Policy.DataQuota(r.GetInt64(15), Enum.Parse<WgEngine.Policy.QuotaPeriod>(r.GetString(16))),
+            QuotaEpoch = r.GetInt64(17),
         };
     }
 
@@ -333,16 +338,29 @@ public sealed partial class PostgresFleetRegistry
     private static IReadOnlyList<string> CheckTags(IReadOnlyList<string>? tags) =>
         PeerChecks.Tags((tags ?? []).Select(t => t.Trim()).Where(t => t.Length > 0).ToArray());
 
-    /// <summary>A peer's bandwidth limits, in the transaction of its write (only when it has or changes one, so a plain write costs no more).</summary>
-    private void WriteLimits(NpgsqlConnection c, NpgsqlTransaction tx, WgKey key, WgEngine.Policy.RateLimit? upload, WgEngine.Policy.RateLimit? download)
+    /// <summary>A peer's bandwidth limits and quota, in the transaction of its write (only when it has or changes one, so a plain write costs no more).</summary>
+    private void WriteLimits(NpgsqlConnection c, NpgsqlTransaction tx, WgKey key, WgEngine.Policy.RateLimit? upload, WgEngine.Policy.RateLimit? download,
+        WgEngine.Policy.DataQuota? quota)
     {
-        using var cmd = new NpgsqlCommand("UPDATE peers SET upload_bps = $3, upload_burst = $4, download_bps = $5, download_burst = $6 WHERE fleet = $1 AND public_key = $2", c, tx);
+        using var cmd = new NpgsqlCommand(
+            "UPDATE peers SET upload_bps = $3, upload_burst = $4, download_bps = $5, download_burst = $6, quota_bytes = $7, quota_period = $8 WHERE fleet = $1 AND public_key = $2", c, tx);
         cmd.Parameters.AddWithValue(Fleet);
         cmd.Parameters.AddWithValue(key.ToBase64());
         cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, (object?)upload?.BitsPerSecond ?? DBNull.Value);
         cmd.Parameters.AddWithValue(upload?.BurstBytes ?? 0L);
         cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, (object?)download?.BitsPerSecond ?? DBNull.Value);
         cmd.Parameters.AddWithValue(download?.BurstBytes ?? 0L);
+        cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, (object?)quota?.Bytes ?? DBNull.Value);
+        cmd.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)quota?.Period.ToString() ?? DBNull.Value);
         cmd.ExecuteNonQuery();
     }
+
+    public void ResetQuota(WgKey publicKey) => Write(publicKey, (c, tx, fleet, version) =>
+    {
+        using var cmd = new NpgsqlCommand("UPDATE peers SET quota_epoch = quota_epoch + 1, row_version = $3 WHERE fleet = $1 AND public_key = $2", c, tx);
+        cmd.Parameters.AddWithValue(Fleet);
+        cmd.Parameters.AddWithValue(publicKey.ToBase64());
+        cmd.Parameters.AddWithValue(version);
+        return cmd.ExecuteNonQuery() > 0 ? 0 : throw NotFound(publicKey);   // rolls the version bump back
+    });
 }

@@ -191,10 +191,12 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
             {
                 // One statement for every changed peer: arrays unnested into rows.
                 using var cmd = new NpgsqlCommand("""
-                    INSERT INTO live_peers (fleet, instance_id, public_key, endpoint, latest_handshake, rx_bytes, tx_bytes)
-                    SELECT $1, $2, k, e, h, rx, tx FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bigint[]) AS u(k, e, h, rx, tx)
+                    INSERT INTO live_peers (fleet, instance_id, public_key, endpoint, latest_handshake, rx_bytes, tx_bytes, quota_period_start, quota_used, quota_epoch)
+                    SELECT $1, $2, k, e, h, rx, tx, qs, qu, qe
+                    FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::bigint[], $10::bigint[]) AS u(k, e, h, rx, tx, qs, qu, qe)
                     ON CONFLICT (fleet, public_key, instance_id) DO UPDATE SET endpoint = EXCLUDED.endpoint,
-                        latest_handshake = EXCLUDED.latest_handshake, rx_bytes = EXCLUDED.rx_bytes, tx_bytes = EXCLUDED.tx_bytes
+                        latest_handshake = EXCLUDED.latest_handshake, rx_bytes = EXCLUDED.rx_bytes, tx_bytes = EXCLUDED.tx_bytes,
+                        quota_period_start = EXCLUDED.quota_period_start, quota_used = EXCLUDED.quota_used, quota_epoch = EXCLUDED.quota_epoch
                     """, c, tx);
                 cmd.Parameters.AddWithValue(Fleet);
                 cmd.Parameters.AddWithValue(report.InstanceId);
@@ -203,6 +205,9 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
                 cmd.Parameters.AddWithValue(report.Peers.Select(p => p.LatestHandshake).ToArray());
                 cmd.Parameters.AddWithValue(report.Peers.Select(p => p.ReceivedBytes).ToArray());
                 cmd.Parameters.AddWithValue(report.Peers.Select(p => p.SentBytes).ToArray());
+                cmd.Parameters.AddWithValue(report.Peers.Select(p => p.QuotaPeriodStart).ToArray());
+                cmd.Parameters.AddWithValue(report.Peers.Select(p => p.QuotaUsed).ToArray());
+                cmd.Parameters.AddWithValue(report.Peers.Select(p => p.QuotaEpoch).ToArray());
                 cmd.ExecuteNonQuery();
             }
             tx.Commit();
@@ -252,6 +257,18 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
                 handshake is null || r.IsDBNull(2) ? null : r.GetString(2), handshake, r.GetInt64(4), r.GetInt64(5));
         }
         return map;
+    });
+
+    public IReadOnlyList<QuotaUsage> GetQuotaUsage() => Run(c =>
+    {
+        using var cmd = new NpgsqlCommand(
+            "SELECT public_key, instance_id, quota_period_start, quota_used, quota_epoch FROM live_peers WHERE fleet = $1 AND quota_period_start IS NOT NULL", c);
+        cmd.Parameters.AddWithValue(Fleet);
+        using var r = cmd.ExecuteReader();
+        var list = new List<QuotaUsage>();
+        while (r.Read())
+            list.Add(new QuotaUsage(WgKey.Parse(r.GetString(0)), r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.GetInt64(3), r.GetInt64(4)));
+        return list;
     });
 
     public async Task ListenAsync(Action<long> notified, CancellationToken cancellation)

@@ -88,10 +88,16 @@ internal static class Schema
         ALTER TABLE instances ADD COLUMN node_key text, ADD COLUMN mesh_endpoint text;
         """,
         // 3: traffic policy in the registry: per-peer bandwidth limits (null rate = unlimited, burst 0 = the default),
-        // the fleet's client isolation and its tag rules. policy_version is the fleet version of the last policy change.
+        // per-peer data quotas (null bytes = none; quota_epoch grows when Enable-WgPeer starts a used-up quota afresh)
+        // with each instance's usage in its live rows, the fleet's client isolation and its tag rules.
+        // policy_version is the fleet version of the last policy change.
         """
         ALTER TABLE peers ADD COLUMN upload_bps bigint, ADD COLUMN upload_burst bigint NOT NULL DEFAULT 0,
-            ADD COLUMN download_bps bigint, ADD COLUMN download_burst bigint NOT NULL DEFAULT 0;
+            ADD COLUMN download_bps bigint, ADD COLUMN download_burst bigint NOT NULL DEFAULT 0,
+            ADD COLUMN quota_bytes bigint CHECK (quota_bytes > 0), ADD COLUMN quota_period text,
+            ADD COLUMN quota_epoch bigint NOT NULL DEFAULT 0;
+        ALTER TABLE live_peers ADD COLUMN quota_period_start timestamptz, ADD COLUMN quota_used bigint NOT NULL DEFAULT 0,
+            ADD COLUMN quota_epoch bigint NOT NULL DEFAULT 0;
         ALTER TABLE fleets ADD COLUMN peer_isolation boolean NOT NULL DEFAULT false, ADD COLUMN policy_version bigint NOT NULL DEFAULT 0;
         -- A tag's ordered rules (AclRule text). Tags compare case-insensitively, as on a single server.
         CREATE TABLE tag_rules (

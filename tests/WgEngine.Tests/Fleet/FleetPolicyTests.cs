@@ -141,9 +141,61 @@ public sealed class FleetPolicyTests : IClassFixture<PostgresClusterFixture>
         Assert.True(manager.PeerIsolation);
         Assert.Equal(["web"], manager.TagRules.Keys);
         Assert.Equal(new RateLimit(8_000_000, 1 << 20), manager.GetPeerInfo(k)!.DownloadLimit);
-        // Quotas are not held by the registry: refused, nothing changed.
-        Assert.Equal("NotSupportedInFleet", Assert.Throws<WgException>(() => manager.UpdatePeer(k, new PeerUpdate { Quota = new DataQuota(1 << 30) })).ErrorId);
-        Assert.Equal(target, registry.GetVersion());
+    }
+
+    [PostgresFact]
+    public void A_fleet_quota_counts_every_instance_once_and_Enable_starts_it_afresh_everywhere()
+    {
+        using var registry = PostgresFleetRegistryTests.NewFleet(_pg.Cluster.ConnectionString, out var key);
+        const long MB = 1_000_000;
+        using var manager = new FleetGateway(OpenAgain(registry.Fleet), null);
+        var k = NewPeerKey();
+        var added = manager.AddPeer(new PeerSpec { PublicKey = k, Quota = new DataQuota(10 * MB, QuotaPeriod.Month) });
+        Assert.Equal(new DataQuota(10 * MB, QuotaPeriod.Month), added.Quota);
+        using var a = StartInstance(registry, key);
+        Assert.Equal(10 * MB, a.Server.GetPeerInfo(k)!.Quota!.Value.Bytes);
+
+        // Another instance (its reports written here as it would write them) used 4 MB of this period: this one allows 6.
+        var now = DateTimeOffset.UtcNow;
+        var period = new DataQuota(1, QuotaPeriod.Month).PeriodStart(now);
+        void OtherUsed(long used, DateTimeOffset start, long epoch = 0) =>
+            registry.ReportInstance(new InstanceReport("other", null, 1, used, 0, [new PeerLive(k, "192.0.2.9:4000", now, used, 0, start, used, epoch)]));
+        OtherUsed(4 * MB, period);
+        a.Report();
+        Assert.Equal(6 * MB, a.Server.GetPeerInfo(k)!.Quota!.Value.Bytes);
+        var shown = manager.GetPeerInfo(k)!;
+        Assert.Equal((4 * MB, true, (string?)null, (DateTimeOffset?)period), (shown.QuotaUsedBytes, shown.Enabled, shown.DisabledReason, shown.QuotaPeriodStart));
+
+        // Last period's count does not count; all of this period's used up: this instance allows 1 byte, the fleet shows it used up.
+        OtherUsed(9 * MB, period.AddMonths(-1));
+        a.Report();
+        Assert.Equal(10 * MB, a.Server.GetPeerInfo(k)!.Quota!.Value.Bytes);
+        OtherUsed(10 * MB, period);
+        a.Report();
+        Assert.Equal(1, a.Server.GetPeerInfo(k)!.Quota!.Value.Bytes);
+        shown = manager.GetPeerInfo(k)!;
+        Assert.Equal((10 * MB, false, "QuotaExceeded"), (shown.QuotaUsedBytes, shown.Enabled, shown.DisabledReason));
+
+        // Enable-WgPeer: a new quota epoch; the old epoch's counts are ignored, this instance allows the whole quota again.
+        Assert.True(manager.EnablePeer(k));
+        Assert.Equal(1, Assert.Single(registry.GetChanges(0).Changed).QuotaEpoch);
+        a.SyncOnce();
+        a.Report();
+        Assert.Equal(10 * MB, a.Server.GetPeerInfo(k)!.Quota!.Value.Bytes);
+        shown = manager.GetPeerInfo(k)!;
+        Assert.Equal((0L, true), (shown.QuotaUsedBytes, shown.Enabled));
+        OtherUsed(3 * MB, period, epoch: 1);
+        a.Report();
+        Assert.Equal(7 * MB, a.Server.GetPeerInfo(k)!.Quota!.Value.Bytes);
+
+        // A bad quota changes nothing; 0 bytes removes the quota everywhere.
+        long version = registry.GetVersion();
+        Assert.Equal("InvalidQuota", Assert.Throws<WgException>(() => manager.UpdatePeer(k, new PeerUpdate { Quota = new DataQuota(-5) })).ErrorId);
+        Assert.Equal(version, registry.GetVersion());
+        manager.UpdatePeer(k, new PeerUpdate { Quota = new DataQuota(0) });
+        a.SyncOnce();
+        Assert.Null(a.Server.GetPeerInfo(k)!.Quota);
+        Assert.Null(manager.GetPeerInfo(k)!.Quota);
     }
 
     [PostgresFact]
