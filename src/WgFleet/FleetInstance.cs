@@ -370,13 +370,18 @@ public sealed class FleetInstance : IDisposable
         var now = new List<(WgKey, (DateTimeOffset?, long, long, long, long))>();
         Dictionary<WgKey, long> epochs;
         lock (_applied) epochs = _applied.Values.Where(a => a.Quota is not null).ToDictionary(a => a.PublicKey, a => a.QuotaEpoch);
-        foreach (var p in Server.GetPeers())
+        foreach (var s in Server.GetPeers())
         {
-            if (p.LatestHandshake is null && p.ReceivedBytes == 0) continue;
+            var p = s;
             // A quota peer's usage: what this instance's engine counted in its current period, under the epoch it applied.
             bool quota = epochs.TryGetValue(p.PublicKey, out long epoch) && p.QuotaPeriodStart is not null;
+            _reported.TryGetValue(p.PublicKey, out var last);
+            bool known = _reported.ContainsKey(p.PublicKey);
+            // A disabled peer is out of the engine (no handshake, no counters): its last reported ones stand, only its quota count moves.
+            if (!p.Enabled && known) p = p with { LatestHandshake = last.Handshake, ReceivedBytes = last.Rx, SentBytes = last.Tx };
+            if (p.LatestHandshake is null && p.ReceivedBytes == 0 && !(quota && p.QuotaUsedBytes > 0)) continue;
             var state = (p.LatestHandshake, p.ReceivedBytes, p.SentBytes, quota ? p.QuotaUsedBytes : 0, quota ? epoch : 0);
-            if (_reported.TryGetValue(p.PublicKey, out var last) && last == state) continue;
+            if (known && last == state) continue;
             changed.Add(new PeerLive(p.PublicKey, p.Endpoint?.ToString(), p.LatestHandshake, p.ReceivedBytes, p.SentBytes,
                 quota ? p.QuotaPeriodStart : null, quota ? p.QuotaUsedBytes : 0, quota ? epoch : 0));
             now.Add((p.PublicKey, state));

@@ -242,4 +242,37 @@ Describe 'A fleet behind a UDP load balancer' -Skip:$skip {
         Get-WgPeer -PublicKey $k -ErrorAction SilentlyContinue | Should -BeNullOrEmpty -Because 'the write during the outage left nothing'
         Wait-WgCondition { (Test-OnInstance $nameA $k2) -and (Test-OnInstance $nameB $k2) } -TimeoutSeconds 20 | Should -BeTrue
     }
+
+    It 'a data quota is the fleet''s: used up through one instance, the client finds it used up on the other; Enable-WgPeer starts it afresh' {
+        $kp = New-WgGoKeyPair
+        $peer = Add-WgPeer -PublicKey $kp.PublicKey -Name 'quota'
+        Set-WgPeer -PublicKey $kp.PublicKey -QuotaBytes 200KB | Out-Null
+        (Get-WgPeer -PublicKey $kp.PublicKey).QuotaBytes | Should -Be 200KB
+        Wait-WgCondition { (Test-OnInstance $nameA $kp.PublicKey) -and (Test-OnInstance $nameB $kp.PublicKey) } -TimeoutSeconds 10 | Should -BeTrue
+        # Straight to A: ~2.4 KB per ping and reply, so at most ~85 of these get through before A's engine stops the peer.
+        $first = New-FleetClient 'cqa' -Endpoint $a.Endpoint -Key $kp -Peer $peer
+        $used = Invoke-InNamespace $first.Device.Namespace ping '-n', '-q', '-s', '1200', '-i', '0.02', '-c', '300', '-w', '20', $gw.V4 -AllowFailure
+        $got = if (($used -join ' ') -match '(\d+) received') { [int]$Matches[1] } else { 0 }
+        Write-Host "FIGURE fleet quota: $got of 300 pings of 1200 B through instance A before a 200 KB quota stopped them"
+        $got | Should -BeGreaterThan 10
+        $got | Should -BeLessThan 300
+        # A's report brings its count to the registry: the fleet shows the quota used up.
+        Wait-WgCondition { (Get-WgPeer -PublicKey $kp.PublicKey).DisabledReason -eq 'QuotaExceeded' } -TimeoutSeconds 20 | Should -BeTrue
+        (Test-Ping -Namespace $first.Device.Namespace -Target $gw.V4 -Count 3 -Deadline 3).Received | Should -Be 0
+        Remove-WgGoClient -Network $net -Device $first.Device
+
+        # B reads A's count after its own next report (heartbeat); then the same client, now at B, gets nothing through.
+        $psql = @('-h', $pg.Socket, '-p', "$($pg.Port)", '-U', 'wg', '-d', 'postgres', '-Atc')
+        $seen = (Invoke-WgNative psql ($psql + 'SELECT now()'))[0]
+        Wait-WgCondition { (Invoke-WgNative psql ($psql + "SELECT count(*) FROM instances WHERE fleet = '$fleet' AND id = '$nameB' AND heartbeat > '$seen'"))[0] -eq '1' } -TimeoutSeconds 20 | Should -BeTrue
+        $second = New-FleetClient 'cqb' -Endpoint $b.Endpoint -Key $kp -Peer $peer
+        (Test-Ping -Namespace $second.Device.Namespace -Target $gw.V4 -Count 5 -Deadline 8).Received | Should -Be 0
+        (Get-WgGoPeerStat $second.Device).LatestHandshake | Should -Not -BeNullOrEmpty -Because 'the client reached B (B answered its handshake), and B refused its traffic'
+        Wait-WgCondition { -not (Test-OnInstance $nameB $kp.PublicKey) } -TimeoutSeconds 10 | Should -BeTrue -Because 'B disabled the peer for its quota (the registry has it enabled)'
+
+        Enable-WgPeer -PublicKey $kp.PublicKey
+        Wait-WgCondition { (Test-Ping -Namespace $second.Device.Namespace -Target $gw.V4 -Count 1 -Deadline 2).Success } -TimeoutSeconds 30 | Should -BeTrue
+        $after = Get-WgPeer -PublicKey $kp.PublicKey
+        ($after.Enabled, $after.DisabledReason) | Should -Be @($true, $null)
+    }
 }
