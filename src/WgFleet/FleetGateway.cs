@@ -13,8 +13,7 @@ namespace WgFleet;
 /// with its checks, and peers are read from it with their live state summed over the instances. With a local
 /// <see cref="FleetInstance"/> (Start-WgServer -Registry) a write also waits (briefly) until that instance has
 /// applied it, and the interface figures are the instance's; without one (Connect-WgServer -Registry) they are
-/// the fleet's totals. What the registry does not hold (server settings: port, key) is refused with
-/// NotSupportedInFleet and nothing changed.
+/// the fleet's totals. The fleet's identity (port, key) is not changed here: NotSupportedInFleet, nothing changed.
 /// </summary>
 public sealed class FleetGateway : IGatewayServer, IDisposable
 {
@@ -175,8 +174,16 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     }
     public void SetPrivateKey(WgPrivateKey key) => throw NotInFleet("the private key (it is the fleet's identity)");
 
-    public string ExportConfigText(WgConfigFormat format, bool includePrivateKey, bool includePresharedKeys = false) =>
-        throw NotInFleet("exporting a wg-quick file (the registry is the fleet's configuration)");
+    /// <summary>The fleet as one wg-quick file (<see cref="FleetExport"/>); the private key only from a session that runs an instance.</summary>
+    public string ExportConfigText(WgConfigFormat format, bool includePrivateKey, bool includePresharedKeys = false)
+    {
+        var rows = _registry.GetChanges(0);
+        var status = GetPeers().ToDictionary(p => p.PublicKey);
+        string? key = includePrivateKey && _instance is not null ? _instance.Server.ExportConfig(includePrivateKey: true).Interface.PrivateKey : null;
+        var config = FleetExport.Build(_registry.GetFleet(), rows.Policy ?? _registry.GetPolicy(),
+            rows.Changed.OrderBy(p => p.RowVersion).Where(p => status.ContainsKey(p.PublicKey)).Select(p => (p, status[p.PublicKey])), key);
+        return WgConfigWriter.Write(config, format, includePrivateKey && key is not null, includePresharedKeys);
+    }
 
     /// <summary>Stops the local instance (the fleet and its other instances go on); refused in a management-only session.</summary>
     public void Stop()

@@ -1,4 +1,5 @@
 using Npgsql;
+using WgEngine.Config;
 using WgEngine.Crypto;
 using WgEngine.Contracts;
 using WgEngine.Gateway;
@@ -196,6 +197,44 @@ public sealed class FleetPolicyTests : IClassFixture<PostgresClusterFixture>
         a.SyncOnce();
         Assert.Null(a.Server.GetPeerInfo(k)!.Quota);
         Assert.Null(manager.GetPeerInfo(k)!.Quota);
+    }
+
+    [PostgresFact]
+    public void The_fleet_exports_as_one_wg_quick_file_with_its_policy_and_peers_and_the_key_only_from_an_instance()
+    {
+        using var registry = PostgresFleetRegistryTests.NewFleet(_pg.Cluster.ConnectionString, out var key);
+        string expectedKey = key.ExportBase64();
+        var psk = new WgKey(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var limited = registry.AddPeer(new PeerSpec { PublicKey = NewPeerKey(), Name = "limited", Tags = ["ops"], PresharedKey = psk,
+            UploadLimit = new RateLimit(1_000_000), Quota = new DataQuota(5_000_000, QuotaPeriod.Week), Acl = AclRule.Parse("deny 10.8.0.0/24 tcp 25") });
+        var off = registry.AddPeer(new PeerSpec { PublicKey = NewPeerKey(), Name = "off", Disabled = true });
+        registry.SetPeerIsolation(true);
+        registry.SetTagRules("ops", ["allow any"]);
+        using var manager = new FleetGateway(OpenAgain(registry.Fleet), null);
+
+        var config = WgConfigParser.Parse(manager.ExportConfigText(WgConfigFormat.WgQuick, includePrivateKey: true, includePresharedKeys: false));
+        Assert.Null(config.Interface.PrivateKey);   // a management session has no private key to give
+        Assert.Equal((51820, true), (config.Interface.ListenPort, config.Interface.PeerIsolation));
+        Assert.Equal([IpPrefix.Parse("10.8.0.1/24")], config.Interface.Address);
+        Assert.Equal(AclRule.Parse("allow any"), config.Interface.TagRules["ops"]);
+        var peers = config.Peers.ToDictionary(p => p.PublicKey);
+        var l = peers[limited.PublicKey];
+        Assert.Equal(("limited", (WgKey?)null, new RateLimit(1_000_000), new DataQuota(5_000_000, QuotaPeriod.Week)), (l.Name, l.PresharedKey, l.UploadLimit, l.Quota));
+        Assert.Equal(limited.AllowedIPs, l.AllowedIPs);
+        Assert.Equal(["ops"], l.Tags);
+        Assert.Equal(AclRule.Parse("deny 10.8.0.0/24 tcp 25"), l.Acl);
+        Assert.True(peers[off.PublicKey].Disabled);
+        // The preshared keys only when asked for.
+        var withPsk = WgConfigParser.Parse(manager.ExportConfigText(WgConfigFormat.WgQuick, includePrivateKey: false, includePresharedKeys: true));
+        Assert.Equal(psk, withPsk.Peers.Single(p => p.PublicKey == limited.PublicKey).PresharedKey);
+
+        // From a session that runs an instance: the fleet's key too (the instance was given it).
+        using var instance = StartInstance(OpenAgain(registry.Fleet), key);
+        using var local = new FleetGateway(OpenAgain(registry.Fleet), instance);
+        var full = WgConfigParser.Parse(local.ExportConfigText(WgConfigFormat.WgQuick, includePrivateKey: true));
+        Assert.Equal(expectedKey, full.Interface.PrivateKey);
+        Assert.DoesNotContain(expectedKey, local.ExportConfigText(WgConfigFormat.WgQuick, includePrivateKey: false));
+        Assert.Equal("NotSupportedInFleet", Assert.Throws<WgException>(() => manager.SetListenPort(51821)).ErrorId);
     }
 
     [PostgresFact]
