@@ -73,6 +73,7 @@ public sealed class GatewayMetrics
         ("receive_batches", "Receive calls on the UDP socket that returned datagrams (recvmmsg with GRO)"),
         ("receive_batch_datagrams", "Datagrams those calls returned (divided by receive_batches: the batch size reached)"),
         ("parallel_seal_batches", "Outgoing batches sealed on more than one core (one busy peer)"),
+        ("parallel_open_batches", "Runs of received packets of one keypair opened on more than one core (one busy peer)"),
         ("policy_denied", "Packets refused by client isolation, a tag rule or a peer's ACL"),
         ("policy_replies_allowed", "Packets a rule would refuse that passed as replies of an allowed flow"),
     ];
@@ -167,6 +168,7 @@ public sealed class GatewayMetrics
                 Set(s.Name, "receive_batches", m.ReceiveBatches);
                 Set(s.Name, "receive_batch_datagrams", m.ReceivedInBatches);
                 Set(s.Name, "parallel_seal_batches", m.ParallelSealBatches);
+                Set(s.Name, "parallel_open_batches", m.ParallelOpenBatches);
                 foreach (var (reason, count) in m.Drops)
                     _drops.WithLabels(s.Name, SnakeCase(reason)).IncTo(count);
                 if (m.Policy is { } policy)
