@@ -114,6 +114,7 @@ public sealed class GatewayMetrics
         ["CoalescedWrites"] = "TUN egress super-packets written (peer packets coalesced)",
         ["CoalescedPackets"] = "TUN egress peer packets written inside super-packets",
         ["CoalesceFallbacks"] = "TUN egress super-packets the kernel refused (written one by one, coalescing off)",
+        ["ChecksumsLeftToKernel"] = "TUN egress peer packets written alone whose checksum only the kernel verified (not summed in userspace)",
     };
 
     /// <summary>"QuotaExceeded" to "quota_exceeded", as Prometheus names go.</summary>
