@@ -25,7 +25,7 @@
 param(
     [ValidateRange(1, 60)][int]$Duration = 10,
     [ValidateRange(1, 9)][int]$Rounds = 3,
-    # 'ours-serial-seal': ours with every batch sealed on one thread (WIREGUARDGATEWAY_SEAL_THREADS=0), what parallel sealing adds
+    # 'ours-serial-seal': ours with every batch sealed and every packet opened on one thread (WIREGUARDGATEWAY_SEAL_THREADS=0), what the crypto helpers add
     [ValidateSet('ours', 'wireguard-go', 'ours-serial-seal')][string[]]$Kinds = @('ours', 'wireguard-go'),
     [string]$ProfileDir,                    # with perf installed: CPU profiles of our two ends (upload, download), after the rounds
     [string]$OutJson,
@@ -159,6 +159,7 @@ function Get-BatchFigures($Before, $After, [switch]$Reverse) {
     [pscustomobject]@{
         SendBatch = & $per (& $d $tx 'SentInBatches') (& $d $tx 'SendBatches')
         ParallelSealPercent = & $per (100 * (& $d $tx 'ParallelSealBatches')) (& $d $tx 'SendBatches')
+        ParallelOpenPercent = & $per (100 * (& $d $rx 'ParallelOpenBatches')) (& $d $rx 'ReceiveBatches')
         ReceiveBatch = & $per (& $d $rx 'ReceivedInBatches') (& $d $rx 'ReceiveBatches')
         TunSegmentsPerSuperRead = & $per (& $d $tx 'FromHostPackets' 'Tun') $gsoReads
     }
@@ -245,6 +246,7 @@ $summary = foreach ($t in $tests) {
             Runs = ($rows.Mbps | ForEach-Object { '{0:N0}' -f $_ }) -join ' / '
             EndsCpuSecPerGB = Get-Median $rows.EndsCpuSecPerGB; MachineCpuSecPerGB = Get-Median $rows.MachineCpuSecPerGB
             SendBatch = & $med 'SendBatch'; ReceiveBatch = & $med 'ReceiveBatch'; ParallelSealPercent = & $med 'ParallelSealPercent'
+            ParallelOpenPercent = & $med 'ParallelOpenPercent'
             TunSegmentsPerSuperRead = & $med 'TunSegmentsPerSuperRead'
         }
     }
@@ -278,11 +280,11 @@ if ($OutMarkdown) {
     # run-bench.ps1 puts the date, command and machine above these tables.
     [void]$md.AppendLine("Duration of this run: $([math]::Round($elapsed.TotalMinutes, 1)) min. TCP, one stream, $Duration s per run, median of $Rounds alternated rounds.")
     [void]$md.AppendLine()
-    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call | TUN: segments per super-packet read | send batches sealed on 2+ cores, % |')
+    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call | TUN: segments per super-packet read | send batches sealed on 2+ cores, % / receive runs opened on 2+ cores per 100 receive calls |')
     [void]$md.AppendLine('|---|---|---|---|---|---|---|---|---|')
     foreach ($x in $summary) {
         $batch = if ($null -ne $x.SendBatch) { "$($x.SendBatch) / $($x.ReceiveBatch)" } else { '' }
-        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $($x.TunSegmentsPerSuperRead) | $($x.ParallelSealPercent) |")
+        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $($x.TunSegmentsPerSuperRead) | $($x.ParallelSealPercent) / $($x.ParallelOpenPercent) |")
     }
     [void]$md.AppendLine()
     [void]$md.AppendLine('| direction | throughput, ours / Debian wireguard-go (target >= 9) | CPU-s per GB of the ends, ours / Debian (target <= 0.15) | machine CPU per GB, ours / Debian |')

@@ -24,6 +24,9 @@ public sealed record ServerMetrics
     /// <summary>Outgoing batches whose packets were sealed on more than one core (one busy peer, e.g. a TUN
     /// super-packet: issue 15 item 3).</summary>
     public long ParallelSealBatches { get; init; }
+    /// <summary>Runs of one keypair's received packets whose decryption was shared among more than one core (the
+    /// receive side of issue 15 item 3: a GRO'd burst of one busy peer).</summary>
+    public long ParallelOpenBatches { get; init; }
     /// <summary>Packets dropped, by reason (every reason the engine counts, zeros included; names as in Device.DeviceCounters).</summary>
     public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
     /// <summary>The sum of <see cref="Drops"/>.</summary>

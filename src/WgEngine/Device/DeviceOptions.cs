@@ -11,10 +11,11 @@ internal sealed class DeviceOptions
     public IReadOnlyList<IpPrefix> Addresses { get; init; } = [];
     /// <summary>Crypto workers; default one per core.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
-    /// <summary>Threads that help seal large outgoing batches (ParallelSealer); null = its default (none below 4
-    /// cores, else half the cores minus one, at most 7; WIREGUARDGATEWAY_SEAL_THREADS overrides); 0 = every batch is
-    /// sealed on the thread that flushes it.</summary>
-    public int? SealHelperThreads { get; init; }
+    /// <summary>Threads that help seal large outgoing batches and open long runs of received packets
+    /// (CryptoHelperPool, one pool for both directions); null = its default (none below 4 cores, else half the cores
+    /// minus one, at most 7; WIREGUARDGATEWAY_SEAL_THREADS overrides); 0 = every batch is sealed on the thread that
+    /// flushes it and every received packet opened by its worker, one at a time.</summary>
+    public int? CryptoHelperThreads { get; init; }
     public int Mtu { get; init; } = 1420;
     public IEgress? Egress { get; init; }
     /// <summary>Isolation and ACLs between this device and its packet planes; null = created on first use.</summary>

@@ -5,11 +5,11 @@ namespace WgEngine.Device;
 /// <summary>
 /// Transport packets a thread has framed (counter taken, header and padding written) but not yet sealed and
 /// sent. The thread flushes them when its queue runs empty or the batch is full: it seals them all, on several
-/// cores when the batch is large (<see cref="ParallelSealer"/>), then sends them in one
+/// cores when the batch is large (<see cref="CryptoHelperPool"/>), then sends them in one
 /// <see cref="Conn.IBind.SendBatch"/> call (sendmmsg on Linux) instead of one system call per packet. One per
 /// thread; never shared, except with the sealer's helpers during a flush.
 /// </summary>
-internal sealed class OutgoingBatch(WgDevice owner)
+internal sealed class OutgoingBatch(WgDevice owner) : IRangeJob
 {
     /// <summary>
     /// Room for one TSO super-packet read from the TUN: 64 KiB at MTU 1420 is 44-46 segments, which then
@@ -54,6 +54,8 @@ internal sealed class OutgoingBatch(WgDevice owner)
         for (int i = from; i < to; i++)
             _keypairs[i]?.SealFramed(_counters[i], Buffers[i].Data, _padded[i]);
     }
+
+    void IRangeJob.Run(int from, int to) => Seal(from, to);
 
     /// <summary>Forgets the references of the sent batch (buffers went back to the pool).</summary>
     public void Clear()

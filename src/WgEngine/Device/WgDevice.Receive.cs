@@ -10,17 +10,19 @@ namespace WgEngine.Device;
 internal sealed partial class WgDevice
 {
     internal void ReturnBuffer(PacketBuffer buffer) => _pool.Return(buffer);
+    /// <summary>A buffer from the device's pool (tests feed Dispatch with it, as the receive thread does).</summary>
+    internal PacketBuffer RentBuffer() => _pool.Rent();
     internal void CountMalformed() => Interlocked.Increment(ref Counters.DroppedMalformed);
 
     private long _receiveThreadAllocated;
     internal long BuffersCreated => _pool.Created;
 
-    /// <summary>Bytes allocated so far by the device's own packet threads (receive, crypto workers, handshake).</summary>
+    /// <summary>Bytes allocated so far by the device's own packet threads (receive, crypto workers and their helpers, handshake).</summary>
     internal long PacketThreadAllocatedBytes
     {
         get
         {
-            long sum = Volatile.Read(ref _receiveThreadAllocated) + _handshakes.AllocatedBytes;
+            long sum = Volatile.Read(ref _receiveThreadAllocated) + _handshakes.AllocatedBytes + _helpers.HelperAllocatedBytes;
             foreach (var w in _workers) sum += w.AllocatedBytes;
             return sum;
         }
@@ -139,6 +141,53 @@ internal sealed partial class WgDevice
         }
         long now = Now;
         var received = peer.Session.ReceiveTransport(buf.Keypair!, buf.Data.AsSpan(0, buf.Length), now, _times);
+        CarryOut(peer, buf, received, now);
+    }
+
+    /// <summary>
+    /// Worker with crypto helpers: a run of consecutive packets on one keypair (<see cref="IncomingRun"/>). The
+    /// expiry is the keypair's, so it is judged once; the packets are opened on several cores when the run is long
+    /// enough (pure: <see cref="PeerSession.Open"/>); then each is accepted and carried out in queue order, exactly
+    /// as <see cref="ProcessTransport"/> does: a forged packet is dropped alone, a counter seen earlier in the same
+    /// run is refused by the replay window, the first packet on a new keypair confirms it. The run's buffers are
+    /// all handed on (run.Handed counts them) when this returns.
+    /// </summary>
+    internal void ProcessTransportRun(IncomingRun run)
+    {
+        var first = run.Buffers[0];
+        if (run.Count == 1)
+        {
+            run.Handed = 1;
+            ProcessTransport(first);
+            return;
+        }
+        var peer = first.Peer!;
+        var keypair = first.Keypair!;
+        long now = Now;
+        if (peer.Removed || PeerSession.IsExpired(keypair, now, _times))
+        {
+            while (run.Handed < run.Count) Drop(run.Buffers[run.Handed++], ref Counters.DroppedExpiredKey);
+            return;
+        }
+        _helpers.OpenAll(run);
+        while (run.Handed < run.Count)
+        {
+            int i = run.Handed++;
+            var buf = run.Buffers[i];
+            if (!run.Authentic[i])
+            {
+                Drop(buf, ref Counters.DroppedAuthFailed);
+                continue;
+            }
+            var received = peer.Session.Accept(keypair, buf.Data.AsSpan(0, buf.Length), run.PlaintextLength[i], now, _times);
+            CarryOut(peer, buf, received, now);
+        }
+    }
+
+    /// <summary>What the session made of one received packet, carried out: drops counted, roaming, accounting,
+    /// confirmation, the source check and routing.</summary>
+    private void CarryOut(Peer peer, PacketBuffer buf, in TransportReceived received, long now)
+    {
         switch (received.Verdict)
         {
             case TransportVerdict.Expired: Drop(buf, ref Counters.DroppedExpiredKey); return;

@@ -126,7 +126,7 @@ internal sealed partial class WgDevice
         try
         {
             // Nothing leaves before every packet of the batch is sealed; a failed seal sends none of them.
-            _sealer.SealAll(batch);
+            _helpers.SealAll(batch);
             _bind.SendBatch(batch.Datagrams.AsSpan(0, count), batch.To.AsSpan(0, count), batch.Sent.AsSpan(0, count));
             long now = Now;
             for (int i = 0; i < count; i++)

@@ -32,8 +32,9 @@ internal sealed partial class WgDevice : IDisposable
     private readonly byte[] _initialHashForUs = new byte[32];
     private readonly byte[][] _ownAddresses;
     private readonly Worker[] _workers;
-    // No helper threads until Start: an unstarted device (fuzzing, tests) seals on the calling thread.
-    private ParallelSealer _sealer = new(0);
+    // No helper threads until Start (or StartCryptoHelpers): an unstarted device (fuzzing, tests) seals and opens
+    // on the calling thread.
+    private CryptoHelperPool _helpers = new(0);
     private readonly HandshakeQueue _handshakes;
     private readonly HandshakeRateLimiter _rateLimiter;
     private readonly int _loadThreshold;
@@ -72,10 +73,14 @@ internal sealed partial class WgDevice : IDisposable
     internal bool TryGetPeer(WgKey publicKey, out Peer peer) => _peers.TryGetValue(publicKey, out peer!);
     public int ListenPort => _bind.Port;
     public DeviceCounters Counters { get; } = new();
-    /// <summary>Outgoing batches sealed on more than one core (<see cref="ParallelSealer"/>).</summary>
-    public long ParallelSealBatches => _sealer.ParallelBatches;
-    /// <summary>The threads helping to seal large batches (0 before Start).</summary>
-    internal int SealHelperThreads => _sealer.HelperThreads;
+    /// <summary>Outgoing batches sealed on more than one core (<see cref="CryptoHelperPool"/>).</summary>
+    public long ParallelSealBatches => _helpers.ParallelSealBatches;
+    /// <summary>Runs of received packets opened on more than one core (<see cref="CryptoHelperPool"/>).</summary>
+    public long ParallelOpenBatches => _helpers.ParallelOpenBatches;
+    /// <summary>The threads helping to seal large batches and open long runs (0 before Start).</summary>
+    internal int CryptoHelperThreads => _helpers.HelperThreads;
+    /// <summary>The workers take runs of one keypair's packets from their queues and open them with the helpers.</summary>
+    internal bool OpensInParallel => _helpers.HelperThreads > 0;
     public int PeerCount => _peers.Count;
     public Task Completion => _completion.Task;
     public bool IsRunning => _started == 1 && _stopped == 0;
@@ -88,6 +93,9 @@ internal sealed partial class WgDevice : IDisposable
     /// </summary>
     internal void DrainQueuesOnThisThread(bool process)
     {
+        // With helpers (StartCryptoHelpers) the workers' own path, runs and all; without, one packet at a time.
+        if (process && OpensInParallel)
+            foreach (var w in _workers) while (w.TakeAndProcess()) { }
         foreach (var w in _workers)
             while (w.TryTakeQueued(out var buf)) { if (process) ProcessTransport(buf); }
         while (_handshakes.TryTakeQueued(out var buf)) { if (process) ProcessHandshakeMessage(buf); }
@@ -104,13 +112,22 @@ internal sealed partial class WgDevice : IDisposable
     public void Start()
     {
         if (Interlocked.Exchange(ref _started, 1) == 1) return;
-        _sealer = new ParallelSealer(_options.SealHelperThreads ?? ParallelSealer.DefaultHelperThreads());
+        StartCryptoHelpers();
         foreach (var w in _workers) w.Start();
         _handshakes.Start();
         _receiver = new Thread(ReceiveLoop) { IsBackground = true, Name = "wg-receive" };
         _receiver.Start();
         _timer = _time.CreateTimer(_ => SweepTimers(), null, _options.TimerTick, _options.TimerTick);
     }
+
+    /// <summary>Starts the crypto helper threads (Start does; tests call it on an unstarted device to drive the
+    /// parallel paths on their own thread). Once only.</summary>
+    internal void StartCryptoHelpers()
+    {
+        if (Interlocked.Exchange(ref _helpersStarted, 1) == 0)
+            _helpers = new CryptoHelperPool(_options.CryptoHelperThreads ?? CryptoHelperPool.DefaultHelperThreads());
+    }
+    private int _helpersStarted;
 
     public void Stop()
     {
@@ -121,7 +138,7 @@ internal sealed partial class WgDevice : IDisposable
         foreach (var w in _workers) w.Stop();
         _handshakes.Stop();
         _receiver?.Join(TimeSpan.FromSeconds(5));
-        _sealer.Dispose();
+        _helpers.Dispose();
         foreach (var p in _peers.Values) ZeroPeer(p);
         _completion.TrySetResult();
     }

@@ -15,6 +15,10 @@ internal abstract class QueueThread
     // 1 while an item is being processed, here or inline by a caller (TryProcessInline): keeps the items
     // of this queue's peers one at a time and in order.
     private int _busy;
+    // The item a run took from the queue but could not use (another keypair): the next to process, still counted.
+    // Only the consuming thread touches it. (ConcurrentQueue.TryPeek would do without it, but a peek preserves the
+    // queue's segment for observers, so that the next enqueues allocate a new one: an allocation per few packets.)
+    private PacketBuffer? _held;
 
     protected QueueThread(string name, int capacity)
     {
@@ -35,6 +39,7 @@ internal abstract class QueueThread
     /// thread (the fuzzing driver: an unstarted device, Dispatch then drain).</summary>
     internal bool TryTakeQueued(out PacketBuffer buffer)
     {
+        if (TakeHeld(out buffer)) return true;
         if (!_queue.TryDequeue(out buffer!)) return false;
         Interlocked.Decrement(ref _count);
         return true;
@@ -100,7 +105,17 @@ internal abstract class QueueThread
         _stopping = true;
         _signal.Release();
         _thread?.Join(TimeSpan.FromSeconds(5));
+        if (TakeHeld(out var held)) Discard(held);
         while (_queue.TryDequeue(out var b)) Discard(b);
+    }
+
+    private bool TakeHeld(out PacketBuffer buffer)
+    {
+        buffer = _held!;
+        if (buffer is null) return false;
+        _held = null;
+        Interlocked.Decrement(ref _count);
+        return true;
     }
 
     private void Run()
@@ -112,11 +127,8 @@ internal abstract class QueueThread
             {
                 _signal.Wait();
                 if (_stopping) return;
-                if (!_queue.TryDequeue(out var buffer)) continue;
-                // An inline caller may still be on the item before this one.
-                while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) Thread.SpinWait(20);
-                Interlocked.Decrement(ref _count);
-                ProcessAndRelease(buffer);
+                // A run takes several items for one wake-up: the signals of the others then find the queue empty.
+                if (!TakeAndProcess()) continue;
                 // Queue drained: this wake-up's work is done, let batched output go.
                 if (Volatile.Read(ref _count) == 0) OnIdle();
                 Volatile.Write(ref _allocated, GC.GetAllocatedBytesForCurrentThread());
@@ -128,6 +140,58 @@ internal abstract class QueueThread
         }
     }
 
+    /// <summary>
+    /// Takes the next queued item and processes it, together with the items queued right behind it that
+    /// <see cref="JoinsRun"/> accepts, when <see cref="StartsRun"/> opened a run with it. False when nothing was queued.
+    /// The thread's own loop; also for a caller that drives an unstarted device on its own thread (tests).
+    /// </summary>
+    internal bool TakeAndProcess()
+    {
+        var buffer = _held;
+        if (buffer is not null) _held = null;
+        else if (!_queue.TryDequeue(out buffer)) return false;
+        // An inline caller may still be on the item before this one (none while an item is held: it is counted).
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) Thread.SpinWait(20);
+        Interlocked.Decrement(ref _count);
+        if (!StartsRun(buffer))
+        {
+            ProcessAndRelease(buffer);
+            return true;
+        }
+        while (_queue.TryDequeue(out var next))
+        {
+            if (!JoinsRun(next))
+            {
+                _held = next;   // the first of the next run; its signal, or a spare one of this run's, wakes us for it
+                break;
+            }
+            Interlocked.Decrement(ref _count);
+        }
+        try
+        {
+            ProcessRun();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            OnError(e);
+            DiscardRun();
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+        return true;
+    }
+
+    /// <summary>Whether <paramref name="first"/> opens a run (then taken in by the run); false: it is processed alone.</summary>
+    protected virtual bool StartsRun(PacketBuffer first) => false;
+    /// <summary>Whether the next queued item joins the open run (then taken in by it; the caller dequeues it).</summary>
+    protected virtual bool JoinsRun(PacketBuffer next) => false;
+    /// <summary>Processes the open run and closes it.</summary>
+    protected virtual void ProcessRun() { }
+    /// <summary>After a failure in <see cref="ProcessRun"/>: frees the run's items not yet handed on, and closes it.</summary>
+    protected virtual void DiscardRun() { }
+
     protected virtual void OnThreadStart() { }
     protected virtual void OnIdle() { }
 
@@ -136,14 +200,45 @@ internal abstract class QueueThread
     protected abstract void OnError(Exception e);
 }
 
-/// <summary>Decrypts transport packets of the peers assigned to it, in arrival order.</summary>
+/// <summary>Decrypts transport packets of the peers assigned to it, in arrival order. With crypto helpers, the
+/// consecutive packets of one keypair at the head of its queue are taken as one run (<see cref="IncomingRun"/>),
+/// opened on several cores and then accepted in order.</summary>
 internal sealed class Worker(WgDevice device, int id) : QueueThread($"wg-crypto-{id}", 8192)
 {
+    private readonly IncomingRun _run = new();
+
     protected override void Process(PacketBuffer buffer) => device.ProcessTransport(buffer);
     protected override void OnThreadStart() => device.BeginOutgoingBatches();
     protected override void OnIdle() => device.FlushOutgoing();
     protected override void Discard(PacketBuffer buffer) => device.ReturnBuffer(buffer);
     protected override void OnError(Exception e) => device.CountMalformed();
+
+    protected override bool StartsRun(PacketBuffer first)
+    {
+        if (!device.OpensInParallel) return false;
+        _run.Add(first);
+        return true;
+    }
+
+    protected override bool JoinsRun(PacketBuffer next)
+    {
+        if (!_run.Takes(next)) return false;
+        _run.Add(next);
+        return true;
+    }
+
+    protected override void ProcessRun()
+    {
+        device.ProcessTransportRun(_run);
+        _run.Clear();
+    }
+
+    protected override void DiscardRun()
+    {
+        // The slot that failed was handed on already (it may be back in the pool): only the ones after it.
+        for (int i = _run.Handed; i < _run.Count; i++) device.ReturnBuffer(_run.Buffers[i]);
+        _run.Clear();
+    }
 }
 
 /// <summary>Processes handshake messages and cookie replies on one thread.</summary>

@@ -39,16 +39,43 @@ internal sealed partial class PeerSession
     /// A transport message arrived on <paramref name="session"/> (one of this peer's, found by its receiver
     /// index): rejects an expired session, authenticates and decrypts in place (the plaintext replaces the
     /// ciphertext at offset 16), checks the counter against the replay window, confirms a responder's "next"
-    /// session, and records the receipt with the timers. No lock.
+    /// session, and records the receipt with the timers. No lock. The same as <see cref="IsExpired"/>, then
+    /// <see cref="Open"/>, then <see cref="Accept"/>, which a worker with helpers does for a run of packets at once
+    /// (open on several threads, then accept each in order).
     /// </summary>
     public TransportReceived ReceiveTransport(Keypair session, Span<byte> message, long now, in ProtocolTimes times)
     {
-        if (now - session.CreatedAt >= times.RejectAfterTime) return new(TransportVerdict.Expired, 0, false, false);
+        if (IsExpired(session, now, times)) return new(TransportVerdict.Expired, 0, false, false);
+        if (!Open(session, message, out int plaintextLength)) return new(TransportVerdict.AuthFailed, 0, false, false);
+        return Accept(session, message, plaintextLength, now, times);
+    }
+
+    /// <summary>The session is older than Reject-After-Time: nothing more is received on it (whitepaper §6.2).</summary>
+    public static bool IsExpired(Keypair session, long now, in ProtocolTimes times) => now - session.CreatedAt >= times.RejectAfterTime;
+
+    /// <summary>
+    /// Authenticates and decrypts a transport message in place (the plaintext replaces the ciphertext at offset 16;
+    /// <paramref name="plaintextLength"/> bytes of it). Pure: reads only the session's receive key and the message,
+    /// changes nothing but the message, so any thread may open any packet at any time; what the packet means to the
+    /// session (replay window, confirmation, timers) is <see cref="Accept"/>'s, in order, on the peer's worker.
+    /// False when the tag does not verify (the message's content is then undefined).
+    /// </summary>
+    public static bool Open(Keypair session, Span<byte> message, out int plaintextLength)
+    {
         ulong counter = BinaryPrimitives.ReadUInt64LittleEndian(message[MessageLayout.TransportCounterOffset..]);
         var sealedPart = message[MessageLayout.TransportHeaderSize..];
-        var plain = message.Slice(MessageLayout.TransportHeaderSize, sealedPart.Length - ChaChaPoly.TagSize);
-        if (!session.Open(counter, sealedPart, plain))
-            return new(TransportVerdict.AuthFailed, 0, false, false);
+        plaintextLength = sealedPart.Length - ChaChaPoly.TagSize;
+        return session.Open(counter, sealedPart, message.Slice(MessageLayout.TransportHeaderSize, plaintextLength));
+    }
+
+    /// <summary>
+    /// An authentic message (<see cref="Open"/> verified it) is taken into the session: its counter (still in the
+    /// header) against the replay window, the confirmation of a responder's "next" session, the timers. Stateful:
+    /// only on the peer's worker, in arrival order.
+    /// </summary>
+    public TransportReceived Accept(Keypair session, ReadOnlySpan<byte> message, int plaintextLength, long now, in ProtocolTimes times)
+    {
+        ulong counter = BinaryPrimitives.ReadUInt64LittleEndian(message[MessageLayout.TransportCounterOffset..]);
         if (!session.AcceptCounter(counter)) return new(TransportVerdict.Replayed, 0, false, false);
 
         bool confirmed = Keypairs.TryConfirm(session, out var retired);
@@ -57,8 +84,8 @@ internal sealed partial class PeerSession
         // An initiator whose session nears Reject-After-Time makes one last-minute handshake (whitepaper §6.2).
         bool wantsHandshake = session.IsInitiator && ReferenceEquals(session, Keypairs.Current)
             && Timers.WantsLastMinuteHandshake(now, session.CreatedAt, times);
-        var verdict = plain.Length == 0 ? TransportVerdict.Keepalive : TransportVerdict.Deliver;
-        return new(verdict, plain.Length, confirmed, wantsHandshake);
+        var verdict = plaintextLength == 0 ? TransportVerdict.Keepalive : TransportVerdict.Deliver;
+        return new(verdict, plaintextLength, confirmed, wantsHandshake);
     }
 
     /// <summary>

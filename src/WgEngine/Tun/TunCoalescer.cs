@@ -16,8 +16,12 @@ namespace WgEngine.Tun;
 /// extension header; TCP with contiguous sequence numbers, the same ack, window, urgent pointer and
 /// option bytes, flags ACK (PSH only on the last member, which ends the group); all members but the
 /// last with the first one's payload size; 65,535 bytes at most. Packets whose checksums do not verify
-/// are never merged (the kernel would compute fresh ones over corrupt data): they go alone, as does
-/// anything else. Packets of one flow keep their order: groups go out in the order of their first
+/// are never merged (the kernel trusts a NEEDS_CSUM super-packet and, forwarding it, would compute fresh
+/// checksums over corrupt data): they go alone, as does anything else. A transport checksum is verified
+/// only when its packet is about to be merged (the head of a group when the second member comes, each
+/// member as it joins), as wireguard-go's tun/offload_linux.go does: a packet that goes alone is written
+/// without NEEDS_CSUM, and the kernel verifies it itself, so summing it here too would be the same work
+/// twice (<see cref="ChecksumsLeftToKernel"/> counts them). Packets of one flow keep their order: groups go out in the order of their first
 /// packet and a flow's next group starts only after its previous one is closed. No allocation per call.
 /// </summary>
 internal sealed class TunCoalescer
@@ -43,11 +47,16 @@ internal sealed class TunCoalescer
     public readonly int[] Members = new int[MaxPackets];
     public readonly byte[] Headers = new byte[MaxPackets * HeaderSlot];
     public int GroupCount { get; private set; }
+    /// <summary>Of the last call's packets, those that could have been merged (TCP/UDP candidates) but went alone, and
+    /// whose transport checksum was therefore not summed here: the kernel verifies them.</summary>
+    public int ChecksumsLeftToKernel { get; private set; }
 
     // Per packet: its parse (0 headers: not a candidate), its group; per group: its state while open.
     private readonly int[] _headers = new int[MaxPackets], _l4 = new int[MaxPackets], _groupOf = new int[MaxPackets];
     private readonly int[] _head = new int[MaxPackets], _last = new int[MaxPackets], _total = new int[MaxPackets], _gso = new int[MaxPackets];
     private readonly bool[] _open = new bool[MaxPackets];
+    // Per packet: its transport checksum was summed (and verified: one that failed no longer heads an open group).
+    private readonly bool[] _verified = new bool[MaxPackets];
 
     /// <summary>Groups <paramref name="count"/> packets (packet i at offsets[i], lengths[i] in
     /// <paramref name="arena"/>); TCP merging when <paramref name="tcp"/>, UDP when <paramref name="udp"/>.
@@ -62,19 +71,28 @@ internal sealed class TunCoalescer
             int headers = Candidate(p, tcp, udp, out int l4);
             _headers[i] = headers;
             _l4[i] = l4;
+            _verified[i] = false;
             int g = headers == 0 ? -1 : OpenGroupOf(arena, offsets, p, l4, groups);
             if (headers == 0 && l4 > 0) CloseFlow(arena, offsets, p, l4, groups);   // e.g. a FIN: nothing of its flow may pass it
+            bool corrupt = false;
             if (g >= 0 && CanAppend(arena.Slice(offsets[_last[g]], lengths[_last[g]]), p, g, l4, headers))
             {
-                Append(g, i, p, l4, headers);
-                continue;
+                // Merging: the head (when it is still alone) and this packet must verify. A head that does not stays
+                // alone and this packet heads the next group; a packet that does not goes alone and ends the group.
+                int head = _head[g];
+                if (Groups[g].Count == 1 && !Verify(arena.Slice(offsets[head], lengths[head]), head)) _open[g] = false;
+                else if (!(corrupt = !Verify(p, i)))
+                {
+                    Append(g, i, p, l4, headers);
+                    continue;
+                }
             }
             if (g >= 0) _open[g] = false;
             g = groups++;
             _head[g] = _last[g] = i;
             _total[g] = p.Length;
             _gso[g] = p.Length - headers;
-            _open[g] = headers > 0 && !PushSet(p, l4);
+            _open[g] = headers > 0 && !corrupt && !PushSet(p, l4);
             Groups[g] = new Group { Count = 1, Slot = g, Bytes = p.Length };
             _groupOf[i] = g;
         }
@@ -92,8 +110,13 @@ internal sealed class TunCoalescer
             ref var group = ref Groups[_groupOf[i]];
             Members[group.Start + group.Count++] = i;
         }
+        int leftToKernel = 0;
         for (int g = 0; g < groups; g++)
+        {
             if (Groups[g].Count > 1) WriteHeaders(arena, offsets, lengths, g);
+            else if (_headers[_head[g]] > 0 && !_verified[_head[g]]) leftToKernel++;
+        }
+        ChecksumsLeftToKernel = leftToKernel;
         GroupCount = groups;
         return groups;
     }
@@ -141,7 +164,14 @@ internal sealed class TunCoalescer
             if (!udp || p.Length <= headers || BinaryPrimitives.ReadUInt16BigEndian(p[(l4 + 4)..]) != p.Length - l4
                 || BinaryPrimitives.ReadUInt16BigEndian(p[(l4 + 6)..]) == 0) return 0;
         }
-        return TransportChecksumValid(p, l4, proto) ? headers : 0;
+        return headers;
+    }
+
+    /// <summary>Sums candidate <paramref name="i"/>'s transport checksum (once) and says whether it verifies.</summary>
+    private bool Verify(ReadOnlySpan<byte> p, int i)
+    {
+        _verified[i] = true;
+        return TransportChecksumValid(p, _l4[i], p[_l4[i] == 20 ? 9 : 6]);
     }
 
     private static bool TransportChecksumValid(ReadOnlySpan<byte> p, int l4, byte proto)

@@ -231,7 +231,7 @@ internal sealed unsafe class TunEgress : IBatchEgress, IDisposable
 internal sealed class TunCounters
 {
     internal long toHostPackets, toHostBytes, fromHostPackets, fromHostBytes, writeErrors, readErrors, noPeer, gsoReads, malformed,
-        coalescedWrites, coalescedPackets, coalesceFallbacks;
+        coalescedWrites, coalescedPackets, coalesceFallbacks, checksumsLeftToKernel;
 
     public long ToHostPackets => Volatile.Read(ref toHostPackets);
     public long ToHostBytes => Volatile.Read(ref toHostBytes);
@@ -252,6 +252,9 @@ internal sealed class TunCounters
     public long CoalescedPackets => Volatile.Read(ref coalescedPackets);
     /// <summary>Super-packets the kernel refused (EINVAL): their packets were written one by one and coalescing turned off.</summary>
     public long CoalesceFallbacks => Volatile.Read(ref coalesceFallbacks);
+    /// <summary>Peer packets that could have been coalesced but were written alone, whose transport checksum was
+    /// therefore not summed in userspace: written without NEEDS_CSUM, the kernel verifies it (TunCoalescer).</summary>
+    public long ChecksumsLeftToKernel => Volatile.Read(ref checksumsLeftToKernel);
 
     /// <summary>Every counter by its name.</summary>
     public Dictionary<string, long> Snapshot() => new()
@@ -260,5 +263,6 @@ internal sealed class TunCounters
         [nameof(FromHostBytes)] = FromHostBytes, [nameof(WriteErrors)] = WriteErrors, [nameof(ReadErrors)] = ReadErrors,
         [nameof(NoPeer)] = NoPeer, [nameof(GsoReads)] = GsoReads, [nameof(Malformed)] = Malformed,
         [nameof(CoalescedWrites)] = CoalescedWrites, [nameof(CoalescedPackets)] = CoalescedPackets, [nameof(CoalesceFallbacks)] = CoalesceFallbacks,
+        [nameof(ChecksumsLeftToKernel)] = ChecksumsLeftToKernel,
     };
 }

@@ -43,6 +43,7 @@ internal sealed unsafe class TunWriteBatch(TunEgress egress) : IEgressBatch
         try
         {
             int groups = _coalescer.Coalesce(_arena, _offsets, _lengths, _count, tcp: true, udp: egress.CoalesceUdp);
+            if (_coalescer.ChecksumsLeftToKernel > 0) Interlocked.Add(ref egress.Counters.checksumsLeftToKernel, _coalescer.ChecksumsLeftToKernel);
             fixed (byte* arena = _arena)
             fixed (byte* headers = _coalescer.Headers)
                 for (int g = 0; g < groups; g++) Write(arena, headers, in _coalescer.Groups[g]);

@@ -73,6 +73,7 @@ public sealed class GatewayMetrics
         ("receive_batches", "Receive calls on the UDP socket that returned datagrams (recvmmsg with GRO)"),
         ("receive_batch_datagrams", "Datagrams those calls returned (divided by receive_batches: the batch size reached)"),
         ("parallel_seal_batches", "Outgoing batches sealed on more than one core (one busy peer)"),
+        ("parallel_open_batches", "Runs of received packets of one keypair opened on more than one core (one busy peer)"),
         ("policy_denied", "Packets refused by client isolation, a tag rule or a peer's ACL"),
         ("policy_replies_allowed", "Packets a rule would refuse that passed as replies of an allowed flow"),
     ];
@@ -113,6 +114,7 @@ public sealed class GatewayMetrics
         ["CoalescedWrites"] = "TUN egress super-packets written (peer packets coalesced)",
         ["CoalescedPackets"] = "TUN egress peer packets written inside super-packets",
         ["CoalesceFallbacks"] = "TUN egress super-packets the kernel refused (written one by one, coalescing off)",
+        ["ChecksumsLeftToKernel"] = "TUN egress peer packets written alone whose checksum only the kernel verified (not summed in userspace)",
     };
 
     /// <summary>"QuotaExceeded" to "quota_exceeded", as Prometheus names go.</summary>
@@ -167,6 +169,7 @@ public sealed class GatewayMetrics
                 Set(s.Name, "receive_batches", m.ReceiveBatches);
                 Set(s.Name, "receive_batch_datagrams", m.ReceivedInBatches);
                 Set(s.Name, "parallel_seal_batches", m.ParallelSealBatches);
+                Set(s.Name, "parallel_open_batches", m.ParallelOpenBatches);
                 foreach (var (reason, count) in m.Drops)
                     _drops.WithLabels(s.Name, SnakeCase(reason)).IncTo(count);
                 if (m.Policy is { } policy)

@@ -126,4 +126,35 @@ public class ChecksumTests
             Assert.Equal(0xFFFF, ReferenceSum(d));
         }
     }
+
+    /// <summary>RFC 1071 as written: big-endian 16-bit words, an odd last byte padded with zero, carries folded.</summary>
+    private static ushort ReferenceSum(ReadOnlySpan<byte> data)
+    {
+        ulong sum = 0;
+        for (int i = 0; i + 1 < data.Length; i += 2) sum += (ulong)(data[i] << 8 | data[i + 1]);
+        if ((data.Length & 1) != 0) sum += (ulong)data[^1] << 8;
+        while (sum > 0xFFFF) sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)sum;
+    }
+
+    [Theory]
+    [InlineData(0x00)]
+    [InlineData(0xFF)]     // every word 0xFFFF: the most carries
+    [InlineData(-1)]       // random bytes
+    public void TheVectorSumEqualsRfc1071ForEveryLengthAndAlignment(int fill)
+    {
+        var rng = new Random(fill);
+        var buffer = new byte[70_000];
+        if (fill < 0) rng.NextBytes(buffer); else buffer.AsSpan().Fill((byte)fill);
+        // Every length around the vector block size (64) and a few large ones, at every alignment of 0..7.
+        var lengths = Enumerable.Range(0, 300).Concat([1419, 1420, 1421, 1460, 9000, 65_535, 65_536, 69_990]);
+        foreach (int length in lengths)
+            for (int offset = 0; offset < 8; offset++)
+            {
+                var data = buffer.AsSpan(offset, length);
+                ushort expected = ReferenceSum(data);
+                Assert.True(expected == Checksum.Sum(data), $"length {length}, offset {offset}: {Checksum.Sum(data):x4}, RFC 1071 {expected:x4}");
+                Assert.Equal(expected, Checksum.SumScalarForTests(data));
+            }
+    }
 }

@@ -41,7 +41,11 @@ public class TunCoalesceTests
             && BinaryPrimitives.ReadUInt16BigEndian(p.AsSpan(22)) == port && p[33] == (Syn | Ack));
 
     /// <summary>The handshake and the burst; returns the listener's report and the expected one.</summary>
-    private static (string Got, string Want) Transfer(TestNamespace ns, string net, TunEgress tun, TunTestSupport.RecordingSink sink)
+    /// <param name="alone">Each data segment in a flush of its own: written alone, never coalesced.</param>
+    /// <param name="corruptAt">Before segment corruptAt (alone only), a copy of it with one payload byte changed and the
+    /// checksum left as it was: only the kernel's own verification keeps it out of the stream.</param>
+    private static (string Got, string Want) Transfer(TestNamespace ns, string net, TunEgress tun, TunTestSupport.RecordingSink sink,
+        bool alone = false, int corruptAt = -1)
     {
         using var listener = Listener(ns, net, Segments * SegmentSize);
         try
@@ -65,7 +69,15 @@ public class TunCoalesceTests
                     Flags = i == Segments - 1 ? (byte)(Ack | Psh) : Ack, AckNo = ack,
                 });
                 data.AddRange(p.AsSpan(40).ToArray());
+                if (i == corruptAt)
+                {
+                    var bad = (byte[])p.Clone();
+                    bad[^1] ^= 0x5A;
+                    batch.Deliver(default, bad);
+                    batch.Flush();
+                }
                 batch.Deliver(default, p);
+                if (alone) batch.Flush();
             }
             batch.Flush();
 
@@ -86,7 +98,7 @@ public class TunCoalesceTests
 
     /// <summary>A TUN in a fresh namespace, the transfer through it (its data must arrive intact), then
     /// the egress's counters and whether it still coalesces.</summary>
-    private static (TunCounters Counters, bool Coalescing) TransferThrough(bool offloads, int fault = 0)
+    private static (TunCounters Counters, bool Coalescing) TransferThrough(bool offloads, int fault = 0, bool alone = false, int corruptAt = -1)
     {
         using var ns = new TestNamespace();
         string net = $"10.{Random.Shared.Next(100, 250)}.0";
@@ -94,9 +106,9 @@ public class TunCoalesceTests
         using var tun = ns.Inside(() => TunEgress.Create($"wgt{Random.Shared.Next(0x100000):x}", [IpPrefix.Parse($"{net}.1/24")], 1420, sink, offloads));
         Assert.Equal(offloads, tun.CoalescingEnabled);
         tun.SuperPacketFault = fault;
-        var (got, want) = Transfer(ns, net, tun, sink);
+        var (got, want) = Transfer(ns, net, tun, sink, alone, corruptAt);
         Assert.Equal(want, got);
-        Assert.Equal(2 + Segments, tun.Counters.ToHostPackets);
+        Assert.Equal(2 + Segments + (corruptAt >= 0 ? 1 : 0), tun.Counters.ToHostPackets);
         Assert.Equal(0, tun.Counters.WriteErrors);
         return (tun.Counters, tun.CoalescingEnabled);
     }
@@ -108,6 +120,20 @@ public class TunCoalesceTests
         Assert.Equal(1, counters.CoalescedWrites);
         Assert.Equal(Segments, counters.CoalescedPackets);
         Assert.Equal(0, counters.CoalesceFallbacks);
+        Assert.Equal(0, counters.ChecksumsLeftToKernel);   // every merged segment was verified here
+        Assert.True(coalescing);
+    }
+
+    [TunFact]
+    public void Segments_written_alone_leave_their_checksums_to_the_kernel_which_drops_a_corrupt_one()
+    {
+        // Each segment alone: not summed here (the counter), yet the kernel verifies each: the corrupted copy of
+        // segment 7 (a changed payload byte under the old checksum) is dropped, the good one after it is taken,
+        // and the listener's hash matches the data.
+        var (counters, coalescing) = TransferThrough(offloads: true, alone: true, corruptAt: 7);
+        Assert.Equal(Segments + 1, counters.ChecksumsLeftToKernel);
+        Assert.Equal(0, counters.CoalescedWrites);
+        Assert.Equal(0, counters.WriteErrors);
         Assert.True(coalescing);
     }
 

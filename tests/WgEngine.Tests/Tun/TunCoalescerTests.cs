@@ -314,6 +314,31 @@ public class TunCoalescerTests
     }
 
     [Fact]
+    public void A_checksum_is_summed_only_for_packets_that_are_merged()
+    {
+        // A corrupt head: found when the second packet would join it; it goes alone and the next group starts after it.
+        var segs = Run(3, new Seg());
+        var inputs = segs.Select(Packet).ToArray();
+        inputs[0] = Packet(segs[0] with { BadChecksum = true });
+        var r = Coalesce(inputs);
+        Assert.Equal([1, 2], r.Sizes);
+        Assert.Equal(0, r.C.ChecksumsLeftToKernel);   // all three were summed: two merged, one refused
+        AssertRoundTrip(r);
+
+        // Packets that go alone anyway (different flows, a sequence gap) are not summed: the kernel verifies them.
+        var lone = Coalesce(new[] { new Seg(), new Seg(DstPort: 5202), new Seg(Seq: 9999, Id: 101), new Seg(Udp: true) });
+        Assert.Equal([1, 1, 1, 1], lone.Sizes);
+        Assert.Equal(4, lone.C.ChecksumsLeftToKernel);
+
+        // A corrupt packet alone is not summed either (the kernel drops it); one after a merge still ends the group.
+        var tail = Run(3, new Seg()).Select(Packet).ToArray();
+        tail[2] = Packet(Run(3, new Seg())[2] with { BadChecksum = true });
+        var t = Coalesce(tail.Append(Packet(new Seg(DstPort: 5300))).ToArray());
+        Assert.Equal([2, 1, 1], t.Sizes);
+        Assert.Equal(1, t.C.ChecksumsLeftToKernel);   // only the other flow's lone packet
+    }
+
+    [Fact]
     public void Coalescing_allocates_nothing()
     {
         var c = new TunCoalescer();

@@ -14,7 +14,7 @@ namespace WgEngine.Tests.Device;
 /// A failure anywhere means nothing of the batch may be sent. Nothing is allocated per batch.
 /// </summary>
 [Collection(MemoryMeasurement.Name)]
-public class ParallelSealerTests
+public class CryptoHelperPoolSealTests
 {
     /// <summary>An unstarted device (no threads) for the batch's owner and a peer to address packets to.</summary>
     private sealed class Fixture : IDisposable
@@ -83,19 +83,19 @@ public class ParallelSealerTests
     public void EverySlotIsSealedAsIfAloneAndTheParallelPathIsTakenForLargeBatches(int helpers, int count)
     {
         using var f = new Fixture();
-        using var sealer = new ParallelSealer(helpers);
+        using var sealer = new CryptoHelperPool(helpers);
         var (batch, expected) = f.Batch(count);
         sealer.SealAll(batch);
         AssertSealed(batch, expected);
-        bool parallel = helpers > 0 && count >= ParallelSealer.MinParallelPackets;
-        Assert.Equal(parallel ? 1 : 0, sealer.ParallelBatches);
+        bool parallel = helpers > 0 && count >= CryptoHelperPool.MinParallelPackets;
+        Assert.Equal(parallel ? 1 : 0, sealer.ParallelSealBatches);
     }
 
     [Fact]
     public void HandshakeMessagesInTheBatchAreLeftAsTheyAre()
     {
         using var f = new Fixture();
-        using var sealer = new ParallelSealer(1);
+        using var sealer = new CryptoHelperPool(1);
         var (batch, expected) = f.Batch(20);
         var raw = new PacketBuffer();
         RandomNumberGenerator.Fill(raw.Data.AsSpan(0, 148));
@@ -113,7 +113,7 @@ public class ParallelSealerTests
     public void AFailedSealOnAHelperFailsTheWholeBatchAndTheSealerGoesOn()
     {
         using var f = new Fixture();
-        using var sealer = new ParallelSealer(1);
+        using var sealer = new CryptoHelperPool(1);
         var (batch, _) = f.Batch(16);
         // The last slot (a helper's range) claims a padded length that runs past its buffer: its seal throws.
         var bad = new PacketBuffer();
@@ -124,14 +124,14 @@ public class ParallelSealerTests
         var (next, expected) = f.Batch(16, seed: 2);
         sealer.SealAll(next);
         AssertSealed(next, expected);
-        Assert.Equal(2, sealer.ParallelBatches);
+        Assert.Equal(2, sealer.ParallelSealBatches);
     }
 
     [Fact]
     public void TwoThreadsFlushingAtOnceBothGetCorrectBatches()
     {
         using var f = new Fixture();
-        using var sealer = new ParallelSealer(1);
+        using var sealer = new CryptoHelperPool(1);
         var failures = 0;
         var threads = Enumerable.Range(0, 2).Select(t => new Thread(() =>
         {
@@ -146,14 +146,14 @@ public class ParallelSealerTests
         foreach (var t in threads) t.Start();
         foreach (var t in threads) Assert.True(t.Join(TimeSpan.FromSeconds(60)), "a flushing thread did not finish");
         Assert.Equal(0, failures);
-        Assert.InRange(sealer.ParallelBatches, 1, 400);
+        Assert.InRange(sealer.ParallelSealBatches, 1, 400);
     }
 
     [Fact]
     public void SealingABatchAllocatesNothingOnceWarm()
     {
         using var f = new Fixture();
-        using var sealer = new ParallelSealer(1);
+        using var sealer = new CryptoHelperPool(1);
         var (batch, _) = f.Batch(46);
         for (int i = 0; i < 20; i++) sealer.SealAll(batch);   // warm: JIT, the helpers' EVP contexts
         long helpers = sealer.HelperAllocatedBytes;
@@ -161,19 +161,19 @@ public class ParallelSealerTests
         for (int i = 0; i < 500; i++) sealer.SealAll(batch);  // sealing sealed bytes again: the same work
         Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
         Assert.Equal(helpers, sealer.HelperAllocatedBytes);
-        Assert.Equal(520, sealer.ParallelBatches);
+        Assert.Equal(520, sealer.ParallelSealBatches);
     }
 
     [Fact]
     public void ADisposedSealerSealsOnTheCallingThread()
     {
         using var f = new Fixture();
-        var sealer = new ParallelSealer(2);
+        var sealer = new CryptoHelperPool(2);
         sealer.Dispose();
         var (batch, expected) = f.Batch(32);
         sealer.SealAll(batch);
         AssertSealed(batch, expected);
-        Assert.Equal(0, sealer.ParallelBatches);
+        Assert.Equal(0, sealer.ParallelSealBatches);
     }
 
     [Fact]
@@ -186,13 +186,13 @@ public class ParallelSealerTests
         var clientKey = WgPrivateKey.Generate();
         var gwBind = network.CreateBind(42101);
         var egress = new CaptureEgress();
-        using var gw = new WgDevice(gwKey, gwBind, new DeviceOptions { Egress = egress, Workers = 1, SealHelperThreads = 0 });
-        using var client = new WgDevice(clientKey, network.CreateBind(42102), new DeviceOptions { Workers = 1, SealHelperThreads = 1 });
+        using var gw = new WgDevice(gwKey, gwBind, new DeviceOptions { Egress = egress, Workers = 1, CryptoHelperThreads = 0 });
+        using var client = new WgDevice(clientKey, network.CreateBind(42102), new DeviceOptions { Workers = 1, CryptoHelperThreads = 1 });
         gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
         client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["10.9.0.0/16"], gwBind.LocalEndPoint));
         gw.Start();
         client.Start();
-        Assert.Equal(1, client.SealHelperThreads);
+        Assert.Equal(1, client.CryptoHelperThreads);
         static byte[] Packet(int i) => Packets.UdpV4("10.8.0.2", "10.9.0.7", 5000, 6000, new byte[1000 + i]);
         Assert.True(client.SendPacket(Packet(0)));
         Assert.Equal(Packet(0), egress.Next());
