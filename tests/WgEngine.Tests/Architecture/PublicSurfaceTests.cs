@@ -20,7 +20,7 @@ public sealed class PublicSurfaceTests
         "WgEngine.Egress.EgressCounters", "WgEngine.Egress.EgressOptions", "WgEngine.Egress.EgressRules",
         "WgEngine.Gateway.BackendFactory", "WgEngine.Gateway.EgressMode", "WgEngine.Gateway.IGatewayServer",
         "WgEngine.Gateway.MeshPeer", "WgEngine.Gateway.MeshTunnel",
-        "WgEngine.Gateway.PeerBatchResult", "WgEngine.Gateway.PeerEventArgs", "WgEngine.Gateway.PeerEventKind",
+        "WgEngine.Gateway.PeerBatchResult", "WgEngine.Gateway.PeerChecks", "WgEngine.Gateway.PeerEventArgs", "WgEngine.Gateway.PeerEventKind",
         "WgEngine.Gateway.PeerSpec", "WgEngine.Gateway.PeerUpdate", "WgEngine.Gateway.ServerOptions",
         "WgEngine.Gateway.ServerState", "WgEngine.Gateway.VPNServer",
         "WgEngine.Net.IpPrefix",
