@@ -10,10 +10,12 @@ namespace WgFleet.Postgres;
 
 /// <summary>
 /// <see cref="IFleetRegistry"/> on PostgreSQL (Npgsql). The schema is created and migrated on open
-/// (<see cref="Schema"/>). Every peer write is one transaction that first locks the fleet's row and bumps
-/// its version: writers of a fleet are serialised, so the overlap check and the pool allocation see every
-/// committed allocation, and the UNIQUE (fleet, prefix) constraint backs them up. The new version is sent
-/// with pg_notify in the same transaction, so listeners hear of a change only once it is committed.
+/// (<see cref="Schema"/>). Every peer write is one batch, one transaction, one round trip
+/// (PostgresFleetRegistry.Peers.cs): overlapping AllowedIPs and double allocations are refused by the
+/// database's constraints (an exclusion constraint and UNIQUE (fleet, prefix)), and the fleet's version is bumped
+/// by the write's last statement, so the fleet row lock that orders versions is held only for that statement and
+/// the commit. The new version is sent with pg_notify in the same transaction, so listeners hear of a change
+/// only once it is committed.
 /// The connection string may hold a password: it never appears in a message (only host, port and database).
 /// </summary>
 public sealed partial class PostgresFleetRegistry : IFleetRegistry
@@ -54,6 +56,9 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
                 "The registry connection string is not a valid PostgreSQL connection string (e.g. 'Host=db;Database=wg;Username=wg;Password=...').");
         }
         builder.ApplicationName ??= "WireGuardGateway";
+        // Npgsql's automatic preparation: the few statements used over and over (the writes, the sync's reads)
+        // are parsed and planned once per connection instead of at every call. The caller's setting wins.
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
         string where = $"{builder.Host ?? "localhost"}:{builder.Port}/{builder.Database ?? builder.Username ?? "?"}";
         var source = NpgsqlDataSource.Create(builder);
         var registry = new PostgresFleetRegistry(source, fleet, secret, where);

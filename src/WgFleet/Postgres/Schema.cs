@@ -1,3 +1,4 @@
+using WgEngine.Contracts;
 using Npgsql;
 
 namespace WgFleet.Postgres;
@@ -87,12 +88,24 @@ internal static class Schema
         """
         ALTER TABLE instances ADD COLUMN node_key text, ADD COLUMN mesh_endpoint text;
         """,
+        // 3: overlapping AllowedIPs refused by the database itself, so that writers of a fleet need not be
+        // serialised for the overlap check (PostgresFleetRegistry.Peers.cs). An exclusion constraint: no two
+        // rows of one fleet whose prefixes overlap (inet_ops' &&), unless both are the same holder's (a peer may
+        // hold nested ranges of its own, as before; the gateway's rows have no key, '' here). The `=` and `<>` on
+        // text need btree_gist, a contrib extension marked trusted since PostgreSQL 13, so the database's owner
+        // (CREATE privilege) may install it without being a superuser (PostgreSQL docs, "F.8 btree_gist").
+        // Existing allocations never overlap (the old row lock guaranteed it), so the constraint builds on them.
+        """
+        CREATE EXTENSION IF NOT EXISTS btree_gist;
+        ALTER TABLE address_allocations ADD CONSTRAINT allocations_no_overlap
+            EXCLUDE USING gist (fleet WITH =, prefix inet_ops WITH &&, (coalesce(public_key, '')) WITH <>);
+        """,
     ];
 
     public static int Latest => Steps.Length;
 
-    /// <summary>Brings the database to <see cref="Latest"/>; returns the version it was at.</summary>
-    public static int Migrate(NpgsqlConnection connection)
+    /// <summary>Brings the database to <see cref="Latest"/> (the tests: to <paramref name="upTo"/>); returns the version it was at.</summary>
+    public static int Migrate(NpgsqlConnection connection, int upTo = int.MaxValue)
     {
         using (var tx = connection.BeginTransaction())
         {
@@ -101,7 +114,7 @@ internal static class Schema
             tx.Commit();
         }
         int from = -1;
-        for (int step = 1; step <= Steps.Length; step++)
+        for (int step = 1; step <= Math.Min(upTo, Steps.Length); step++)
         {
             using var tx = connection.BeginTransaction();
             Exec(connection, tx, $"SELECT pg_advisory_xact_lock({MigrationLock})");
@@ -111,7 +124,15 @@ internal static class Schema
                 if (from < 0) from = current;
                 if (current >= step) { tx.Commit(); continue; }
             }
-            Exec(connection, tx, Steps[step - 1]);
+            try { Exec(connection, tx, Steps[step - 1]); }
+            catch (PostgresException e) when (!e.SqlState.StartsWith("08", StringComparison.Ordinal) && e.SqlState is not ("57P01" or "57P02" or "57P03"))
+            {
+                // The server's own words (e.g. extension "btree_gist" is not available / permission denied): no
+                // connection string in them. The step's transaction is rolled back: the schema stays at step - 1.
+                throw new WgException(WgErrorKind.InvalidOperation, "RegistryMigrationFailed",
+                    $"The registry schema could not be migrated to version {step} ({e.SqlState}: {e.MessageText}); it stays at version {step - 1}." +
+                    (step == 3 ? " Step 3 needs the btree_gist extension (Debian: the postgresql package ships it; CREATE privilege on the database)." : ""), e);
+            }
             using (var cmd = new NpgsqlCommand("INSERT INTO schema_version (version) VALUES ($1)", connection, tx))
             {
                 cmd.Parameters.AddWithValue(step);
