@@ -136,31 +136,24 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
 
     public FleetChanges GetChanges(long sinceVersion) => Run(c =>
     {
-        // One snapshot: the version and the rows up to it are read in one repeatable-read transaction.
+        // One snapshot: the version and the rows up to it are read in one repeatable-read transaction, as one
+        // batch (Npgsql sends the BEGIN with it): one round trip and the commit.
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+        using var batch = new NpgsqlBatch(c, tx);
+        Command(batch, "SELECT version FROM fleets WHERE name = $1", Fleet);
+        Command(batch, $"SELECT {PeerColumns} FROM peers WHERE fleet = $1 AND row_version > $2 ORDER BY row_version", Fleet, sinceVersion);
+        if (sinceVersion > 0) Command(batch, "SELECT public_key FROM removed_peers WHERE fleet = $1 AND row_version > $2", Fleet, sinceVersion);
         long version;
-        using (var cmd = new NpgsqlCommand("SELECT version FROM fleets WHERE name = $1", c, tx))
-        {
-            cmd.Parameters.AddWithValue(Fleet);
-            version = cmd.ExecuteScalar() is long v ? v
-                : throw new WgException(WgErrorKind.NotFound, "FleetNotFound", $"No fleet named '{Fleet}' in the registry at {_where}.");
-        }
         var changed = new List<FleetPeer>();
-        using (var cmd = new NpgsqlCommand($"SELECT {PeerColumns} FROM peers WHERE fleet = $1 AND row_version > $2 ORDER BY row_version", c, tx))
-        {
-            cmd.Parameters.AddWithValue(Fleet);
-            cmd.Parameters.AddWithValue(sinceVersion);
-            using var r = cmd.ExecuteReader();
-            while (r.Read()) changed.Add(ReadPeer(r));
-        }
         var removed = new List<WgKey>();
-        if (sinceVersion > 0)
+        using (var r = batch.ExecuteReader())
         {
-            using var cmd = new NpgsqlCommand("SELECT public_key FROM removed_peers WHERE fleet = $1 AND row_version > $2", c, tx);
-            cmd.Parameters.AddWithValue(Fleet);
-            cmd.Parameters.AddWithValue(sinceVersion);
-            using var r = cmd.ExecuteReader();
-            while (r.Read()) removed.Add(WgKey.Parse(r.GetString(0)));
+            version = r.Read() ? r.GetInt64(0)
+                : throw new WgException(WgErrorKind.NotFound, "FleetNotFound", $"No fleet named '{Fleet}' in the registry at {_where}.");
+            r.NextResult();
+            while (r.Read()) changed.Add(ReadPeer(r));
+            if (sinceVersion > 0 && r.NextResult())
+                while (r.Read()) removed.Add(WgKey.Parse(r.GetString(0)));
         }
         tx.Commit();
         return new FleetChanges(version, changed, removed);
