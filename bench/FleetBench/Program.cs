@@ -39,7 +39,8 @@ result["ApiAddsPerSecond"] = Math.Round(apiPeers / sw.Elapsed.TotalSeconds);
 
 // 2. The rest in bulk (setup, not a figure of the instance): COPY into peers and allocations, one version.
 sw.Restart();
-using (var c = new NpgsqlConnection(cs))
+// Setup, not a figure: no command timeout (each allocation row is checked by the exclusion constraint's index).
+using (var c = new NpgsqlConnection(cs + ";Command Timeout=0"))
 {
     c.Open();
     using var tx = c.BeginTransaction();
