@@ -24,12 +24,15 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
     public const string Channel = "wg_fleet_changes";
 
     private readonly NpgsqlDataSource _source;
+    /// <summary>The listener's connections: not pooled, so a LISTEN never outlives its listener in an idle pooled connection.</summary>
+    private readonly NpgsqlDataSource _listenSource;
     private readonly FleetSecret _secret;
     private readonly string _where;
 
-    private PostgresFleetRegistry(NpgsqlDataSource source, string fleet, FleetSecret secret, string where)
+    private PostgresFleetRegistry(NpgsqlDataSource source, NpgsqlDataSource listenSource, string fleet, FleetSecret secret, string where)
     {
         _source = source;
+        _listenSource = listenSource;
         Fleet = fleet;
         _secret = secret;
         _where = where;
@@ -59,9 +62,15 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
         // Npgsql's automatic preparation: the few statements used over and over (the writes, the sync's reads)
         // are parsed and planned once per connection instead of at every call. The caller's setting wins.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
+        // No reset when a connection goes back to the pool: the registry leaves no session state behind (no SET,
+        // no temporary table, advisory locks only transaction-scoped, LISTEN only on the unpooled listener
+        // connection), and the reset was a transaction of its own before every use (half of the database's
+        // transactions: each write and each sync counted twice). Prepared statements are meant to stay anyway.
+        builder.NoResetOnClose = true;
         string where = $"{builder.Host ?? "localhost"}:{builder.Port}/{builder.Database ?? builder.Username ?? "?"}";
         var source = NpgsqlDataSource.Create(builder);
-        var registry = new PostgresFleetRegistry(source, fleet, secret, where);
+        var listen = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false };
+        var registry = new PostgresFleetRegistry(source, NpgsqlDataSource.Create(listen), fleet, secret, where);
         try
         {
             registry.Run(c => Schema.Migrate(c));
@@ -253,7 +262,7 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
     {
         ArgumentNullException.ThrowIfNull(notified);
         NpgsqlConnection c;
-        try { c = await _source.OpenConnectionAsync(cancellation).ConfigureAwait(false); }
+        try { c = await _listenSource.OpenConnectionAsync(cancellation).ConfigureAwait(false); }
         catch (Exception e) when (IsUnavailable(e)) { throw Unavailable(e); }
         await using (c.ConfigureAwait(false))
         {
@@ -300,6 +309,7 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
     public void Dispose()
     {
         _source.Dispose();
+        _listenSource.Dispose();
         _secret.Dispose();
     }
 }
