@@ -13,6 +13,8 @@ param(
     [int] $Changes = 5000,
     [int] $Rate = 1000,
     [int] $IdleSeconds = 30,
+    # The instance's MinSyncInterval (its default: 50 ms); 0 syncs on every notification.
+    [int] $MinSyncMs = 50,
     [Parameter(Mandatory)][string] $OutJson
 )
 $ErrorActionPreference = 'Stop'
@@ -23,7 +25,7 @@ $pg = $null
 try {
     $pg = New-FleetPostgres -Folder $dir
     $project = Join-Path $PSScriptRoot '../FleetBench'
-    & dotnet run -c Release --project $project -- $pg.ConnectionString $OutJson $Peers $Changes $Rate $IdleSeconds | Out-Host
+    & dotnet run -c Release --project $project -- $pg.ConnectionString $OutJson $Peers $Changes $Rate $IdleSeconds $MinSyncMs | Out-Host
     if ($LASTEXITCODE -ne 0) { throw "FleetBench exited $LASTEXITCODE" }
 } finally {
     Remove-FleetPostgres $pg

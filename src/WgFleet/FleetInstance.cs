@@ -26,6 +26,11 @@ public sealed class FleetInstanceOptions
     public string? AdvertisedEndpoint { get; init; }
     /// <summary>How often the fleet version is checked even without a notification (repairs a lost one).</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>The shortest time between two syncs (from the start of one to the start of the next). A change after a
+    /// quiet spell is applied at once; under a stream of notifications the instance syncs at most once per interval,
+    /// each sync taking every change committed so far, so that N instances cost the database at most N / interval
+    /// syncs per second whatever the write rate (docs/fleet.md). Zero: sync on every wake-up.</summary>
+    public TimeSpan MinSyncInterval { get; init; } = TimeSpan.FromMilliseconds(50);
     /// <summary>How often the heartbeat and the live peer state are written.</summary>
     public TimeSpan ReportInterval { get; init; } = TimeSpan.FromSeconds(5);
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
@@ -60,6 +65,8 @@ public sealed class FleetInstance : IDisposable
     private readonly List<(long Version, TaskCompletionSource Done)> _waiters = new();
     private Task _sync = Task.CompletedTask, _listen = Task.CompletedTask, _report = Task.CompletedTask;
     private long _version;
+    /// <summary>The highest version a notification announced: when it is above <see cref="_version"/> the sync reads the changes without asking for the version first.</summary>
+    private long _announced;
     private int _disposed;
     private FleetMesh? _mesh;
 
@@ -154,7 +161,13 @@ public sealed class FleetInstance : IDisposable
         {
             try
             {
-                await _registry.ListenAsync(v => { if (v > AppliedVersion) _wake.Release(); }, ct).ConfigureAwait(false);
+                await _registry.ListenAsync(v =>
+                {
+                    if (v <= AppliedVersion) return;
+                    long seen;
+                    while (v > (seen = Interlocked.Read(ref _announced)) && Interlocked.CompareExchange(ref _announced, v, seen) != seen) { }
+                    _wake.Release();
+                }, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
             catch (WgException) { RegistryReachable = false; }
@@ -168,6 +181,7 @@ public sealed class FleetInstance : IDisposable
     private async Task SyncLoopAsync()
     {
         var ct = _stop.Token;
+        long lastSync = _time.GetTimestamp();
         while (!ct.IsCancellationRequested)
         {
             // A notification, a local write or the poll interval (on the injected clock), whichever comes first.
@@ -178,7 +192,15 @@ public sealed class FleetInstance : IDisposable
                 catch (OperationCanceledException) when (!ct.IsCancellationRequested) { }
                 catch (OperationCanceledException) { return; }
             }
+            // The debounce: not sooner than MinSyncInterval after the last sync started (notifications meanwhile coalesce).
+            var wait = _options.MinSyncInterval - _time.GetElapsedTime(lastSync);
+            if (wait > TimeSpan.Zero)
+            {
+                try { await Task.Delay(wait, _time, ct).ConfigureAwait(false); }
+                catch (OperationCanceledException) { return; }
+            }
             while (_wake.CurrentCount > 0 && _wake.Wait(0)) { }   // one sync serves every wake-up so far
+            lastSync = _time.GetTimestamp();
             try { SyncOnce(); }
             catch (WgException) { RegistryReachable = false; }
         }
@@ -187,9 +209,12 @@ public sealed class FleetInstance : IDisposable
     /// <summary>Reads the changes since the applied version and applies them. RegistryUnavailable leaves everything as it was.</summary>
     internal void SyncOnce()
     {
-        long current = _registry.GetVersion();
+        // Announced by a notification: the changes at once (one snapshot, one round trip and its commit); else (the
+        // poll) the version first, the cheaper question when, as usually, nothing changed.
+        long applied = AppliedVersion;
+        bool behind = Interlocked.Read(ref _announced) > applied || _registry.GetVersion() > applied;
         RegistryReachable = true;
-        if (current > AppliedVersion) Apply(_registry.GetChanges(AppliedVersion));
+        if (behind) Apply(_registry.GetChanges(applied));
     }
 
     /// <summary>Under the lock of <see cref="_applied"/>, which the report reads too (the mesh's routes).</summary>

@@ -10,10 +10,12 @@ namespace WgFleet.Postgres;
 
 /// <summary>
 /// <see cref="IFleetRegistry"/> on PostgreSQL (Npgsql). The schema is created and migrated on open
-/// (<see cref="Schema"/>). Every peer write is one transaction that first locks the fleet's row and bumps
-/// its version: writers of a fleet are serialised, so the overlap check and the pool allocation see every
-/// committed allocation, and the UNIQUE (fleet, prefix) constraint backs them up. The new version is sent
-/// with pg_notify in the same transaction, so listeners hear of a change only once it is committed.
+/// (<see cref="Schema"/>). Every peer write is one batch, one transaction, one round trip
+/// (PostgresFleetRegistry.Peers.cs): overlapping AllowedIPs and double allocations are refused by the
+/// database's constraints (an exclusion constraint and UNIQUE (fleet, prefix)), and the fleet's version is bumped
+/// by the write's last statement, so the fleet row lock that orders versions is held only for that statement and
+/// the commit. The new version is sent with pg_notify in the same transaction, so listeners hear of a change
+/// only once it is committed.
 /// The connection string may hold a password: it never appears in a message (only host, port and database).
 /// </summary>
 public sealed partial class PostgresFleetRegistry : IFleetRegistry
@@ -22,12 +24,15 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
     public const string Channel = "wg_fleet_changes";
 
     private readonly NpgsqlDataSource _source;
+    /// <summary>The listener's connections: not pooled, so a LISTEN never outlives its listener in an idle pooled connection.</summary>
+    private readonly NpgsqlDataSource _listenSource;
     private readonly FleetSecret _secret;
     private readonly string _where;
 
-    private PostgresFleetRegistry(NpgsqlDataSource source, string fleet, FleetSecret secret, string where)
+    private PostgresFleetRegistry(NpgsqlDataSource source, NpgsqlDataSource listenSource, string fleet, FleetSecret secret, string where)
     {
         _source = source;
+        _listenSource = listenSource;
         Fleet = fleet;
         _secret = secret;
         _where = where;
@@ -54,9 +59,18 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
                 "The registry connection string is not a valid PostgreSQL connection string (e.g. 'Host=db;Database=wg;Username=wg;Password=...').");
         }
         builder.ApplicationName ??= "WireGuardGateway";
+        // Npgsql's automatic preparation: the few statements used over and over (the writes, the sync's reads)
+        // are parsed and planned once per connection instead of at every call. The caller's setting wins.
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
+        // No reset when a connection goes back to the pool: the registry leaves no session state behind (no SET,
+        // no temporary table, advisory locks only transaction-scoped, LISTEN only on the unpooled listener
+        // connection), and the reset was a transaction of its own before every use (half of the database's
+        // transactions: each write and each sync counted twice). Prepared statements are meant to stay anyway.
+        builder.NoResetOnClose = true;
         string where = $"{builder.Host ?? "localhost"}:{builder.Port}/{builder.Database ?? builder.Username ?? "?"}";
         var source = NpgsqlDataSource.Create(builder);
-        var registry = new PostgresFleetRegistry(source, fleet, secret, where);
+        var listen = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false };
+        var registry = new PostgresFleetRegistry(source, NpgsqlDataSource.Create(listen), fleet, secret, where);
         try
         {
             registry.Run(c => Schema.Migrate(c));
@@ -131,33 +145,25 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
 
     public FleetChanges GetChanges(long sinceVersion) => Run(c =>
     {
-        // One snapshot: the version and the rows up to it are read in one repeatable-read transaction.
+        // One snapshot: the version and the rows up to it are read in one repeatable-read transaction, as one
+        // batch (Npgsql sends the BEGIN with it): one round trip and the commit.
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
-        long version, policyVersion;
-        using (var cmd = new NpgsqlCommand("SELECT version, policy_version FROM fleets WHERE name = $1", c, tx))
+        using var batch = new NpgsqlBatch(c, tx);
+        Command(batch, "SELECT version, policy_version FROM fleets WHERE name = $1", Fleet);
+        Command(batch, $"SELECT {PeerColumns} FROM peers WHERE fleet = $1 AND row_version > $2 ORDER BY row_version", Fleet, sinceVersion);
+        if (sinceVersion > 0) Command(batch, "SELECT public_key FROM removed_peers WHERE fleet = $1 AND row_version > $2", Fleet, sinceVersion);
+        long version, policyVersion = 0;
+        var changed = new List<FleetPeer>();
+        var removed = new List<WgKey>();
+        using (var r = batch.ExecuteReader())
         {
-            cmd.Parameters.AddWithValue(Fleet);
-            using var r = cmd.ExecuteReader();
             if (!r.Read()) throw new WgException(WgErrorKind.NotFound, "FleetNotFound", $"No fleet named '{Fleet}' in the registry at {_where}.");
             version = r.GetInt64(0);
             policyVersion = r.GetInt64(1);
-        }
-        var changed = new List<FleetPeer>();
-        using (var cmd = new NpgsqlCommand($"SELECT {PeerColumns} FROM peers WHERE fleet = $1 AND row_version > $2 ORDER BY row_version", c, tx))
-        {
-            cmd.Parameters.AddWithValue(Fleet);
-            cmd.Parameters.AddWithValue(sinceVersion);
-            using var r = cmd.ExecuteReader();
+            r.NextResult();
             while (r.Read()) changed.Add(ReadPeer(r));
-        }
-        var removed = new List<WgKey>();
-        if (sinceVersion > 0)
-        {
-            using var cmd = new NpgsqlCommand("SELECT public_key FROM removed_peers WHERE fleet = $1 AND row_version > $2", c, tx);
-            cmd.Parameters.AddWithValue(Fleet);
-            cmd.Parameters.AddWithValue(sinceVersion);
-            using var r = cmd.ExecuteReader();
-            while (r.Read()) removed.Add(WgKey.Parse(r.GetString(0)));
+            if (sinceVersion > 0 && r.NextResult())
+                while (r.Read()) removed.Add(WgKey.Parse(r.GetString(0)));
         }
         var policy = sinceVersion == 0 || policyVersion > sinceVersion ? ReadPolicy(c, tx) : null;
         tx.Commit();
@@ -275,7 +281,7 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
     {
         ArgumentNullException.ThrowIfNull(notified);
         NpgsqlConnection c;
-        try { c = await _source.OpenConnectionAsync(cancellation).ConfigureAwait(false); }
+        try { c = await _listenSource.OpenConnectionAsync(cancellation).ConfigureAwait(false); }
         catch (Exception e) when (IsUnavailable(e)) { throw Unavailable(e); }
         await using (c.ConfigureAwait(false))
         {
@@ -322,6 +328,7 @@ public sealed partial class PostgresFleetRegistry : IFleetRegistry
     public void Dispose()
     {
         _source.Dispose();
+        _listenSource.Dispose();
         _secret.Dispose();
     }
 }

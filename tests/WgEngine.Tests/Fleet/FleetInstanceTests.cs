@@ -89,6 +89,42 @@ public sealed class FleetInstanceTests : IClassFixture<PostgresClusterFixture>
     }
 
     [PostgresFact]
+    public async Task A_burst_of_changes_from_several_writers_is_applied_within_a_second_of_the_last_commit()
+    {
+        using var registry = PostgresFleetRegistryTests.NewFleet(_pg.Cluster.ConnectionString, out var key);
+        var peers = Enumerable.Range(0, 8).Select(i => registry.AddPeer(new PeerSpec { PublicKey = NewPeerKey(), Name = $"p{i}" }).PublicKey).ToArray();
+        // The poll is an hour away: the notification (through the debounce) is what applies them.
+        using var instance = StartInstance(registry, key, poll: TimeSpan.FromHours(1));
+        var writers = Enumerable.Range(0, 4).Select(_ => OpenAgain(_pg.Cluster.ConnectionString, registry.Fleet)).ToArray();
+        try
+        {
+            // A change written before LISTEN is in place goes unheard: write until one arrives (bounded).
+            for (int i = 0; ; i++)
+            {
+                long v = writers[0].UpdatePeer(peers[0], new PeerUpdate { Name = $"warm{i}" }).RowVersion;
+                var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(500);
+                while (instance.AppliedVersion < v && DateTime.UtcNow < until) await Task.Delay(10);
+                if (instance.AppliedVersion >= v) break;
+                Assert.True(i < 40, "no notification reached the instance in 20 s");
+            }
+            // Four writers, 25 renames each, as fast as they go; the clock runs from the last commit.
+            var burst = writers.Select((w, n) => Task.Run(() =>
+            {
+                for (int i = 0; i < 25; i++) w.UpdatePeer(peers[(n * 25 + i) % peers.Length], new PeerUpdate { Name = $"w{n}-{i}" });
+            })).ToArray();
+            await Task.WhenAll(burst).WaitAsync(Patience);
+            var sinceLastCommit = System.Diagnostics.Stopwatch.StartNew();
+            long target = registry.GetVersion();
+            await Eventually(() => instance.AppliedVersion >= target, "the burst was applied");
+            Assert.True(sinceLastCommit.Elapsed < TimeSpan.FromSeconds(1), $"applied {sinceLastCommit.Elapsed.TotalMilliseconds:F0} ms after the last commit");
+            var names = instance.Server.GetPeers().ToDictionary(p => p.PublicKey, p => p.Name);
+            foreach (var (k, p) in registry.GetChanges(0).Changed.Select(p => (p.PublicKey, p))) Assert.Equal(p.Name, names[k]);
+        }
+        finally { foreach (var w in writers) w.Dispose(); }
+        key.Dispose();
+    }
+
+    [PostgresFact]
     public async Task A_change_without_a_notification_is_found_by_the_periodic_version_check()
     {
         using var registry = PostgresFleetRegistryTests.NewFleet(_pg.Cluster.ConnectionString, out var key);
