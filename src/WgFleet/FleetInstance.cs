@@ -62,6 +62,7 @@ public sealed class FleetInstance : IDisposable
     private readonly Dictionary<WgKey, long> _quotaOthers = new();
     private readonly object _versionLock = new();
     private readonly object _reportLock = new();   // the report loop, and a test driving a report itself
+    private static readonly TimeSpan ListenRetry = TimeSpan.FromSeconds(1);
     private readonly List<(long Version, TaskCompletionSource Done)> _waiters = new();
     private Task _sync = Task.CompletedTask, _listen = Task.CompletedTask, _report = Task.CompletedTask;
     private long _version;
@@ -171,9 +172,11 @@ public sealed class FleetInstance : IDisposable
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
             catch (WgException) { RegistryReachable = false; }
-            // Reconnected (or not): a sync catches up whatever was committed while not listening.
+            // Reconnected (or not): a sync catches up whatever was committed while not listening. Listening again
+            // soon (a second, or the poll interval if shorter): with a long poll interval a failed connection must
+            // not leave the instance deaf to notifications for that long.
             _wake.Release();
-            try { await Task.Delay(_options.PollInterval, _time, ct).ConfigureAwait(false); }
+            try { await Task.Delay(TimeSpan.FromTicks(Math.Min(_options.PollInterval.Ticks, ListenRetry.Ticks)), _time, ct).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
         }
     }

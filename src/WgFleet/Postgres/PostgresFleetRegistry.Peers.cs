@@ -265,8 +265,13 @@ public sealed partial class PostgresFleetRegistry
     private void LockPeer(NpgsqlBatch b, string key) =>
         Command(b, "SELECT 1 FROM peers WHERE fleet = $1 AND public_key = $2 FOR UPDATE", Fleet, key);
 
+    /// <summary>How often a write that lost a deadlock (40P01) is run again before it fails with RegistryConflict.</summary>
+    private const int DeadlockAttempts = 10;
+
     /// <summary>Runs one write batch (one implicit transaction) and reads its results. A deadlock (40P01, see the
-    /// top of this file) changed nothing and is run again; the other failures are the caller's.</summary>
+    /// top of this file) changed nothing and is run again after a short random pause, so that the writers that met
+    /// do not meet again in step; after <see cref="DeadlockAttempts"/> it is RegistryConflict (never a raw database
+    /// error). The other failures are the caller's.</summary>
     private T Batch<T>(NpgsqlConnection c, Action<NpgsqlBatch> build, Func<NpgsqlDataReader, T> read)
     {
         for (int attempt = 1; ; attempt++)
@@ -278,7 +283,13 @@ public sealed partial class PostgresFleetRegistry
                 using var r = batch.ExecuteReader();
                 return read(r);
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DeadlockDetected && attempt < 3) { }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DeadlockDetected)
+            {
+                if (attempt >= DeadlockAttempts)
+                    throw new WgException(WgErrorKind.InvalidOperation, "RegistryConflict",
+                        $"Concurrent writes to fleet '{Fleet}' kept conflicting ({attempt} attempts); nothing was changed. Try again.");
+                Thread.Sleep(Random.Shared.Next(1, 4 * attempt));
+            }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.NotNullViolation && e.ColumnName == "row_version") { throw FleetGone(c); }
         }
     }

@@ -55,19 +55,25 @@ public class IdlePeerFootprintTests
     [Fact]
     public void Adding_an_idle_peer_allocates_less_than_a_kilobyte()
     {
-        using var net = new TestNet();
-        var (gw, _, _) = net.Create(["10.8.0.1/16"]);
-        const int n = 2000;
-        var configs = new WgEngine.Contracts.PeerConfig[n];
-        for (int i = 0; i < n; i++)
-            configs[i] = TestNet.Peer(RandomKey(), [$"10.8.{i / 250 + 1}.{i % 250 + 1}/32"]);
-        gw.AddPeer(configs[0]);   // first-use costs (JIT, dictionary growth) out of the figure
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 1; i < n; i++) gw.AddPeer(configs[i]);
-        long perPeer = (GC.GetAllocatedBytesForCurrentThread() - before) / (n - 1);
+        // The least of three devices: a per-peer cost shows in every one, while a one-off on this thread (seen:
+        // about 220 KB once in a few runs, +110 bytes per peer) shows in one only. Typical here: 980-1000 bytes.
+        long perPeer = long.MaxValue;
+        for (int trial = 0; trial < 3; trial++)
+        {
+            using var net = new TestNet();
+            var (gw, _, _) = net.Create(["10.8.0.1/16"]);
+            const int n = 2000;
+            var configs = new WgEngine.Contracts.PeerConfig[n];
+            for (int i = 0; i < n; i++)
+                configs[i] = TestNet.Peer(RandomKey(), [$"10.8.{i / 250 + 1}.{i % 250 + 1}/32"]);
+            gw.AddPeer(configs[0]);   // first-use costs (JIT, dictionary growth) out of the figure
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 1; i < n; i++) gw.AddPeer(configs[i]);
+            perPeer = Math.Min(perPeer, (GC.GetAllocatedBytesForCurrentThread() - before) / (n - 1));
+            Assert.Equal(n, gw.PeerCount);
+        }
         // Everything the device keeps for a peer plus its share of table growth. With the handshake
         // state, the MAC keys and the staging queue allocated eagerly this was about 2.3 KB (measured with this test).
         Assert.True(perPeer < 1024, $"{perPeer} bytes allocated per idle peer");
-        Assert.Equal(n, gw.PeerCount);
     }
 }

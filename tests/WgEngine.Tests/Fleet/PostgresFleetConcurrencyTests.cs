@@ -14,6 +14,10 @@ namespace WgEngine.Tests.Fleet;
 /// process, refuses overlaps and double allocations; versions never let a reader skip a change; a write is all or
 /// nothing. And the migration from schema version 2 keeps what was there.
 /// </summary>
+// Runs apart from the other test classes (DatabaseConcurrency): eight writers on two cores timed out (60 s) in 2 of
+// 4 full-suite runs while taking ~1 s alone, also beside three CPU-bound processes; the cause inside the shared test
+// process is not found yet (docs/fleet.md, known limits).
+[Collection(DatabaseConcurrency.Name)]
 public sealed class PostgresFleetConcurrencyTests : IClassFixture<PostgresClusterFixture>
 {
     private const int Writers = 8;
@@ -284,4 +288,11 @@ public sealed class PostgresFleetConcurrencyTests : IClassFixture<PostgresCluste
         while (r.Read()) wrong.Add($"{r.GetString(0)[..8]}: peer {(r.IsDBNull(1) ? "none" : r.GetString(1))}, allocations {(r.IsDBNull(2) ? "none" : r.GetString(2))}");
         Assert.Empty(wrong);
     }
+}
+
+/// <summary>Test classes whose concurrent database writers run after and apart from all others.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class DatabaseConcurrency
+{
+    public const string Name = "Database concurrency (not parallel)";
 }
