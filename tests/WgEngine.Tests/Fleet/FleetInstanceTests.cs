@@ -17,19 +17,19 @@ public sealed class FleetInstanceTests : IClassFixture<PostgresClusterFixture>
 
     public FleetInstanceTests(PostgresClusterFixture pg) => _pg = pg;
 
-    private static WgKey NewPeerKey() { using var k = WgPrivateKey.Generate(); return k.PublicKey; }
+    internal static WgKey NewPeerKey() { using var k = WgPrivateKey.Generate(); return k.PublicKey; }
 
-    private static PostgresFleetRegistry OpenAgain(string cs, string fleet) =>
+    internal static PostgresFleetRegistry OpenAgain(string cs, string fleet) =>
         PostgresFleetRegistry.Open(cs, fleet, FleetSecret.Derive(fleet, PostgresFleetRegistryTests.Secret));
 
-    private static FleetInstance StartInstance(PostgresFleetRegistry registry, WgPrivateKey key, TimeSpan? poll = null, TimeProvider? time = null) =>
+    internal static FleetInstance StartInstance(PostgresFleetRegistry registry, WgPrivateKey key, TimeSpan? poll = null, TimeProvider? time = null) =>
         FleetInstance.Start(registry, new FleetInstanceOptions
         {
             PrivateKey = key, Name = "fl" + Guid.NewGuid().ToString("N")[..6], ListenPort = 0, Egress = EgressMode.None,
             PollInterval = poll ?? TimeSpan.FromSeconds(2), ReportInterval = TimeSpan.FromSeconds(1), TimeProvider = time ?? TimeProvider.System,
         });
 
-    private static async Task Eventually(Func<bool> condition, string what)
+    internal static async Task Eventually(Func<bool> condition, string what)
     {
         var until = DateTime.UtcNow + Patience;
         while (!condition())
@@ -89,7 +89,7 @@ public sealed class FleetInstanceTests : IClassFixture<PostgresClusterFixture>
     }
 
     [PostgresFact]
-    public async Task A_burst_of_changes_from_several_writers_is_applied_within_a_second_of_the_last_commit()
+    public async Task A_burst_of_changes_from_several_writers_is_applied_by_the_notification_alone()
     {
         using var registry = PostgresFleetRegistryTests.NewFleet(_pg.Cluster.ConnectionString, out var key);
         var peers = Enumerable.Range(0, 8).Select(i => registry.AddPeer(new PeerSpec { PublicKey = NewPeerKey(), Name = $"p{i}" }).PublicKey).ToArray();
@@ -107,16 +107,16 @@ public sealed class FleetInstanceTests : IClassFixture<PostgresClusterFixture>
                 if (instance.AppliedVersion >= v) break;
                 Assert.True(i < 40, "no notification reached the instance in 20 s");
             }
-            // Four writers, 25 renames each, as fast as they go; the clock runs from the last commit.
+            // Four writers, 25 renames each, as fast as they go.
             var burst = writers.Select((w, n) => Task.Run(() =>
             {
                 for (int i = 0; i < 25; i++) w.UpdatePeer(peers[(n * 25 + i) % peers.Length], new PeerUpdate { Name = $"w{n}-{i}" });
             })).ToArray();
             await Task.WhenAll(burst).WaitAsync(Patience);
-            var sinceLastCommit = System.Diagnostics.Stopwatch.StartNew();
+            // With the poll an hour away only notifications (debounced) can bring the whole burst in. How soon is a
+            // benchmark figure (bench/fleet/fleet-scale.ps1: propagation p50/p99 under 1,000 changes/s), not asserted here.
             long target = registry.GetVersion();
             await Eventually(() => instance.AppliedVersion >= target, "the burst was applied");
-            Assert.True(sinceLastCommit.Elapsed < TimeSpan.FromSeconds(1), $"applied {sinceLastCommit.Elapsed.TotalMilliseconds:F0} ms after the last commit");
             var names = instance.Server.GetPeers().ToDictionary(p => p.PublicKey, p => p.Name);
             foreach (var (k, p) in registry.GetChanges(0).Changed.Select(p => (p.PublicKey, p))) Assert.Equal(p.Name, names[k]);
         }

@@ -14,32 +14,15 @@ namespace WgEngine.Tests.Fleet;
 /// PostgreSQL: stored, checked like a single server checks them, versioned, and applied by every instance.</summary>
 public sealed class FleetPolicyTests : IClassFixture<PostgresClusterFixture>
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
     private readonly PostgresClusterFixture _pg;
 
     public FleetPolicyTests(PostgresClusterFixture pg) => _pg = pg;
 
-    private static WgKey NewPeerKey() { using var k = WgPrivateKey.Generate(); return k.PublicKey; }
-
-    private PostgresFleetRegistry OpenAgain(string fleet) =>
-        PostgresFleetRegistry.Open(_pg.Cluster.ConnectionString, fleet, FleetSecret.Derive(fleet, PostgresFleetRegistryTests.Secret));
-
-    private static FleetInstance StartInstance(PostgresFleetRegistry registry, WgPrivateKey key) =>
-        FleetInstance.Start(registry, new FleetInstanceOptions
-        {
-            PrivateKey = key, Name = "fp" + Guid.NewGuid().ToString("N")[..6], ListenPort = 0, Egress = EgressMode.None,
-            PollInterval = TimeSpan.FromSeconds(2), ReportInterval = TimeSpan.FromSeconds(1),
-        });
-
-    private static async Task Eventually(Func<bool> condition, string what)
-    {
-        var until = DateTime.UtcNow + Patience;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > until) Assert.Fail($"Not within {Patience.TotalSeconds} s: {what}");
-            await Task.Delay(20);
-        }
-    }
+    // The instance tests' helpers: one definition of how a test instance starts and how a test waits.
+    private static WgKey NewPeerKey() => FleetInstanceTests.NewPeerKey();
+    private PostgresFleetRegistry OpenAgain(string fleet) => FleetInstanceTests.OpenAgain(_pg.Cluster.ConnectionString, fleet);
+    private static FleetInstance StartInstance(PostgresFleetRegistry registry, WgPrivateKey key) => FleetInstanceTests.StartInstance(registry, key);
+    private static Task Eventually(Func<bool> condition, string what) => FleetInstanceTests.Eventually(condition, what);
 
     [PostgresFact]
     public void Bandwidth_limits_are_stored_changed_and_removed_and_a_bad_one_changes_nothing()
