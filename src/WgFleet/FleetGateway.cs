@@ -134,12 +134,15 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
 
     public PeerStatus? GetPeerInfo(WgKey publicKey) => GetPeers().FirstOrDefault(p => p.PublicKey == publicKey);
 
-    public IReadOnlyList<PeerStatus> GetPeers()
+    public IReadOnlyList<PeerStatus> GetPeers() => ReadPeers().Select(p => p.Status).ToArray();
+
+    /// <summary>Every peer's row and its status over the fleet (live state and quota usage read once), in version order.</summary>
+    private (FleetPeer Row, PeerStatus Status)[] ReadPeers(FleetChanges? all = null)
     {
-        var peers = _registry.GetChanges(0).Changed;
+        var peers = (all ?? _registry.GetChanges(0)).Changed;
         _live = _registry.GetLiveState();
         _quotaUsage = peers.Any(p => p.Quota is not null) ? _registry.GetQuotaUsage() : [];
-        return peers.OrderBy(p => p.RowVersion).Select(ToStatus).ToArray();
+        return peers.OrderBy(p => p.RowVersion).Select(p => (p, ToStatus(p))).ToArray();
     }
 
     public bool DisablePeer(WgKey publicKey) => SetEnabled(publicKey, false);
@@ -177,11 +180,9 @@ public sealed class FleetGateway : IGatewayServer, IDisposable
     /// <summary>The fleet as one wg-quick file (<see cref="FleetExport"/>); the private key only from a session that runs an instance.</summary>
     public string ExportConfigText(WgConfigFormat format, bool includePrivateKey, bool includePresharedKeys = false)
     {
-        var rows = _registry.GetChanges(0);
-        var status = GetPeers().ToDictionary(p => p.PublicKey);
+        var all = _registry.GetChanges(0);   // from version 0 it carries the policy too
         string? key = includePrivateKey && _instance is not null ? _instance.Server.ExportConfig(includePrivateKey: true).Interface.PrivateKey : null;
-        var config = FleetExport.Build(_registry.GetFleet(), rows.Policy ?? _registry.GetPolicy(),
-            rows.Changed.OrderBy(p => p.RowVersion).Where(p => status.ContainsKey(p.PublicKey)).Select(p => (p, status[p.PublicKey])), key);
+        var config = FleetExport.Build(_registry.GetFleet(), all.Policy ?? _registry.GetPolicy(), ReadPeers(all), key);
         return WgConfigWriter.Write(config, format, includePrivateKey && key is not null, includePresharedKeys);
     }
 

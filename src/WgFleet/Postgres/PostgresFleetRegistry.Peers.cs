@@ -90,6 +90,7 @@ public sealed partial class PostgresFleetRegistry
     private FleetPeer InsertPeer(NpgsqlConnection c, PeerSpec spec, IReadOnlyList<string> tags, PeerLimits limits, List<IpPrefix> allowed) => Batch(c, b =>
     {
         string key = spec.PublicKey.ToBase64();
+        LockRanges(b);
         // (b) the ranges, in one order (sorted) for every writer.
         Command(b, "INSERT INTO address_allocations (fleet, prefix, public_key) SELECT $1, p, $2 FROM unnest($3::cidr[]) AS p",
             Fleet, key, Cidrs(allowed));
@@ -117,7 +118,11 @@ public sealed partial class PostgresFleetRegistry
         Param(cmd, NpgsqlDbType.Bigint, limits.Download?.BurstBytes ?? 0L);
         Param(cmd, NpgsqlDbType.Bigint, limits.Quota?.Bytes);
         Param(cmd, NpgsqlDbType.Text, limits.Quota?.Period.ToString());
-    }, r => r.Read() ? ReadPeer(r) : throw FleetGone(c));
+    }, r =>
+    {
+        r.NextResult();   // past the range lock's row
+        return r.Read() ? ReadPeer(r) : throw FleetGone(c);
+    });
 
     public FleetPeer UpdatePeer(WgKey publicKey, PeerUpdate changes)
     {
@@ -138,6 +143,7 @@ public sealed partial class PostgresFleetRegistry
             {
                 return Batch(c, b =>
                 {
+                    if (allowed is not null) LockRanges(b);
                     LockPeer(b, key);
                     if (allowed is not null)
                     {
@@ -181,6 +187,7 @@ public sealed partial class PostgresFleetRegistry
                     Param(cmd, NpgsqlDbType.Text, quota?.Period.ToString());
                 }, r =>
                 {
+                    if (allowed is not null) r.NextResult();   // past the range lock's row
                     bool exists = r.Read();
                     r.NextResult();
                     return r.Read() ? ReadPeer(r) : exists ? throw FleetGone(c) : throw NotFound(publicKey);
@@ -260,6 +267,18 @@ public sealed partial class PostgresFleetRegistry
     });
 
     private static string Bump(string condition) => string.Format(System.Globalization.CultureInfo.InvariantCulture, BumpCte, condition);
+
+    /// <summary>
+    /// Writers that insert ranges queue here first (a transaction-level advisory lock per fleet, released at commit).
+    /// Without it, writers inserting overlapping ranges at the same moment each found the other's uncommitted row in
+    /// the exclusion constraint and waited for it: a deadlock PostgreSQL breaks only after deadlock_timeout (1 s),
+    /// and with eight writers the retries met again, until writes failed with RegistryConflict after ~50 s
+    /// (PostgresFleetConcurrencyTests). Writes that insert no range (renames, keys, limits, removals) do not take
+    /// it, so they still run side by side; adds and range changes of one fleet are serialised as they were before
+    /// the exclusion constraint, which stays the guarantee.
+    /// </summary>
+    private void LockRanges(NpgsqlBatch b) =>
+        Command(b, "SELECT pg_advisory_xact_lock(hashtextextended('wg-fleet-ranges:' || $1, 0))", Fleet);
 
     /// <summary>(a): the peer's row, locked until the batch commits; its result (a row or none) is the batch's first.</summary>
     private void LockPeer(NpgsqlBatch b, string key) =>
