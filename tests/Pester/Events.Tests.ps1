@@ -52,4 +52,28 @@ Describe 'Peer engine events of an in-process server' {
         Receive-PeerEvent Removed $k | Should -Not -BeNullOrEmpty
         @(Get-Event -SourceIdentifier WireGuardGateway.PeerDisabled -ErrorAction SilentlyContinue | Where-Object { $_.SourceArgs[0].PublicKey -eq $k }) | Should -HaveCount 0
     }
+
+    It 'keeps only the newest 1,000 unread peer events in the queue, whatever the order they arrive in' {
+        # Nobody reads these: without the bound, a bulk add would leave one event per peer in the queue
+        # for the rest of the session.
+        Get-Event -ErrorAction SilentlyContinue | Remove-Event
+        $keys = @(1..1050 | ForEach-Object { (New-WgKey).PublicKey })
+        # Explicit /32s outside the server's /24, which has no room for 1,050 allocated addresses.
+        $i = 0
+        $keys | ForEach-Object { $i++; [pscustomobject]@{ PublicKey = $_; AllowedIPs = "10.78.$($i -shr 8).$($i -band 255)/32" } } | Add-WgPeer -Server $server | Out-Null
+        $newest = [System.Collections.Generic.HashSet[string]]::new([string[]]$keys[50..1049])
+        $deadline = [DateTime]::UtcNow.AddSeconds(30)
+        do {
+            $queued = @(Get-Event -SourceIdentifier WireGuardGateway.PeerCreated -ErrorAction SilentlyContinue | Where-Object Sender -eq $server.Name)
+            $present = @($queued | Where-Object { $newest.Contains($_.SourceArgs[0].PublicKey) }).Count
+            if ($present -eq 1000) { break }
+            Wait-Event -SourceIdentifier WireGuardGateway.PeerCreated -Timeout 1 | Out-Null
+        } while ([DateTime]::UtcNow -lt $deadline)
+        $present | Should -Be 1000 -Because 'the newest 1,000 events all reach the queue'
+        $queued | Should -HaveCount 1000
+        @($queued | Where-Object { $_.SourceArgs[0].PublicKey -in $keys[0..49] }) | Should -HaveCount 0
+        Get-Event -ErrorAction SilentlyContinue | Remove-Event
+        $keys | Remove-WgPeer -Server $server
+        (Get-WgServer -Name $server.Name).PeerCount | Should -Be 0
+    }
 }

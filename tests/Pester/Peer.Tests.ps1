@@ -309,6 +309,21 @@ Describe 'Peers' {
             (Get-WgPeer -Server a).Count | Should -Be 3
         }
 
+        It 'refuses a -InputObject that is not a WgServer, and still takes piped keys past it' {
+            $null = Start-WgServer -Name a -ListenPort 0 -Address 10.74.0.1/24
+            $k = (New-WgKey).PublicKey
+            Add-WgPeer -InputObject 'a' -PublicKey $k -ErrorVariable ev -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $ev[0].FullyQualifiedErrorId | Should -BeLike 'InputObjectNotAServer,*'
+            @(Get-WgPeer -Server a) | Should -HaveCount 0
+            # Keys piped as strings bind to -PublicKey though -InputObject takes any record from the pipeline.
+            $keys = @(1..3 | ForEach-Object { (New-WgKey).PublicKey })
+            $keys | ForEach-Object { Add-WgPeer -Server a -PublicKey $_ } | Out-Null
+            $keys | Disable-WgPeer -Server a
+            @(Get-WgPeer -Server a | Where-Object Enabled) | Should -HaveCount 0
+            $keys | Remove-WgPeer -Server a
+            @(Get-WgPeer -Server a) | Should -HaveCount 0
+        }
+
         It 'binds Server by property name when piping peers' {
             $null = Start-WgServer -Name a -ListenPort 0 -Address 10.72.0.1/24
             $null = Start-WgServer -Name b -ListenPort 0 -Address 10.73.0.1/24

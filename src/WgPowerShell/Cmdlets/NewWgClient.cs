@@ -67,7 +67,7 @@ public sealed class NewWgClientCommand : WgPeerCmdletBase
         if (FromServerObject(nameof(Name)))
         {
             WriteError(new ErrorRecord(new ArgumentException("A WgServer from the pipeline only says which server to add the client to; give the client's -Name."),
-                "ClientNameMissing", ErrorCategory.InvalidArgument, InputObject?.Name));
+                "ClientNameMissing", ErrorCategory.InvalidArgument, PipedServer?.Name));
             return;
         }
         string endpoint = EndpointFor(server);

@@ -31,7 +31,7 @@ public sealed class SetWgTagCommand : WgPeerCmdletBase
         if (FromServerObject(nameof(Name)))
         {
             WriteError(new ErrorRecord(new ArgumentException("A WgServer from the pipeline only says which server the tag is on; give the tag's -Name."),
-                "TagNameMissing", ErrorCategory.InvalidArgument, InputObject?.Name));
+                "TagNameMissing", ErrorCategory.InvalidArgument, PipedServer?.Name));
             return;
         }
         var rules = ValidateAclAttribute.Rules(Acl);
