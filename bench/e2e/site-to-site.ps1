@@ -14,8 +14,9 @@
   Per run: throughput received; CPU seconds of BOTH endpoint processes (/proc/<pid>/stat utime + stime),
   per GB received; the whole machine's busy CPU per GB (softirq work is not charged to a process, so the
   machine figure is the fair total; both implementations run the same iperf3). For our engine also the
-  batch sizes reached (issue 15 item 2): datagrams per UDP send call and per receive call, and the TUN's
-  super-packet reads, from the gateway's Metrics before and after the run.
+  batch sizes reached (issue 15 item 2): datagrams per UDP send call and per receive call, the share of
+  received datagrams that came coalesced by UDP GRO, the TUN's super-packet reads and coalesced writes,
+  from the gateway's Metrics before and after the run.
   Medians over the rounds; ratios of medians, ours / Debian's wireguard-go.
   The cipher limit: bench/WgEngine.Bench --cipher-limit 1420 (the engine's transport AEAD on one core).
 .EXAMPLE
@@ -161,6 +162,9 @@ function Get-BatchFigures($Before, $After, [switch]$Reverse) {
         ParallelSealPercent = & $per (100 * (& $d $tx 'ParallelSealBatches')) (& $d $tx 'SendBatches')
         ParallelOpenPercent = & $per (100 * (& $d $rx 'ParallelOpenBatches')) (& $d $rx 'ReceiveBatches')
         ReceiveBatch = & $per (& $d $rx 'ReceivedInBatches') (& $d $rx 'ReceiveBatches')
+        # Of the datagrams received, the share that arrived coalesced by UDP GRO (several in one receive).
+        ReceiveCoalescedPercent = & $per (100 * (& $d $rx 'ReceivedCoalesced')) (& $d $rx 'ReceivedInBatches')
+        TunPacketsPerCoalescedWrite = & $per (& $d $rx 'CoalescedPackets' 'Tun') (& $d $rx 'CoalescedWrites' 'Tun')
         TunSegmentsPerSuperRead = & $per (& $d $tx 'FromHostPackets' 'Tun') $gsoReads
     }
 }
@@ -248,6 +252,8 @@ $summary = foreach ($t in $tests) {
             SendBatch = & $med 'SendBatch'; ReceiveBatch = & $med 'ReceiveBatch'; ParallelSealPercent = & $med 'ParallelSealPercent'
             ParallelOpenPercent = & $med 'ParallelOpenPercent'
             TunSegmentsPerSuperRead = & $med 'TunSegmentsPerSuperRead'
+            ReceiveCoalescedPercent = & $med 'ReceiveCoalescedPercent'
+            TunPacketsPerCoalescedWrite = & $med 'TunPacketsPerCoalescedWrite'
         }
     }
 }
@@ -280,11 +286,12 @@ if ($OutMarkdown) {
     # run-bench.ps1 puts the date, command and machine above these tables.
     [void]$md.AppendLine("Duration of this run: $([math]::Round($elapsed.TotalMinutes, 1)) min. TCP, one stream, $Duration s per run, median of $Rounds alternated rounds.")
     [void]$md.AppendLine()
-    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call | TUN: segments per super-packet read | send batches sealed on 2+ cores, % / receive runs opened on 2+ cores per 100 receive calls |')
+    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call (% of received that came GRO-coalesced) | TUN: segments per super-packet read / packets per coalesced write | send batches sealed on 2+ cores, % / receive runs opened on 2+ cores per 100 receive calls |')
     [void]$md.AppendLine('|---|---|---|---|---|---|---|---|---|')
     foreach ($x in $summary) {
-        $batch = if ($null -ne $x.SendBatch) { "$($x.SendBatch) / $($x.ReceiveBatch)" } else { '' }
-        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $($x.TunSegmentsPerSuperRead) | $($x.ParallelSealPercent) / $($x.ParallelOpenPercent) |")
+        $batch = if ($null -ne $x.SendBatch) { "$($x.SendBatch) / $($x.ReceiveBatch) ($($x.ReceiveCoalescedPercent) %)" } else { '' }
+        $tun = if ($null -ne $x.TunSegmentsPerSuperRead) { "$($x.TunSegmentsPerSuperRead) / $($x.TunPacketsPerCoalescedWrite)" } else { '' }
+        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $tun | $($x.ParallelSealPercent) / $($x.ParallelOpenPercent) |")
     }
     [void]$md.AppendLine()
     [void]$md.AppendLine('| direction | throughput, ours / Debian wireguard-go (target >= 9) | CPU-s per GB of the ends, ours / Debian (target <= 0.15) | machine CPU per GB, ours / Debian |')

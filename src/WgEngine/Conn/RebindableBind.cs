@@ -50,6 +50,7 @@ internal sealed class RebindableBind : IBind
             var old = _inner;
             _inner = fresh;      // publish before closing, so the woken receiver finds the new socket
             old.Dispose();
+            _coalescedOnOldSockets += old.CoalescedDatagrams;
         }
     }
 
@@ -81,8 +82,13 @@ internal sealed class RebindableBind : IBind
         }
     }
 
-    /// <summary>Datagrams the current socket received coalesced and split (see <see cref="UdpBind.CoalescedDatagrams"/>).</summary>
-    public long CoalescedDatagrams => _inner.CoalescedDatagrams;
+    /// <summary>Datagrams received coalesced (UDP GRO) and split, on this socket and the ones it replaced
+    /// (see <see cref="UdpBind.CoalescedDatagrams"/>): a counter that only grows.</summary>
+    public long CoalescedDatagrams
+    {
+        get { lock (_lock) return _coalescedOnOldSockets + _inner.CoalescedDatagrams; }
+    }
+    private long _coalescedOnOldSockets;   // written under _lock
 
     /// <summary>Sets SO_MARK (Linux; needs CAP_NET_ADMIN).</summary>
     public void SetMark(uint mark)

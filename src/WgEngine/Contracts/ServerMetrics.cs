@@ -21,6 +21,9 @@ public sealed record ServerMetrics
     /// <summary>Receive calls that returned datagrams (recvmmsg, with GRO) and the datagrams they returned.</summary>
     public long ReceiveBatches { get; init; }
     public long ReceivedInBatches { get; init; }
+    /// <summary>Of the datagrams received, those that arrived coalesced by UDP GRO (several datagrams of one
+    /// sender in one receive, split by the bind); 0 where the bind does not do GRO.</summary>
+    public long ReceivedCoalesced { get; init; }
     /// <summary>Outgoing batches whose packets were sealed on more than one core (one busy peer, e.g. a TUN
     /// super-packet: issue 15 item 3).</summary>
     public long ParallelSealBatches { get; init; }

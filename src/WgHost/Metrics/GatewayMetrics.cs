@@ -72,6 +72,7 @@ public sealed class GatewayMetrics
         ("send_batch_datagrams", "Datagrams sent in those batches (divided by send_batches: the batch size reached)"),
         ("receive_batches", "Receive calls on the UDP socket that returned datagrams (recvmmsg with GRO)"),
         ("receive_batch_datagrams", "Datagrams those calls returned (divided by receive_batches: the batch size reached)"),
+        ("receive_coalesced_datagrams", "Datagrams that arrived coalesced by UDP GRO (several of one sender in one receive)"),
         ("parallel_seal_batches", "Outgoing batches sealed on more than one core (one busy peer)"),
         ("parallel_open_batches", "Runs of received packets of one keypair opened on more than one core (one busy peer)"),
         ("policy_denied", "Packets refused by client isolation, a tag rule or a peer's ACL"),
@@ -168,6 +169,7 @@ public sealed class GatewayMetrics
                 Set(s.Name, "send_batch_datagrams", m.SentInBatches);
                 Set(s.Name, "receive_batches", m.ReceiveBatches);
                 Set(s.Name, "receive_batch_datagrams", m.ReceivedInBatches);
+                Set(s.Name, "receive_coalesced_datagrams", m.ReceivedCoalesced);
                 Set(s.Name, "parallel_seal_batches", m.ParallelSealBatches);
                 Set(s.Name, "parallel_open_batches", m.ParallelOpenBatches);
                 foreach (var (reason, count) in m.Drops)

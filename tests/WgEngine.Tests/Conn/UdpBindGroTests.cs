@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using WgEngine.Conn;
+using WgEngine.Tests.TestSupport;
 
 namespace WgEngine.Tests.Conn;
 
@@ -152,6 +153,23 @@ public class UdpBindGroTests
         SendAll(sender, new IPEndPoint(IPAddress.Loopback, bind.Port), list);
         Assert.Equal(list, ReceiveAll(bind, list.Count, 32).Select(g => g.Data));
         if (OperatingSystem.IsLinux()) Assert.Equal(6, bind.CoalescedDatagrams);
+    }
+
+    [HostFact(HostNeeds.Linux)]   // UDP GRO is Linux only
+    public void TheCoalescedCountOfARebindableBindOnlyGrows()
+    {
+        using var bind = new RebindableBind(0, IPAddress.Loopback);
+        using var sender = new UdpBind(0, IPAddress.Loopback);
+        var list = Enumerable.Range(0, 6).Select(i => Payload(i, 1200)).ToList();
+        SendAll(sender, new IPEndPoint(IPAddress.Loopback, bind.Port), list);
+        Assert.Equal(list, ReceiveAll(bind, list.Count, 32).Select(g => g.Data));
+        Assert.Equal(6, bind.CoalescedDatagrams);
+        // A rebind (a port change) starts a new socket; the metric it feeds must not fall back to 0.
+        bind.Rebind(0);
+        Assert.Equal(6, bind.CoalescedDatagrams);
+        SendAll(sender, new IPEndPoint(IPAddress.Loopback, bind.Port), list);
+        Assert.Equal(list, ReceiveAll(bind, list.Count, 32).Select(g => g.Data));
+        Assert.Equal(12, bind.CoalescedDatagrams);
     }
 
     // ---- the control message parser -------------------------------------------------------------
