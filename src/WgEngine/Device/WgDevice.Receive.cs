@@ -29,7 +29,10 @@ internal sealed partial class WgDevice
     }
 
     /// <summary>Datagrams the receive thread asks the bind for per call (recvmmsg on Linux).</summary>
-    internal const int ReceiveBatchSize = 32;
+    /// 128 (wireguard-go's IdealBatchSize): a worker coalesces what one wake-up gives it into TUN writes, and a
+    /// TCP super-packet is up to ~47 segments; a batch cuts one super-packet's segments into two writes, so
+    /// the larger the batch the fewer such cuts.
+    internal const int ReceiveBatchSize = 128;
 
     /// <summary>
     /// The receive thread: takes datagrams from the bind in batches, classifies each by type and size,
@@ -56,6 +59,7 @@ internal sealed partial class WgDevice
                     Interlocked.Add(ref Counters.ReceiveBatchDatagrams, n);
                 }
                 long bytes = 0;
+                ulong wake = 0;
                 for (int i = 0; i < n; i++)
                 {
                     var buf = bufs[i];
@@ -63,8 +67,9 @@ internal sealed partial class WgDevice
                     bytes += buf.Length;
                     Refill(bufs, memory, from, i);
                     // A lone datagram (low rate) may skip the hand-off to its worker; a batch is spread over them.
-                    Dispatch(buf, inline: n == 1 && _options.InlineLonePackets);
+                    Dispatch(buf, n == 1 && _options.InlineLonePackets, ref wake);
                 }
+                WakeWorkers(wake);
                 Interlocked.Add(ref Counters.ReceivedBytes, bytes);
                 Volatile.Write(ref _receiveThreadAllocated, GC.GetAllocatedBytesForCurrentThread());
             }
@@ -86,6 +91,27 @@ internal sealed partial class WgDevice
     /// <summary>Routes one received datagram. Also the entry point for in-process tests.</summary>
     internal void Dispatch(PacketBuffer buf, bool inline = false)
     {
+        ulong wake = 0;
+        Dispatch(buf, inline, ref wake);
+        WakeWorkers(wake);
+    }
+
+    /// <summary>Wakes the workers whose bits are set in <paramref name="wake"/> (see <see cref="Dispatch(PacketBuffer, bool, ref ulong)"/>).</summary>
+    private void WakeWorkers(ulong wake)
+    {
+        while (wake != 0)
+        {
+            int w = System.Numerics.BitOperations.TrailingZeroCount(wake);
+            _workers[w].Wake();
+            wake &= wake - 1;
+        }
+    }
+
+    /// <summary>Routes one received datagram. A transport packet queued for a worker sets that worker's bit in
+    /// <paramref name="wake"/> instead of waking it, so that a batch wakes each worker once (workers past
+    /// the 64th are woken per packet).</summary>
+    private void Dispatch(PacketBuffer buf, bool inline, ref ulong wake)
+    {
         var data = buf.Span;
         switch (MessageLayout.ReadType(data))
         {
@@ -98,9 +124,12 @@ internal sealed partial class WgDevice
                 }
                 buf.Keypair = entry.Keypair;
                 buf.Peer = entry.Peer;
-                var worker = _workers[entry.Peer.Worker];
+                int w = entry.Peer.Worker;
+                var worker = _workers[w];
                 if (inline && worker.TryProcessInline(buf)) return;
-                if (!worker.TryEnqueue(buf)) Drop(buf, ref Counters.DroppedQueueFull);
+                bool deferred = w < 64;
+                if (!worker.TryEnqueue(buf, wake: !deferred)) Drop(buf, ref Counters.DroppedQueueFull);
+                else if (deferred) wake |= 1UL << w;
                 return;
 
             case MessageLayout.TypeInitiation when data.Length == MessageLayout.InitiationSize:

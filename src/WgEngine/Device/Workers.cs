@@ -45,7 +45,12 @@ internal abstract class QueueThread
         return true;
     }
 
-    public bool TryEnqueue(PacketBuffer buffer)
+    public bool TryEnqueue(PacketBuffer buffer) => TryEnqueue(buffer, wake: true);
+
+    /// <summary>Queues <paramref name="buffer"/>; with <paramref name="wake"/> false the thread is not woken for it,
+    /// and the caller calls <see cref="Wake"/> once for all it queued (the receive thread, once per batch: one
+    /// wake-up of this thread instead of one per packet, each a futex round trip when the thread sleeps).</summary>
+    public bool TryEnqueue(PacketBuffer buffer, bool wake)
     {
         if (Interlocked.Increment(ref _count) > _capacity)
         {
@@ -53,9 +58,12 @@ internal abstract class QueueThread
             return false;
         }
         _queue.Enqueue(buffer);
-        _signal.Release();
+        if (wake) Wake();
         return true;
     }
+
+    /// <summary>Wakes the thread for what was queued without waking it; it then drains the whole queue.</summary>
+    public void Wake() => _signal.Release();
 
     /// <summary>
     /// Processes the item on the calling thread when nothing is queued or in progress here, saving the
@@ -127,11 +135,16 @@ internal abstract class QueueThread
             {
                 _signal.Wait();
                 if (_stopping) return;
-                // A run takes several items for one wake-up: the signals of the others then find the queue empty.
-                if (!TakeAndProcess()) continue;
-                // Queue drained: this wake-up's work is done, let batched output go.
-                if (Volatile.Read(ref _count) == 0) OnIdle();
-                Volatile.Write(ref _allocated, GC.GetAllocatedBytesForCurrentThread());
+                // One wake-up drains the queue: a batch queued with a single Wake, and the items whose own
+                // signals then find the queue empty (the loop goes round once per spare signal, without sleeping).
+                bool any = false;
+                while (!_stopping && TakeAndProcess())
+                {
+                    any = true;
+                    // Queue drained: this wake-up's work is done, let batched output go.
+                    if (Volatile.Read(ref _count) == 0) OnIdle();
+                }
+                if (any) Volatile.Write(ref _allocated, GC.GetAllocatedBytesForCurrentThread());
             }
         }
         finally

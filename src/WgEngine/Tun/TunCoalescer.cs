@@ -27,7 +27,7 @@ namespace WgEngine.Tun;
 internal sealed class TunCoalescer
 {
     /// <summary>Most packets per batch (and so per super-packet).</summary>
-    public const int MaxPackets = 64;
+    public const int MaxPackets = 128;
     /// <summary>Room per super-packet in <see cref="Headers"/>: vnet header and IP + transport headers.</summary>
     public const int HeaderSlot = VirtioNetHeader.Size + TunSegmenter.MaxHeaders;
 

@@ -13,8 +13,9 @@ namespace WgEngine.Tun;
 /// </summary>
 internal sealed unsafe class TunWriteBatch(TunEgress egress) : IEgressBatch
 {
-    /// <summary>Two full super-packets' worth: a flush never has to cut a 64 KiB run short for room.</summary>
-    private const int ArenaSize = 2 * 65536;
+    /// <summary>Room for <see cref="TunCoalescer.MaxPackets"/> packets of a 1500-byte MTU and more: a flush
+    /// never has to cut a 64 KiB run short for room.</summary>
+    private const int ArenaSize = 4 * 65536;
 
     private readonly byte[] _arena = GC.AllocateUninitializedArray<byte>(ArenaSize, pinned: true);
     private readonly int[] _offsets = new int[TunCoalescer.MaxPackets];
