@@ -165,6 +165,7 @@ function Get-BatchFigures($Before, $After, [switch]$Reverse) {
         # Of the datagrams received, the share that arrived coalesced by UDP GRO (several in one receive).
         ReceiveCoalescedPercent = & $per (100 * (& $d $rx 'ReceivedCoalesced')) (& $d $rx 'ReceivedInBatches')
         TunPacketsPerCoalescedWrite = & $per (& $d $rx 'CoalescedPackets' 'Tun') (& $d $rx 'CoalescedWrites' 'Tun')
+        InlinePercent = & $per (100 * (& $d $rx 'InlineReceiveBatches')) (& $d $rx 'ReceiveBatches')
         TunSegmentsPerSuperRead = & $per (& $d $tx 'FromHostPackets' 'Tun') $gsoReads
     }
 }
@@ -254,6 +255,7 @@ $summary = foreach ($t in $tests) {
             TunSegmentsPerSuperRead = & $med 'TunSegmentsPerSuperRead'
             ReceiveCoalescedPercent = & $med 'ReceiveCoalescedPercent'
             TunPacketsPerCoalescedWrite = & $med 'TunPacketsPerCoalescedWrite'
+            InlinePercent = & $med 'InlinePercent'
         }
     }
 }
@@ -286,12 +288,12 @@ if ($OutMarkdown) {
     # run-bench.ps1 puts the date, command and machine above these tables.
     [void]$md.AppendLine("Duration of this run: $([math]::Round($elapsed.TotalMinutes, 1)) min. TCP, one stream, $Duration s per run, median of $Rounds alternated rounds.")
     [void]$md.AppendLine()
-    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call (% of received that came GRO-coalesced) | TUN: segments per super-packet read / packets per coalesced write | send batches sealed on 2+ cores, % / receive runs opened on 2+ cores per 100 receive calls |')
-    [void]$md.AppendLine('|---|---|---|---|---|---|---|---|---|')
+    [void]$md.AppendLine('| direction | both ends | median Mbit/s | rounds | CPU-s per GB, both endpoint processes | machine CPU-s per GB | datagrams per UDP send / receive call (% of received that came GRO-coalesced) | TUN: segments per super-packet read / packets per coalesced write | send batches sealed on 2+ cores, % / receive runs opened on 2+ cores per 100 receive calls | receive calls processed on the receive thread, % |')
+    [void]$md.AppendLine('|---|---|---|---|---|---|---|---|---|---|')
     foreach ($x in $summary) {
         $batch = if ($null -ne $x.SendBatch) { "$($x.SendBatch) / $($x.ReceiveBatch) ($($x.ReceiveCoalescedPercent) %)" } else { '' }
         $tun = if ($null -ne $x.TunSegmentsPerSuperRead) { "$($x.TunSegmentsPerSuperRead) / $($x.TunPacketsPerCoalescedWrite)" } else { '' }
-        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $tun | $($x.ParallelSealPercent) / $($x.ParallelOpenPercent) |")
+        [void]$md.AppendLine("| $($x.Test) | $($x.Kind) | $($x.MedianMbps) | $($x.Runs) | $($x.EndsCpuSecPerGB) | $($x.MachineCpuSecPerGB) | $batch | $tun | $($x.ParallelSealPercent) / $($x.ParallelOpenPercent) | $($x.InlinePercent) |")
     }
     [void]$md.AppendLine()
     [void]$md.AppendLine('| direction | throughput, ours / Debian wireguard-go (target >= 9) | CPU-s per GB of the ends, ours / Debian (target <= 0.15) | machine CPU per GB, ours / Debian |')

@@ -92,7 +92,7 @@ Describe 'Prometheus metrics of the host' -Skip:$skip {
         foreach ($t in 'wireguard_sent_bytes_total counter', 'wireguard_received_bytes_total counter', 'wireguard_latest_handshake_seconds gauge',
             'wireguard_gateway_handshakes_completed_total counter', 'wireguard_gateway_dropped_packets_total counter', 'wireguard_gateway_peers gauge',
             'wireguard_gateway_send_batches_total counter', 'wireguard_gateway_receive_batch_datagrams_total counter',
-            'wireguard_gateway_receive_coalesced_datagrams_total counter',
+            'wireguard_gateway_receive_coalesced_datagrams_total counter', 'wireguard_gateway_inline_receive_batches_total counter',
             'wireguard_gateway_parallel_seal_batches_total counter', 'wireguard_gateway_parallel_open_batches_total counter') {
             $m.Body | Should -Match "(?m)^# TYPE $t$"
         }

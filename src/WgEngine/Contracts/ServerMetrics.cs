@@ -24,6 +24,9 @@ public sealed record ServerMetrics
     /// <summary>Of the datagrams received, those that arrived coalesced by UDP GRO (several datagrams of one
     /// sender in one receive, split by the bind); 0 where the bind does not do GRO.</summary>
     public long ReceivedCoalesced { get; init; }
+    /// <summary>Receive batches whose packets the receive thread decrypted and routed itself instead of handing
+    /// them to an idle worker (on by default up to 2 cores).</summary>
+    public long InlineReceiveBatches { get; init; }
     /// <summary>Outgoing batches whose packets were sealed on more than one core (one busy peer, e.g. a TUN
     /// super-packet: issue 15 item 3).</summary>
     public long ParallelSealBatches { get; init; }

@@ -43,6 +43,15 @@ internal sealed class DeviceOptions
     /// WIREGUARDGATEWAY_INLINE_RX=0 turns it off (for A/B benchmarks).
     /// </summary>
     public bool InlineLonePackets { get; init; } = Environment.GetEnvironmentVariable("WIREGUARDGATEWAY_INLINE_RX") != "0";
+    /// <summary>
+    /// The receive thread decrypts and routes a whole batch's packets of one worker itself when that worker is
+    /// idle, instead of queueing them and waking it: on a machine with two cores every such hand-off is a
+    /// context switch (the site-to-site profile's largest kernel cost). Packets of other workers still go to
+    /// them. On by default up to 2 cores, and never with crypto helpers (<see cref="CryptoHelperThreads"/>), whose
+    /// parallel open is the worker's; WIREGUARDGATEWAY_INLINE_BATCHES=0/1 overrides (for A/B benchmarks).
+    /// </summary>
+    public bool InlineBatches { get; init; } = Environment.GetEnvironmentVariable("WIREGUARDGATEWAY_INLINE_BATCHES") is { } v
+        ? v != "0" : Environment.ProcessorCount <= 2;
 }
 
 /// <summary>Device-wide counters; drops are counted by reason and never answered.</summary>
@@ -56,6 +65,8 @@ internal sealed class DeviceCounters
     /// <summary>Packets for a peer without a session here that the relay took (a fleet's mesh).</summary>
     internal long RelayedPackets;
     internal long SendBatchCalls, SendBatchDatagrams, ReceiveBatchCalls, ReceiveBatchDatagrams;
+    /// <summary>Receive batches whose packets of one worker the receive thread processed itself (DeviceOptions.InlineBatches).</summary>
+    internal long InlineReceiveBatchCalls;
 
     public long Received => Volatile.Read(ref ReceivedBytes);
     public long Sent => Volatile.Read(ref SentBytes);
@@ -83,6 +94,7 @@ internal sealed class DeviceCounters
     public long SendBatches => Volatile.Read(ref SendBatchCalls);
     public long SentInBatches => Volatile.Read(ref SendBatchDatagrams);
     public long ReceiveBatches => Volatile.Read(ref ReceiveBatchCalls);
+    public long InlineReceiveBatches => Volatile.Read(ref InlineReceiveBatchCalls);
     public long ReceivedInBatches => Volatile.Read(ref ReceiveBatchDatagrams);
     public long CookieReplies => Volatile.Read(ref CookieRepliesSent);
     public long EchoReplies => Volatile.Read(ref IcmpEchoReplies);

@@ -47,6 +47,10 @@ internal sealed partial class WgDevice
         var from = new System.Net.SocketAddress[ReceiveBatchSize];
         var lengths = new int[ReceiveBatchSize];
         for (int i = 0; i < bufs.Length; i++) Refill(bufs, memory, from, i);
+        // Inline batches: this thread collects what it sends and writes, as a worker does, and flushes per batch.
+        // Not with crypto helpers: there a worker opens a burst on several cores, which this thread would forgo.
+        var inline = _options.InlineBatches && !OpensInParallel ? new InlineBatch() : null;
+        if (inline is not null) BeginOutgoingBatches();
         try
         {
             while (!_stop.IsCancellationRequested)
@@ -67,7 +71,14 @@ internal sealed partial class WgDevice
                     bytes += buf.Length;
                     Refill(bufs, memory, from, i);
                     // A lone datagram (low rate) may skip the hand-off to its worker; a batch is spread over them.
-                    Dispatch(buf, n == 1 && _options.InlineLonePackets, ref wake);
+                    Dispatch(buf, inline is null && n == 1 && _options.InlineLonePackets, ref wake, inline);
+                }
+                if (inline is not null)
+                {
+                    // Before the worker may run again: its writes must not overtake this batch's.
+                    FlushOutgoing();
+                    if (inline.Worker is not null) Interlocked.Increment(ref Counters.InlineReceiveBatchCalls);
+                    inline.End();
                 }
                 WakeWorkers(wake);
                 Interlocked.Add(ref Counters.ReceivedBytes, bytes);
@@ -92,11 +103,25 @@ internal sealed partial class WgDevice
     internal void Dispatch(PacketBuffer buf, bool inline = false)
     {
         ulong wake = 0;
-        Dispatch(buf, inline, ref wake);
+        Dispatch(buf, inline, ref wake, null);
         WakeWorkers(wake);
     }
 
-    /// <summary>Wakes the workers whose bits are set in <paramref name="wake"/> (see <see cref="Dispatch(PacketBuffer, bool, ref ulong)"/>).</summary>
+    /// <summary>The worker whose place the receive thread holds for the current batch (<see cref="DeviceOptions.InlineBatches"/>).</summary>
+    private sealed class InlineBatch
+    {
+        public Worker? Worker;
+        public bool Tried;
+
+        public void End()
+        {
+            Worker?.EndInline();
+            Worker = null;
+            Tried = false;
+        }
+    }
+
+    /// <summary>Wakes the workers whose bits are set in <paramref name="wake"/> (see <see cref="Dispatch(PacketBuffer, bool, ref ulong, InlineBatch)"/>).</summary>
     private void WakeWorkers(ulong wake)
     {
         while (wake != 0)
@@ -110,7 +135,7 @@ internal sealed partial class WgDevice
     /// <summary>Routes one received datagram. A transport packet queued for a worker sets that worker's bit in
     /// <paramref name="wake"/> instead of waking it, so that a batch wakes each worker once (workers past
     /// the 64th are woken per packet).</summary>
-    private void Dispatch(PacketBuffer buf, bool inline, ref ulong wake)
+    private void Dispatch(PacketBuffer buf, bool inline, ref ulong wake, InlineBatch? batch)
     {
         var data = buf.Span;
         switch (MessageLayout.ReadType(data))
@@ -127,6 +152,20 @@ internal sealed partial class WgDevice
                 int w = entry.Peer.Worker;
                 var worker = _workers[w];
                 if (inline && worker.TryProcessInline(buf)) return;
+                if (batch is not null)
+                {
+                    // The batch's first transport packet decides: its worker idle, this thread takes its place.
+                    if (!batch.Tried)
+                    {
+                        batch.Tried = true;
+                        if (worker.TryBeginInline()) batch.Worker = worker;
+                    }
+                    if (ReferenceEquals(batch.Worker, worker))
+                    {
+                        worker.ProcessInline(buf);
+                        return;
+                    }
+                }
                 bool deferred = w < 64;
                 if (!worker.TryEnqueue(buf, wake: !deferred)) Drop(buf, ref Counters.DroppedQueueFull);
                 else if (deferred) wake |= 1UL << w;

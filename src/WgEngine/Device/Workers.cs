@@ -72,6 +72,18 @@ internal abstract class QueueThread
     /// </summary>
     public bool TryProcessInline(PacketBuffer buffer)
     {
+        if (!TryBeginInline()) return false;
+        ProcessAndRelease(buffer);
+        return true;
+    }
+
+    /// <summary>
+    /// Takes this thread's place for the caller when nothing is queued or in progress here: until
+    /// <see cref="EndInline"/>, the caller processes items with <see cref="ProcessInline"/> and this thread
+    /// processes none (its items keep their order). False when busy: the caller queues instead.
+    /// </summary>
+    public bool TryBeginInline()
+    {
         if (Volatile.Read(ref _count) != 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
         // Something queued between the two reads goes first: leave this one to the queue behind it.
         if (Volatile.Read(ref _count) != 0)
@@ -79,9 +91,25 @@ internal abstract class QueueThread
             Volatile.Write(ref _busy, 0);
             return false;
         }
-        ProcessAndRelease(buffer);
         return true;
     }
+
+    /// <summary>Processes one item on the calling thread, between <see cref="TryBeginInline"/> and <see cref="EndInline"/>.</summary>
+    public void ProcessInline(PacketBuffer buffer)
+    {
+        try
+        {
+            Process(buffer);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            OnError(e);
+            Discard(buffer);
+        }
+    }
+
+    /// <summary>Gives this thread its place back (after <see cref="TryBeginInline"/>).</summary>
+    public void EndInline() => Volatile.Write(ref _busy, 0);
 
     /// <summary>Processes one item while holding _busy, and releases it.</summary>
     private void ProcessAndRelease(PacketBuffer buffer)

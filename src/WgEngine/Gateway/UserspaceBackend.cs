@@ -134,7 +134,7 @@ internal sealed class UserspaceBackend : IWireGuardBackend, IDeviceSettings, IMe
             ReceivedBytes = c.Received, SentBytes = c.Sent, HandshakesCompleted = c.Handshakes,
             CookieRepliesSent = c.CookieReplies, IcmpEchoReplies = c.EchoReplies, Drops = c.DropsByReason(),
             SendBatches = c.SendBatches, SentInBatches = c.SentInBatches, ReceiveBatches = c.ReceiveBatches, ReceivedInBatches = c.ReceivedInBatches,
-            ReceivedCoalesced = _rebindable?.CoalescedDatagrams ?? 0,
+            ReceivedCoalesced = _rebindable?.CoalescedDatagrams ?? 0, InlineReceiveBatches = c.InlineReceiveBatches,
             ParallelSealBatches = _device.ParallelSealBatches, ParallelOpenBatches = _device.ParallelOpenBatches,
             Egress = _egress?.Counters.Snapshot(), Tun = _tun?.Counters.Snapshot(), Policy = _device.Policy.CounterSnapshot(),
         };

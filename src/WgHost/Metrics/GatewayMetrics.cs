@@ -73,6 +73,7 @@ public sealed class GatewayMetrics
         ("receive_batches", "Receive calls on the UDP socket that returned datagrams (recvmmsg with GRO)"),
         ("receive_batch_datagrams", "Datagrams those calls returned (divided by receive_batches: the batch size reached)"),
         ("receive_coalesced_datagrams", "Datagrams that arrived coalesced by UDP GRO (several of one sender in one receive)"),
+        ("inline_receive_batches", "Receive batches the receive thread decrypted itself instead of waking an idle worker"),
         ("parallel_seal_batches", "Outgoing batches sealed on more than one core (one busy peer)"),
         ("parallel_open_batches", "Runs of received packets of one keypair opened on more than one core (one busy peer)"),
         ("policy_denied", "Packets refused by client isolation, a tag rule or a peer's ACL"),
@@ -170,6 +171,7 @@ public sealed class GatewayMetrics
                 Set(s.Name, "receive_batches", m.ReceiveBatches);
                 Set(s.Name, "receive_batch_datagrams", m.ReceivedInBatches);
                 Set(s.Name, "receive_coalesced_datagrams", m.ReceivedCoalesced);
+                Set(s.Name, "inline_receive_batches", m.InlineReceiveBatches);
                 Set(s.Name, "parallel_seal_batches", m.ParallelSealBatches);
                 Set(s.Name, "parallel_open_batches", m.ParallelOpenBatches);
                 foreach (var (reason, count) in m.Drops)

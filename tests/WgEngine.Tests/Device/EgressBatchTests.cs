@@ -63,7 +63,7 @@ public class EgressBatchTests
         // Every transport packet to the worker (no inline processing on the receive thread).
         using var gw = new WgDevice(gwKey, gwBind, new DeviceOptions
         {
-            Addresses = [IpPrefix.Parse("10.8.0.1/24")], Egress = egress, Workers = 1, InlineLonePackets = false,
+            Addresses = [IpPrefix.Parse("10.8.0.1/24")], Egress = egress, Workers = 1, InlineLonePackets = false, InlineBatches = false,
         });
         using var client = new WgDevice(clientKey, network.CreateBind(41102), new DeviceOptions { Workers = 1 });
         gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
@@ -85,5 +85,54 @@ public class EgressBatchTests
         for (int i = 0; i < count; i++) Assert.Equal(Packet(i), got[i]);
         Assert.True(Volatile.Read(ref egress.Flushes) < count, "every packet flushed alone: no batching");
         Assert.Contains("wg-crypto-0", egress.CreatedOn);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Batches_taken_on_the_receive_thread_keep_their_order_and_leave_through_its_own_batch(bool inlineBatches)
+    {
+        var network = new ChannelNetwork();
+        var gwKey = WgPrivateKey.Generate();
+        var clientKey = WgPrivateKey.Generate();
+        var gwBind = network.CreateBind(41103);
+        var egress = new BatchCapture();
+        using var gw = new WgDevice(gwKey, gwBind, new DeviceOptions
+        {
+            Addresses = [IpPrefix.Parse("10.8.0.1/24")], Egress = egress, Workers = 1, InlineLonePackets = false, InlineBatches = inlineBatches,
+        });
+        using var client = new WgDevice(clientKey, network.CreateBind(41104), new DeviceOptions { Workers = 1 });
+        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
+        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["10.9.0.0/16"], gwBind.LocalEndPoint));
+        gw.Start();
+        client.Start();
+
+        Assert.True(client.SendPacket(Packet(0)));
+        TestNet.WaitFor(() => egress.Flushed.Count == 1, "the first packet through a batch");
+        const int count = 300;
+        for (int round = 0; round < 3; round++)
+        {
+            Assert.True(client.BeginSendBatch());
+            for (int i = 1; i <= 100; i++) Assert.True(client.SendPacket(Packet(round * 100 + i)));
+            client.EndSendBatch();
+        }
+
+        TestNet.WaitFor(() => egress.Flushed.Count == count + 1, "every packet flushed");
+        Assert.Empty(egress.Direct);
+        Assert.Equal(0, Volatile.Read(ref egress.Pending));
+        var got = egress.Flushed.ToArray();
+        for (int i = 0; i <= count; i++) Assert.Equal(Packet(i), got[i]);
+        long inline = gw.Counters.InlineReceiveBatches;
+        if (inlineBatches)
+        {
+            // The receive thread processed them itself, through a batch of its own.
+            Assert.True(inline > 0, "no batch was processed on the receive thread");
+            Assert.Contains("wg-receive", egress.CreatedOn);
+        }
+        else
+        {
+            Assert.Equal(0, inline);
+            Assert.DoesNotContain("wg-receive", egress.CreatedOn);
+        }
     }
 }
