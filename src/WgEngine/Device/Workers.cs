@@ -103,6 +103,7 @@ internal abstract class QueueThread
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // A malformed packet must never take the device down; count and go on.
             OnError(e);
             Discard(buffer);
         }
@@ -116,17 +117,11 @@ internal abstract class QueueThread
     {
         try
         {
-            Process(buffer);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // A malformed packet must never take the device down; count and go on.
-            OnError(e);
-            Discard(buffer);
+            ProcessInline(buffer);
         }
         finally
         {
-            Volatile.Write(ref _busy, 0);
+            EndInline();
         }
     }
 

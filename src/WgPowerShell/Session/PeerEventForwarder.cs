@@ -52,9 +52,6 @@ internal sealed class UnreadPeerEvents
         queue.PSEventReceived += OnReceived;
     }
 
-    /// <summary>Peer events taken off the queue unread because newer ones passed the bound.</summary>
-    public long Dropped { get; private set; }
-
     // Raised by the queue's Add, which PowerShell calls holding SyncRoot (the lock Get-Event and
     // Remove-Event take); taken again here so that the removal does not depend on that.
     private void OnReceived(object sender, PSEventArgs e)
@@ -70,7 +67,6 @@ internal sealed class UnreadPeerEvents
                 {
                     if (!ReferenceEquals(_queue[i], oldest)) continue;
                     _queue.RemoveAt(i);
-                    Dropped++;
                     break;
                 }
             }

@@ -52,24 +52,34 @@ public class EgressBatchTests
 
     private static byte[] Packet(int i) => Packets.UdpV4("10.8.0.2", "10.9.0.7", 5000, 6000, BitConverter.GetBytes(i));
 
-    [Fact]
-    public void A_workers_packets_reach_a_batch_egress_through_its_batch_in_order_and_are_flushed()
+    /// <summary>A started gateway (one worker, the capture as its egress, no lone-packet inlining) and a
+    /// started client that routes 10.9.0.0/16 to it, on ports <paramref name="port"/> and port + 1.</summary>
+    private static (WgDevice Gateway, WgDevice Client, BatchCapture Egress) StartPair(int port, bool inlineBatches)
     {
         var network = new ChannelNetwork();
         var gwKey = WgPrivateKey.Generate();
         var clientKey = WgPrivateKey.Generate();
-        var gwBind = network.CreateBind(41101);
+        var gwBind = network.CreateBind(port);
         var egress = new BatchCapture();
-        // Every transport packet to the worker (no inline processing on the receive thread).
-        using var gw = new WgDevice(gwKey, gwBind, new DeviceOptions
+        var gw = new WgDevice(gwKey, gwBind, new DeviceOptions
         {
-            Addresses = [IpPrefix.Parse("10.8.0.1/24")], Egress = egress, Workers = 1, InlineLonePackets = false, InlineBatches = false,
+            Addresses = [IpPrefix.Parse("10.8.0.1/24")], Egress = egress, Workers = 1, InlineLonePackets = false, InlineBatches = inlineBatches,
         });
-        using var client = new WgDevice(clientKey, network.CreateBind(41102), new DeviceOptions { Workers = 1 });
+        var client = new WgDevice(clientKey, network.CreateBind(port + 1), new DeviceOptions { Workers = 1 });
         gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
         client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["10.9.0.0/16"], gwBind.LocalEndPoint));
         gw.Start();
         client.Start();
+        return (gw, client, egress);
+    }
+
+    [Fact]
+    public void A_workers_packets_reach_a_batch_egress_through_its_batch_in_order_and_are_flushed()
+    {
+        // Every transport packet to the worker (no inline processing on the receive thread).
+        var (gw, client, egress) = StartPair(41101, inlineBatches: false);
+        using var _ = gw;
+        using var __ = client;
 
         const int count = 200;
         Assert.True(client.SendPacket(Packet(0)));
@@ -92,20 +102,9 @@ public class EgressBatchTests
     [InlineData(false)]
     public void Batches_taken_on_the_receive_thread_keep_their_order_and_leave_through_its_own_batch(bool inlineBatches)
     {
-        var network = new ChannelNetwork();
-        var gwKey = WgPrivateKey.Generate();
-        var clientKey = WgPrivateKey.Generate();
-        var gwBind = network.CreateBind(41103);
-        var egress = new BatchCapture();
-        using var gw = new WgDevice(gwKey, gwBind, new DeviceOptions
-        {
-            Addresses = [IpPrefix.Parse("10.8.0.1/24")], Egress = egress, Workers = 1, InlineLonePackets = false, InlineBatches = inlineBatches,
-        });
-        using var client = new WgDevice(clientKey, network.CreateBind(41104), new DeviceOptions { Workers = 1 });
-        gw.AddPeer(TestNet.Peer(clientKey.PublicKey, ["10.8.0.2/32"]));
-        client.AddPeer(TestNet.Peer(gwKey.PublicKey, ["10.9.0.0/16"], gwBind.LocalEndPoint));
-        gw.Start();
-        client.Start();
+        var (gw, client, egress) = StartPair(41103, inlineBatches);
+        using var _ = gw;
+        using var __ = client;
 
         Assert.True(client.SendPacket(Packet(0)));
         TestNet.WaitFor(() => egress.Flushed.Count == 1, "the first packet through a batch");
