@@ -41,8 +41,13 @@ public sealed partial class PostgresFleetRegistry
     private const string BumpCte = "v AS (UPDATE fleets SET version = version + 1 WHERE name = $1 AND secret_check = $2{0} " +
         "RETURNING version, pg_notify('" + Channel + "', name || ':' || version))";
 
-    /// <summary>Automatic allocations that lost a race (another writer took the candidate first) are tried again, up to this many times.</summary>
-    private const int AllocationAttempts = 32;
+    /// <summary>Automatic allocations that lost a race (another writer took the candidate first) are tried again
+    /// optimistically this many times, then under the ranges lock (see AddPeer). Tests set 0 to take the locked
+    /// path from the first try.</summary>
+    internal int OptimisticAllocations { get; set; } = 4;
+
+    /// <summary>All tries of one automatic allocation, optimistic and locked.</summary>
+    private const int AllocationAttempts = 12;
 
     /// <summary>The fleet's identity (key, addresses, secret check), read once: it never changes after CreateFleet.</summary>
     private FleetInfo? _identity;
@@ -65,17 +70,31 @@ public sealed partial class PostgresFleetRegistry
             bool walkGaps = false;
             for (int attempt = 1; ; attempt++)
             {
+                // With many writers one can lose the race for the next address again and again (eight writers
+                // lost 32 straight races about once in a hundred runs). After a few losses the candidate is read
+                // under the ranges lock, which every range writer takes: nobody can take it in between, and a
+                // conflict left then means the candidate lies in a range held already, so the gaps are walked.
+                bool locked = allocate && attempt > OptimisticAllocations;
+                using var tx = locked ? c.BeginTransaction() : null;
+                if (tx is not null) LockRanges(c, tx);
                 var allowed = allocate ? Allocate(c, fleet, walkGaps) : Normalize(spec.AllowedIPs!);
-                try { return InsertPeer(c, spec, tags, limits, allowed); }
+                try
+                {
+                    var peer = InsertPeer(c, spec, tags, limits, allowed);
+                    tx?.Commit();
+                    return peer;
+                }
                 catch (PostgresException e) when (allocate && IsAllocationConflict(e) && attempt < AllocationAttempts)
                 {
-                    // Another writer committed this candidate first (the constraint waited for it), or the candidate
-                    // lies inside a range held already: the same candidate twice means the latter, so walk the gaps.
-                    walkGaps |= previous is not null && previous.SequenceEqual(allowed);
+                    tx?.Rollback();
+                    // Optimistic: another writer committed this candidate first (the constraint waited for it), or
+                    // the candidate lies inside a range held already: the same candidate twice means the latter.
+                    walkGaps |= locked || previous is not null && previous.SequenceEqual(allowed);
                     previous = allowed;
                 }
                 catch (PostgresException e) when (IsAllocationConflict(e) || e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "peers_pkey")
                 {
+                    tx?.Rollback();
                     if (ReadPeer(c, null, spec.PublicKey) is not null)
                         throw new WgException(WgErrorKind.AlreadyExists, "PeerAlreadyExists", $"A peer with public key {spec.PublicKey} already exists in fleet '{Fleet}'.");
                     throw Overlap(c, spec.PublicKey, allowed);
@@ -268,6 +287,8 @@ public sealed partial class PostgresFleetRegistry
 
     private static string Bump(string condition) => string.Format(System.Globalization.CultureInfo.InvariantCulture, BumpCte, condition);
 
+    private const string RangesLockSql = "SELECT pg_advisory_xact_lock(hashtextextended('wg-fleet-ranges:' || $1, 0))";
+
     /// <summary>
     /// Writers that insert ranges queue here first (a transaction-level advisory lock per fleet, released at commit).
     /// Without it, writers inserting overlapping ranges at the same moment each found the other's uncommitted row in
@@ -277,8 +298,16 @@ public sealed partial class PostgresFleetRegistry
     /// it, so they still run side by side; adds and range changes of one fleet are serialised as they were before
     /// the exclusion constraint, which stays the guarantee.
     /// </summary>
-    private void LockRanges(NpgsqlBatch b) =>
-        Command(b, "SELECT pg_advisory_xact_lock(hashtextextended('wg-fleet-ranges:' || $1, 0))", Fleet);
+    private void LockRanges(NpgsqlBatch b) => Command(b, RangesLockSql, Fleet);
+
+    /// <summary>The ranges lock at once, in <paramref name="tx"/> (held to its end; taking it again in the same
+    /// transaction, as InsertPeer does, is a no-op).</summary>
+    private void LockRanges(NpgsqlConnection c, NpgsqlTransaction tx)
+    {
+        using var cmd = new NpgsqlCommand(RangesLockSql, c, tx);
+        cmd.Parameters.AddWithValue(Fleet);
+        cmd.ExecuteNonQuery();
+    }
 
     /// <summary>(a): the peer's row, locked until the batch commits; its result (a row or none) is the batch's first.</summary>
     private void LockPeer(NpgsqlBatch b, string key) =>

@@ -97,3 +97,12 @@ public sealed class PostgresFactAttribute : FactAttribute
         if (!HostRequirements.IsCI && PostgresCluster.Unavailable() is { } what) Skip = $"SKIPPED: needs {what}";
     }
 }
+
+/// <summary>A theory that needs PostgreSQL's server binaries: skipped visibly without them, failed under CI=true.</summary>
+public sealed class PostgresTheoryAttribute : TheoryAttribute
+{
+    public PostgresTheoryAttribute()
+    {
+        if (!HostRequirements.IsCI && PostgresCluster.Unavailable() is { } what) Skip = $"SKIPPED: needs {what}";
+    }
+}
